@@ -1,0 +1,121 @@
+#pragma once
+// The LMDB index under <root>/index: repositories, tags, manifests, blobs, per-repository links,
+// referrers, upload sessions and last-access times. Every mutation is one write transaction.
+// Thread-safety: any thread may read or write (env opened with MDB_NOTLS); LMDB serializes writers.
+// Reads take a ReadTxn; values returned are copies (safe after the txn ends).
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wharf::cache {
+
+enum class Origin : uint8_t { Pushed = 0, Proxied = 1 };
+
+struct BlobRecord {
+  uint64_t size = 0;
+  uint32_t refcount = 0;  // number of repositories linking this blob
+  Origin origin = Origin::Pushed;
+  int64_t created = 0;    // unix seconds
+};
+
+struct ManifestRecord {
+  std::string media_type;
+  uint64_t size = 0;
+  std::vector<std::string> blobs;      // config + layer digests ("sha256:...")
+  std::vector<std::string> children;   // child manifest digests (indexes)
+  std::string subject;                 // subject digest or empty
+  std::string artifact_type;           // for referrers
+  std::string annotations_json;        // for referrers (serialized object or empty)
+  Origin origin = Origin::Pushed;
+  int64_t created = 0;
+};
+
+struct Referrer {
+  std::string digest;
+  std::string media_type;
+  uint64_t size = 0;
+  std::string artifact_type;
+  std::string annotations_json;
+};
+
+struct UploadRecord {
+  std::string repo;
+  int64_t started = 0;  // unix seconds
+};
+
+class Index {
+ public:
+  // Opens (creating) the LMDB environment in `dir` with the given map size; message names the problem.
+  static std::expected<std::unique_ptr<Index>, std::string> open(const std::filesystem::path& dir,
+                                                                 size_t map_size = size_t(64) << 30);
+  ~Index();
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  // A read-only snapshot; aborts (releases) in its destructor. Move-only.
+  class ReadTxn {
+   public:
+    ReadTxn(ReadTxn&&) noexcept;
+    ReadTxn& operator=(ReadTxn&&) noexcept;
+    ~ReadTxn();
+    void* raw() const { return txn_; }  // MDB_txn*
+   private:
+    friend class Index;
+    explicit ReadTxn(void* txn) : txn_(txn) {}
+    void* txn_ = nullptr;
+  };
+  // Begins a read transaction; throws std::runtime_error only if LMDB itself fails.
+  ReadTxn read() const;
+
+  // ---- reads ----
+  bool repo_exists(const ReadTxn&, std::string_view repo) const;
+  std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const;
+  bool blob_linked(const ReadTxn&, std::string_view repo, std::string_view digest) const;
+  std::optional<std::string> tag(const ReadTxn&, std::string_view repo, std::string_view tag) const;
+  std::optional<ManifestRecord> manifest(const ReadTxn&, std::string_view digest) const;
+  bool manifest_in_repo(const ReadTxn&, std::string_view repo, std::string_view digest) const;
+  // Tags of `repo` sorted lexically, strictly after `last` (empty: from the start), at most `n` (0: no limit).
+  // *more is set when further tags exist.
+  std::vector<std::string> tags(const ReadTxn&, std::string_view repo, std::string_view last, size_t n,
+                                bool* more) const;
+  // Repository names sorted lexically, same paging rules.
+  std::vector<std::string> repos(const ReadTxn&, std::string_view last, size_t n, bool* more) const;
+  // Manifests in `repo` whose subject is `subject`.
+  std::vector<Referrer> referrers(const ReadTxn&, std::string_view repo, std::string_view subject) const;
+  std::optional<UploadRecord> upload(const ReadTxn&, std::string_view uuid) const;
+  std::optional<int64_t> last_access(const ReadTxn&, std::string_view digest) const;
+
+  // ---- writes: each is one committed (durable) write transaction ----
+  // Records blob `digest` (creating its record with `size`/`origin` if new) and links it into `repo`
+  // (creating the repo). Linking twice is a no-op. Sets last access to now.
+  std::expected<void, std::string> link_blob(std::string_view repo, std::string_view digest, uint64_t size,
+                                             Origin origin);
+  // Removes the link of `digest` in `repo` (refcount--); false if not linked. The record stays at refcount 0 (GC removes it).
+  std::expected<bool, std::string> unlink_blob(std::string_view repo, std::string_view digest);
+  // Stores the manifest record (if new), puts it in `repo`, links its own digest as visible in `repo`,
+  // points `tag` at it when given, and registers it as a referrer of its subject. One transaction.
+  std::expected<void, std::string> put_manifest(std::string_view repo, std::string_view digest,
+                                                const ManifestRecord& rec, std::optional<std::string_view> tag);
+  // Removes tag only; false if absent.
+  std::expected<bool, std::string> delete_tag(std::string_view repo, std::string_view tag);
+  // Removes the manifest from `repo`: every tag of `repo` pointing at it and its referrer entry. False if absent.
+  std::expected<bool, std::string> delete_manifest(std::string_view repo, std::string_view digest);
+  std::expected<void, std::string> put_upload(std::string_view uuid, const UploadRecord& rec);
+  std::expected<void, std::string> delete_upload(std::string_view uuid);
+  // All upload sessions (for purging).
+  std::vector<std::pair<std::string, UploadRecord>> uploads(const ReadTxn&) const;
+  // Records last-access times for many digests in one transaction (batched by the caller).
+  std::expected<void, std::string> touch(const std::vector<std::pair<std::string, int64_t>>& accesses);
+
+ private:
+  Index() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wharf::cache

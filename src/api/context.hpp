@@ -1,0 +1,29 @@
+#pragma once
+// What the API handlers share: the configuration and the services built by the App.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "cache/blob_store.hpp"
+#include "cache/index.hpp"
+#include "src/api/access_tracker.hpp"
+#include "src/api/upload_table.hpp"
+#include "src/config/config.hpp"
+#include "src/util/work_pool.hpp"
+
+struct event_base;
+
+namespace wharf::api {
+
+struct Context {
+  const config::Config& cfg;
+  cache::Index& index;
+  cache::BlobStore& store;
+  util::WorkPool& pool;
+  event_base* base;
+  AccessTracker& access;
+  UploadTable& uploads;
+};
+
+}  // namespace wharf::api

@@ -1,0 +1,29 @@
+#pragma once
+// One function per registry endpoint. Each answers on `ex`, possibly later (after a worker job).
+#include "src/api/context.hpp"
+#include "src/api/route.hpp"
+#include "src/http/server.hpp"
+
+namespace wharf::api {
+
+// blobs.cpp
+void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r);  // GET and HEAD
+void delete_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+// uploads.cpp
+void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);  // POST (session, monolithic, mount)
+void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+// Removes upload sessions older than the configured age (and orphaned data files); runs on the loop.
+void purge_uploads(Context& ctx);
+// manifests.cpp
+void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);  // GET and HEAD
+void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+void delete_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+// listing.cpp
+void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+void catalog(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+
+}  // namespace wharf::api

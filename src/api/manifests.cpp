@@ -1,0 +1,202 @@
+// GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "src/api/handlers.hpp"
+#include "src/api/respond.hpp"
+#include "src/oci/manifest.hpp"
+#include "src/oci/names.hpp"
+
+namespace wharf::api {
+
+namespace {
+
+std::string digest_detail(const std::string& d) { return R"({"digest":")" + d + "\"}"; }
+
+// Buffers a manifest body up to the size limit; answers 413 past it.
+class ManifestSink : public http::BodySink {
+ public:
+  using Done = std::function<void(std::string)>;
+  ManifestSink(http::ExchangePtr ex, Done done) : ex_(std::move(ex)), done_(std::move(done)) {}
+  bool on_data(const char* p, size_t n) override {
+    if (body_.size() + n > oci::kMaxManifestBytes) {
+      fail(ex_, oci::ErrorCode::SizeInvalid,
+           "manifest exceeds the limit of " + std::to_string(oci::kMaxManifestBytes) + " bytes", {}, 413);
+      return false;
+    }
+    body_.append(p, n);
+    return true;
+  }
+  void on_end() override { done_(std::move(body_)); }
+
+ private:
+  http::ExchangePtr ex_;
+  Done done_;
+  std::string body_;
+};
+
+void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body) {
+  const auto& req = ex->req();
+  auto content_type = std::string(req.header("content-type"));
+  auto info = oci::parse_manifest(body, content_type);
+  if (!info) return fail(ex, info.error().code, info.error().message, info.error().detail_json);
+
+  const bool by_digest = r.ref.find(':') != std::string::npos;
+  oci::Digest digest;
+  if (by_digest) {
+    auto want = oci::parse_digest(r.ref);
+    if (!want) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+    digest = oci::digest_of(body, want->algo);
+    if (!(digest == *want))
+      return fail(ex, oci::ErrorCode::DigestInvalid,
+                  "manifest digest " + digest.str() + " does not match the reference " + want->str(),
+                  digest_detail(want->str()));
+  } else {
+    digest = oci::digest_of(body);
+  }
+
+  cache::ManifestRecord rec;
+  rec.media_type = info->media_type;
+  rec.size = body.size();
+  rec.origin = cache::Origin::Pushed;
+  rec.created = time(nullptr);
+  rec.artifact_type = info->artifact_type;
+  rec.annotations_json = info->annotations_json;
+  if (info->subject) rec.subject = info->subject->digest.str();
+  // Every referenced blob and child manifest must already be in this repository.
+  nlohmann::json missing = nlohmann::json::array();
+  {
+    auto txn = ctx.index.read();
+    auto need_blob = [&](const oci::Descriptor& d) {
+      std::string ds = d.digest.str();
+      rec.blobs.push_back(ds);
+      if (d.media_type.find("foreign") != std::string::npos) return;  // Windows foreign layers live elsewhere
+      if (!ctx.index.blob_linked(txn, r.name, ds)) missing.push_back(ds);
+    };
+    if (info->config) need_blob(*info->config);
+    for (const auto& l : info->layers) need_blob(l);
+    for (const auto& m : info->manifests) {
+      std::string ds = m.digest.str();
+      rec.children.push_back(ds);
+      if (!ctx.index.manifest_in_repo(txn, r.name, ds)) missing.push_back(ds);
+    }
+  }
+  if (!missing.empty()) {
+    std::string detail = missing.size() == 1 ? digest_detail(missing[0].get<std::string>())
+                                             : nlohmann::json{{"digests", missing}}.dump();
+    return fail(ex, oci::ErrorCode::ManifestBlobUnknown,
+                "manifest references " + std::to_string(missing.size()) + " unknown blob(s), first " +
+                    missing[0].get<std::string>(),
+                detail);
+  }
+
+  auto err = std::make_shared<std::string>();
+  std::optional<std::string> tag;
+  if (!by_digest) tag = r.ref;
+  std::string repo = r.name;
+  auto shared_body = std::make_shared<std::string>(std::move(body));
+  ctx.pool.submit(
+      [&ctx, err, repo, digest, rec = std::move(rec), tag, shared_body] {
+        auto w = ctx.store.write(digest, *shared_body);
+        if (!w) {
+          *err = w.error();
+          return;
+        }
+        auto p = ctx.index.put_manifest(repo, digest.str(), rec,
+                                        tag ? std::optional<std::string_view>(*tag) : std::nullopt);
+        if (!p) *err = p.error();
+      },
+      [ex, err, repo, digest, subject = info->subject] {
+        if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
+        http::Response res(201);
+        res.header("Location", "/v2/" + repo + "/manifests/" + digest.str());
+        res.header("Docker-Content-Digest", digest.str());
+        if (subject) res.header("OCI-Subject", subject->digest.str());
+        ex->respond(std::move(res));
+      });
+}
+
+}  // namespace
+
+void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+  const bool by_digest = r.ref.find(':') != std::string::npos;
+  std::string dstr;
+  std::optional<cache::ManifestRecord> rec;
+  bool repo_known = true;
+  {
+    auto txn = ctx.index.read();
+    if (by_digest) {
+      auto d = oci::parse_digest(r.ref);
+      if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+      dstr = d->str();
+      if (ctx.index.manifest_in_repo(txn, r.name, dstr)) rec = ctx.index.manifest(txn, dstr);
+    } else {
+      if (!oci::valid_tag(r.ref)) return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
+      if (auto t = ctx.index.tag(txn, r.name, r.ref)) {
+        dstr = *t;
+        rec = ctx.index.manifest(txn, dstr);
+      }
+    }
+    if (!rec) repo_known = ctx.index.repo_exists(txn, r.name);
+  }
+  if (!rec) {
+    if (!repo_known) return fail(ex, oci::ErrorCode::NameUnknown, {}, R"({"name":")" + r.name + "\"}");
+    return fail(ex, oci::ErrorCode::ManifestUnknown, {}, by_digest ? digest_detail(dstr) : R"({"tag":")" + r.ref + "\"}");
+  }
+  http::Response res(200);
+  res.cache_status = "LOCAL";
+  res.header("Content-Type", rec->media_type);
+  res.header("Docker-Content-Digest", dstr);
+  res.header("ETag", "\"" + dstr + "\"");
+  ctx.access.touch(dstr, time(nullptr));
+  if (ex->req().method == "HEAD") {
+    res.content_length = rec->size;
+    return ex->respond(std::move(res));
+  }
+  auto d = oci::parse_digest(dstr);
+  int fd = d ? ctx.store.open_read(*d) : -1;
+  if (fd < 0) return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
+  res.file = http::FileBody{fd, 0, rec->size};
+  ex->respond(std::move(res));
+}
+
+void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+  const bool by_digest = r.ref.find(':') != std::string::npos;
+  if (!by_digest && !oci::valid_tag(r.ref))
+    return fail(ex, oci::ErrorCode::ManifestInvalid, "invalid tag '" + r.ref + "'", R"({"tag":")" + r.ref + "\"}");
+  if (by_digest && !oci::parse_digest(r.ref)) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+  if (auto len = ex->req().content_length; len && *len > oci::kMaxManifestBytes)
+    return fail(ex, oci::ErrorCode::SizeInvalid,
+                "manifest exceeds the limit of " + std::to_string(oci::kMaxManifestBytes) + " bytes", {}, 413);
+  Route route = r;
+  ex->read_body(std::make_unique<ManifestSink>(ex, [&ctx, ex, route](std::string body) {
+    store_manifest(ctx, ex, route, std::move(body));
+  }));
+}
+
+void delete_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+  if (!ctx.cfg.delete_enabled) return fail(ex, oci::ErrorCode::Unsupported, "deletion is disabled (storage.delete.enabled)");
+  const bool by_digest = r.ref.find(':') != std::string::npos;
+  std::string ref = r.ref;
+  if (by_digest) {
+    auto d = oci::parse_digest(r.ref);
+    if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+    ref = d->str();
+  } else if (!oci::valid_tag(r.ref)) {
+    return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
+  }
+  auto result = std::make_shared<std::expected<bool, std::string>>(false);
+  std::string repo = r.name;
+  ctx.pool.submit(
+      [&ctx, result, repo, ref, by_digest] {
+        *result = by_digest ? ctx.index.delete_manifest(repo, ref) : ctx.index.delete_tag(repo, ref);
+      },
+      [ex, result] {
+        if (!*result) return fail(ex, oci::ErrorCode::Unavailable, result->error());
+        if (!**result) return fail(ex, oci::ErrorCode::ManifestUnknown);
+        ex->respond(http::Response(202));
+      });
+}
+
+}  // namespace wharf::api

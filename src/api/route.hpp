@@ -1,0 +1,31 @@
+#pragma once
+// Maps a raw /v2 request path to the resource it names. Pure: no I/O.
+#include <expected>
+#include <string>
+#include <string_view>
+
+#include "src/oci/errors.hpp"
+
+namespace wharf::api {
+
+enum class RouteKind { Base, Catalog, Tags, Manifest, Blob, UploadStart, Upload, Referrers };
+
+struct Route {
+  RouteKind kind = RouteKind::Base;
+  std::string name;  // repository name (validated)
+  std::string ref;   // tag/digest for manifests, digest for blobs/referrers, session id for uploads
+};
+
+// Parses a path such as "/v2/library/alpine/manifests/3.19". Fails with NAME_INVALID for a bad repository
+// name, and with status 404 (code UNSUPPORTED) for paths that are no registry endpoint.
+struct RouteError {
+  oci::ErrorCode code;
+  int status;
+  std::string message;
+};
+std::expected<Route, RouteError> parse_route(std::string_view path);
+
+// True if `id` looks like an upload session id wharf issued (lowercase hex and dashes, 8..64 chars).
+bool valid_session_id(std::string_view id);
+
+}  // namespace wharf::api

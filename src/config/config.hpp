@@ -1,0 +1,89 @@
+#pragma once
+// wharf's configuration: a registry:2 config.yml (plus wharf's extensions) and REGISTRY_* environment
+// overrides, turned into one validated, immutable struct.
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wharf::config {
+
+enum class LogFormat { Text, Json };
+
+struct Upstream {
+  std::string name;      // registry host it stands for, e.g. "docker.io", "ghcr.io"
+  std::string url;       // e.g. "https://registry-1.docker.io"
+  std::string username;  // optional
+  std::string password;  // optional
+  std::string ca;        // optional CA file
+};
+
+struct Config {
+  int version_major = 0;  // "version: 0.1" → 0.1 accepted
+  std::string log_level = "info";     // trace|debug|info|warn|error (registry:2 also: warning, fatal, panic)
+  LogFormat log_format = LogFormat::Text;
+  bool access_log = true;             // log.accesslog.disabled inverted
+
+  std::string root_directory = "./data";  // storage.filesystem.rootdirectory
+  bool delete_enabled = false;            // storage.delete.enabled
+  bool upload_purging = true;             // storage.maintenance.uploadpurging.enabled
+  std::chrono::seconds upload_purge_age{168 * 3600};      // .age (Go duration "168h")
+  std::chrono::seconds upload_purge_interval{24 * 3600};  // .interval
+  uint64_t cache_max_size = 0;            // storage.cache.maxsize (wharf; 0 = unbounded; "50GiB" units)
+  std::chrono::seconds gc_interval{0};    // storage.gc.interval (wharf; 0 = off)
+
+  std::string http_addr = "127.0.0.1:5000";  // http.addr  (host:port, ":5000" means all addresses)
+  std::string http_host;                     // http.host (external URL, for Location headers; may be empty)
+  std::string http_secret;                   // http.secret
+  std::string tls_certificate;               // http.tls.certificate
+  std::string tls_key;                       // http.tls.key
+  std::vector<std::pair<std::string, std::string>> http_headers;  // http.headers (name → first value... each value)
+  std::string debug_addr;                    // http.debug.addr
+  bool prometheus_enabled = false;           // http.debug.prometheus.enabled
+  std::string prometheus_path = "/metrics";  // http.debug.prometheus.path
+
+  std::string htpasswd_realm;  // auth.htpasswd.realm
+  std::string htpasswd_path;   // auth.htpasswd.path (empty: no auth)
+
+  bool health_storage_enabled = true;                 // health.storagedriver.enabled
+  std::chrono::seconds health_storage_interval{10};   // health.storagedriver.interval
+  int health_storage_threshold = 3;                   // health.storagedriver.threshold
+
+  // Pull-through (proxy.remoteurl/username/password as registry:2; proxy.upstreams is wharf's extension).
+  std::vector<Upstream> upstreams;           // proxy.remoteurl becomes one upstream named "docker.io"
+  std::vector<std::string> local_namespaces; // proxy.localnamespaces (wharf)
+  bool allow_push_to_proxied = false;        // proxy.allowpush (wharf)
+  std::chrono::seconds tag_freshness{60};    // proxy.tagfreshness (wharf)
+};
+
+// A problem found while loading: the key path (e.g. "http.addr") and what is wrong with it.
+struct ConfigError {
+  std::string key;
+  std::string message;
+  std::string str() const { return key.empty() ? message : key + ": " + message; }
+};
+
+// The embedded default configuration (local store ./data, 127.0.0.1:5000, push/pull, Docker Hub proxied).
+const char* default_yaml();
+
+// Parses YAML text, applies REGISTRY_* overrides from `env` (name → value), validates.
+// Unknown keys are appended to `warnings` (naming the key); invalid values fail with the key named.
+std::expected<Config, ConfigError> load_from_string(const std::string& yaml,
+                                                    const std::map<std::string, std::string>& env,
+                                                    std::vector<std::string>& warnings);
+// Reads the file (failing with its path named) then as above.
+std::expected<Config, ConfigError> load_file(const std::string& path,
+                                             const std::map<std::string, std::string>& env,
+                                             std::vector<std::string>& warnings);
+// The process environment's REGISTRY_* variables.
+std::map<std::string, std::string> registry_env();
+
+// Parses Go durations ("10s", "1h30m", "168h"); nullopt if invalid.
+std::optional<std::chrono::seconds> parse_duration(const std::string& s);
+// Parses sizes ("1024", "10MB", "50GiB", "1.5G"); nullopt if invalid.
+std::optional<uint64_t> parse_size(const std::string& s);
+
+}  // namespace wharf::config

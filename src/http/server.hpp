@@ -1,0 +1,104 @@
+#pragma once
+// A small HTTP/1.1 server on libevent bufferevents (plain TCP or TLS through bufferevent_openssl).
+// Request bodies are streamed to a BodySink; responses may be sent later (after worker jobs) and large
+// bodies go out as file segments (sendfile on plain TCP). Keep-alive and pipelining are supported.
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/http/message.hpp"
+
+struct event_base;
+struct evconnlistener;
+struct ssl_ctx_st;
+struct sockaddr;
+
+namespace wharf::http {
+
+class Connection;
+
+// Receives a request body piece by piece.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // Consumes a piece of the body; returning false stops reading (the sink has responded or will).
+  virtual bool on_data(const char* data, size_t len) = 0;
+  // Called once when the whole body has arrived.
+  virtual void on_end() = 0;
+  // Called if the connection ends before the body did.
+  virtual void on_abort() {}
+};
+
+// One request/response exchange. Handlers hold it as shared_ptr and may respond later;
+// if the client went away meanwhile, respond() does nothing.
+class Exchange {
+ public:
+  Request& req() { return req_; }
+  const Request& req() const { return req_; }
+  // Sends the response (once). After a response, an unread request body makes the connection close.
+  void respond(Response r);
+  // Streams the request body into `sink` (sends "100 Continue" if the client asked for it).
+  void read_body(std::unique_ptr<BodySink> sink);
+  bool alive() const { return conn_ != nullptr; }
+  bool responded() const { return responded_; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
+
+ private:
+  friend class Connection;
+  Connection* conn_ = nullptr;
+  Request req_;
+  bool responded_ = false;
+  std::chrono::steady_clock::time_point started_;
+};
+using ExchangePtr = std::shared_ptr<Exchange>;
+
+// Called for each request after its headers arrived.
+using Handler = std::function<void(const ExchangePtr&)>;
+
+// Called after each response is fully written (for the access log and metrics).
+using AccessLogger = std::function<void(const Request&, int status, uint64_t bytes, double seconds,
+                                        const std::string& cache_status)>;
+
+struct ServerOptions {
+  std::string addr = "127.0.0.1:5000";  // host:port; ":port" = all IPv4 addresses
+  std::string tls_certificate;           // both set: TLS (1.2 and newer)
+  std::string tls_key;
+  size_t max_header_bytes = 64 * 1024;
+  std::chrono::seconds idle_timeout{60};   // waiting for a request or for body bytes
+  std::chrono::seconds write_timeout{300}; // a stalled client during a response
+  std::vector<std::pair<std::string, std::string>> extra_headers;  // added to every response
+};
+
+class Server {
+ public:
+  // Binds and listens; fails with a message naming the address or the TLS file.
+  static std::expected<std::unique_ptr<Server>, std::string> start(event_base* base, ServerOptions opts,
+                                                                  Handler handler, AccessLogger logger);
+  ~Server();
+  // Stops accepting new connections (open ones finish).
+  void stop_accepting();
+  // The bound port (useful with port 0).
+  int port() const { return port_; }
+  size_t open_connections() const { return conns_; }
+
+ private:
+  friend class Connection;
+  Server() = default;
+  static void on_accept(evconnlistener*, int fd, ::sockaddr* sa, int socklen, void* arg);
+
+  event_base* base_ = nullptr;
+  evconnlistener* listener_ = nullptr;
+  ssl_ctx_st* ssl_ctx_ = nullptr;
+  ServerOptions opts_;
+  Handler handler_;
+  AccessLogger logger_;
+  int port_ = 0;
+  size_t conns_ = 0;
+  std::string extra_header_block_;  // pre-rendered extra headers
+};
+
+}  // namespace wharf::http

@@ -1,0 +1,78 @@
+// wharf: an OCI registry and pull-through mirror. CLI verbs follow registry:2's.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "src/app.hpp"
+#include "src/config/config.hpp"
+#include "src/log.hpp"
+
+namespace {
+
+const char* kUsage =
+    "wharf " WHARF_VERSION " - OCI registry and pull-through mirror\n"
+    "\n"
+    "Usage:\n"
+    "  wharf serve [CONFIG.yml]       run the registry (embedded default config without CONFIG)\n"
+    "  wharf check-config CONFIG.yml  validate a configuration file and print the effective settings\n"
+    "  wharf --help | --version\n"
+    "\n"
+    "CONFIG is a registry:2 config.yml (wharf's own options extend it); REGISTRY_* environment\n"
+    "variables override it as in registry:2, e.g. REGISTRY_HTTP_ADDR=0.0.0.0:5000.\n";
+
+// Loads the config for a verb: from the file, or the embedded default when `path` is empty.
+std::optional<wharf::config::Config> load(const std::string& path) {
+  std::vector<std::string> warnings;
+  auto env = wharf::config::registry_env();
+  auto cfg = path.empty() ? wharf::config::load_from_string(wharf::config::default_yaml(), env, warnings)
+                          : wharf::config::load_file(path, env, warnings);
+  for (const auto& w : warnings) spdlog::warn("config: {}", w);
+  if (!cfg) {
+    spdlog::critical("invalid configuration: {}", cfg.error().str());
+    return std::nullopt;
+  }
+  return *cfg;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "-v" || args[0] == "version") {
+    std::printf("wharf %s\n", WHARF_VERSION);
+    return 0;
+  }
+  const std::string& verb = args[0];
+  if (verb == "serve") {
+    if (args.size() > 2) {
+      std::fputs(kUsage, stderr);
+      return 2;
+    }
+    auto cfg = load(args.size() == 2 ? args[1] : "");
+    if (!cfg) return 1;
+    wharf::setup_logging(*cfg);
+    return wharf::serve(*cfg);
+  }
+  if (verb == "check-config") {
+    if (args.size() != 2) {
+      std::fputs("usage: wharf check-config CONFIG.yml\n", stderr);
+      return 2;
+    }
+    auto cfg = load(args[1]);
+    if (!cfg) return 1;
+    std::printf("configuration OK: listen %s, root %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
+                cfg->root_directory.c_str(), cfg->htpasswd_path.empty() ? "off" : "htpasswd",
+                cfg->delete_enabled ? "enabled" : "disabled", cfg->upstreams.size());
+    return 0;
+  }
+  std::fprintf(stderr, "wharf: unknown command '%s'\n\n%s", verb.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,69 @@
+#include "src/util/work_pool.hpp"
+
+#include <event2/event.h>
+#include <spdlog/spdlog.h>
+
+namespace wharf::util {
+
+WorkPool::WorkPool(event_base* base, unsigned threads) {
+  notify_ = event_new(base, -1, 0, &WorkPool::on_notify, this);
+  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+WorkPool::~WorkPool() {
+  shutdown();
+  if (notify_) event_free(notify_);
+}
+
+void WorkPool::submit(std::function<void()> work, std::function<void()> done) {
+  std::lock_guard lock(mu_);
+  jobs_.emplace_back(std::move(work), std::move(done));
+  cv_.notify_one();
+}
+
+void WorkPool::shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void WorkPool::worker_loop() {
+  for (;;) {
+    std::pair<std::function<void()>, std::function<void()>> job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    try {
+      job.first();
+    } catch (const std::exception& e) {
+      spdlog::error("worker job failed: {}", e.what());
+    }
+    if (job.second) {
+      std::lock_guard lock(mu_);
+      completions_.push_back(std::move(job.second));
+      event_active(notify_, EV_READ, 0);
+    }
+  }
+}
+
+void WorkPool::on_notify(int, short, void* arg) { static_cast<WorkPool*>(arg)->drain_completions(); }
+
+void WorkPool::drain_completions() {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    ready.swap(completions_);
+  }
+  for (auto& f : ready) f();
+}
+
+}  // namespace wharf::util

@@ -1,0 +1,43 @@
+#pragma once
+// A bounded pool of worker threads for blocking work (fsync, rename, LMDB commits, bcrypt).
+// Each job's completion runs back on the event loop thread, so handlers never block the loop.
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+struct event_base;
+struct event;
+
+namespace wharf::util {
+
+class WorkPool {
+ public:
+  // Starts `threads` workers; completions are delivered on `base` (libevent must be thread-enabled).
+  WorkPool(event_base* base, unsigned threads);
+  ~WorkPool();
+  WorkPool(const WorkPool&) = delete;
+  WorkPool& operator=(const WorkPool&) = delete;
+
+  // Runs `work` on a worker, then `done` on the loop thread. Never throws; exceptions in `work` are logged.
+  void submit(std::function<void()> work, std::function<void()> done);
+  // Stops accepting work, finishes queued jobs and joins the workers (completions still pending are dropped).
+  void shutdown();
+
+ private:
+  static void on_notify(int, short, void* arg);
+  void worker_loop();
+  void drain_completions();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::function<void()>, std::function<void()>>> jobs_;
+  std::vector<std::function<void()>> completions_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+  event* notify_ = nullptr;
+};
+
+}  // namespace wharf::util
