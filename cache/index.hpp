@@ -43,6 +43,13 @@ struct Referrer {
   std::string annotations_json;
 };
 
+// One tag assignment for Index::put_tags.
+struct TagEntry {
+  std::string repo;
+  std::string tag;
+  std::string digest;
+};
+
 struct UploadRecord {
   std::string repo;
   int64_t started = 0;  // unix seconds
@@ -97,8 +104,9 @@ class Index {
                                              Origin origin);
   // Removes the link of `digest` in `repo` (refcount--); false if not linked. The record stays at refcount 0 (GC removes it).
   std::expected<bool, std::string> unlink_blob(std::string_view repo, std::string_view digest);
-  // Stores the manifest record (if new), puts it in `repo`, links its own digest as visible in `repo`,
-  // points `tag` at it when given, and registers it as a referrer of its subject. One transaction.
+  // Stores the manifest record (if new; origin/created of the first put are kept), puts it in `repo`
+  // (visible through manifest_in_repo, not blob_linked), points `tag` at it when given, and registers it
+  // as a referrer of its subject. One transaction; nothing is written on failure.
   std::expected<void, std::string> put_manifest(std::string_view repo, std::string_view digest,
                                                 const ManifestRecord& rec, std::optional<std::string_view> tag);
   // Removes tag only; false if absent.
@@ -111,6 +119,9 @@ class Index {
   std::vector<std::pair<std::string, UploadRecord>> uploads(const ReadTxn&) const;
   // Records last-access times for many digests in one transaction (batched by the caller).
   std::expected<void, std::string> touch(const std::vector<std::pair<std::string, int64_t>>& accesses);
+  // Points each entry's tag at its digest (creating repositories) in one transaction, for bulk imports;
+  // does not check that the manifests exist. Nothing is written on failure.
+  std::expected<void, std::string> put_tags(const std::vector<TagEntry>& entries);
 
  private:
   Index() = default;

@@ -28,12 +28,10 @@ struct EventBaseOwner {
   }
 };
 
-struct EventOwner {
-  event* ev = nullptr;
-  ~EventOwner() {
-    if (ev) event_free(ev);
-  }
+struct EventFree {
+  void operator()(event* ev) const { event_free(ev); }
 };
+using EventOwner = std::unique_ptr<event, EventFree>;
 
 // Everything a running server needs, in destruction-safe order.
 struct Runtime {
@@ -69,12 +67,10 @@ void add_timer(Runtime& rt, std::chrono::seconds every, void (*fn)(Runtime&)) {
     }
   };
   auto* arg = new std::pair<Runtime*, void (*)(Runtime&)>(&rt, fn);  // lives as long as the process
-  EventOwner o;
-  o.ev = event_new(rt.base, -1, EV_PERSIST, &Tick::cb, arg);
+  EventOwner o(event_new(rt.base, -1, EV_PERSIST, &Tick::cb, arg));
   timeval tv{long(every.count()), 0};
-  event_add(o.ev, &tv);
+  event_add(o.get(), &tv);
   rt.events.push_back(std::move(o));
-  o.ev = nullptr;
 }
 
 void on_signal(evutil_socket_t sig, short, void* arg) {
@@ -101,12 +97,10 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
       if (rt->server->open_connections() == 0) event_base_loopexit(rt->base, nullptr);
     }
   };
-  EventOwner poll;
-  poll.ev = event_new(rt->base, -1, EV_PERSIST, &Drain::cb, rt);
+  EventOwner poll(event_new(rt->base, -1, EV_PERSIST, &Drain::cb, rt));
   timeval tick{0, 100000};
-  event_add(poll.ev, &tick);
+  event_add(poll.get(), &tick);
   rt->events.push_back(std::move(poll));
-  poll.ev = nullptr;
   timeval deadline{10, 0};
   event_base_loopexit(rt->base, &deadline);
 }
@@ -175,11 +169,9 @@ int serve(const config::Config& cfg) {
   rt.server = std::move(*server);
 
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
-    EventOwner o;
-    o.ev = evsignal_new(base.base, sig, &on_signal, &rt);
-    event_add(o.ev, nullptr);
+    EventOwner o(evsignal_new(base.base, sig, &on_signal, &rt));
+    event_add(o.get(), nullptr);
     rt.events.push_back(std::move(o));
-    o.ev = nullptr;
   }
   add_timer(rt, std::chrono::seconds(10), &flush_access);
   if (cfg.upload_purging) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wharf::auth {
 
@@ -17,6 +18,10 @@ class Htpasswd {
   // Lines with non-bcrypt hashes are skipped with a warning appended to `warnings`.
   static std::expected<Htpasswd, std::string> load(const std::filesystem::path& path);
   static std::expected<Htpasswd, std::string> parse(std::string_view text);
+  // As above, appending one warning per skipped (non-bcrypt) line to `warnings`.
+  static std::expected<Htpasswd, std::string> load(const std::filesystem::path& path,
+                                                   std::vector<std::string>& warnings);
+  static std::expected<Htpasswd, std::string> parse(std::string_view text, std::vector<std::string>& warnings);
 
   // Verifies a user/password pair with bcrypt (slow: tens of ms; call from a worker thread).
   // Constant-time comparison of the crypt output; false for unknown users (still spends a bcrypt).
@@ -25,6 +30,7 @@ class Htpasswd {
 
  private:
   std::map<std::string, std::string, std::less<>> users_;  // user → hash
+  std::string dummy_setting_;  // bcrypt setting at the file's usual cost, hashed for unknown users
 };
 
 // Decodes "Basic base64(user:pass)"; nullopt if not Basic or malformed.
@@ -40,6 +46,8 @@ class CredentialCache {
   std::optional<std::string> lookup(std::string_view authorization, Clock::time_point now = Clock::now());
   void remember(std::string_view authorization, std::string user, Clock::time_point now = Clock::now());
   void clear();
+
+  static constexpr size_t kMaxEntries = 10000;  // when full, expired entries go; if none, the cache empties
 
  private:
   std::chrono::seconds ttl_;

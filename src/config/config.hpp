@@ -6,7 +6,9 @@
 #include <expected>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace wharf::config {
@@ -32,6 +34,7 @@ struct Config {
   bool upload_purging = true;             // storage.maintenance.uploadpurging.enabled
   std::chrono::seconds upload_purge_age{168 * 3600};      // .age (Go duration "168h")
   std::chrono::seconds upload_purge_interval{24 * 3600};  // .interval
+  bool upload_purge_dry_run = false;                      // .dryrun (log what would be purged, delete nothing)
   uint64_t cache_max_size = 0;            // storage.cache.maxsize (wharf; 0 = unbounded; "50GiB" units)
   std::chrono::seconds gc_interval{0};    // storage.gc.interval (wharf; 0 = off)
 
@@ -40,6 +43,8 @@ struct Config {
   std::string http_secret;                   // http.secret
   std::string tls_certificate;               // http.tls.certificate
   std::string tls_key;                       // http.tls.key
+  std::string tls_min_version = "tls1.2";    // http.tls.minimumtls ("tls1.2" or "tls1.3")
+  std::chrono::seconds drain_timeout{0};     // http.draintimeout (wait for open connections on shutdown; 0 = none)
   std::vector<std::pair<std::string, std::string>> http_headers;  // http.headers (name → first value... each value)
   std::string debug_addr;                    // http.debug.addr
   bool prometheus_enabled = false;           // http.debug.prometheus.enabled
@@ -57,6 +62,7 @@ struct Config {
   std::vector<std::string> local_namespaces; // proxy.localnamespaces (wharf)
   bool allow_push_to_proxied = false;        // proxy.allowpush (wharf)
   std::chrono::seconds tag_freshness{60};    // proxy.tagfreshness (wharf)
+  std::chrono::seconds proxy_ttl{168 * 3600};  // proxy.ttl (registry:2: proxied content expiry; 0 = never)
 };
 
 // A problem found while loading: the key path (e.g. "http.addr") and what is wrong with it.
@@ -65,6 +71,27 @@ struct ConfigError {
   std::string message;
   std::string str() const { return key.empty() ? message : key + ": " + message; }
 };
+
+// The kind of value a configuration key holds.
+enum class KeyType { Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, Any };
+// What wharf does with a key: use it, accept it silently, accept it with a warning, or refuse to start.
+enum class KeyUse { Used, Ignored, Warned, Rejected };
+
+// One known configuration key (registry:2's or wharf's).
+struct KeySpec {
+  std::string_view path;          // dotted key path, e.g. "http.tls.certificate"
+  KeyType type = KeyType::Any;
+  KeyUse use = KeyUse::Used;
+  bool required = false;          // must be present whenever its parent section is
+  std::string_view note{};        // Warned/Rejected: the message given with the key path
+  std::string_view driver_error{};  // sections whose children name a driver (storage, auth): the error for an
+                                    // unknown child; a scalar value ("storage: filesystem") names the child
+};
+
+// Every known key, parents before children. Loading, validation and REGISTRY_* overrides all use this table.
+std::span<const KeySpec> schema();
+// The REGISTRY_* variable that overrides a key: "http.tls.key" → "REGISTRY_HTTP_TLS_KEY".
+std::string env_var_name(std::string_view key_path);
 
 // The embedded default configuration (local store ./data, 127.0.0.1:5000, push/pull, Docker Hub proxied).
 const char* default_yaml();

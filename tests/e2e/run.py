@@ -36,12 +36,19 @@ def _on_alarm(signum, frame):
 
 
 def discover():
-    """[(name, function)] in file order, then definition order."""
+    """[(name, function)] in file order, then definition order; a file that fails to import becomes
+    one test that fails with the import error."""
     tests = []
     for fname in sorted(os.listdir(HERE)):
         if not (fname.startswith("test_") and fname.endswith(".py")):
             continue
-        module = importlib.import_module(fname[:-3])
+        try:
+            module = importlib.import_module(fname[:-3])
+        except Exception as exc:  # noqa: BLE001 - report it as a failing test
+            def broken(ctx, exc=exc):
+                raise harness.TestFailure("cannot import %s: %s" % (fname, one_line(exc)))
+            tests.append((fname[len("test_"):-3] + ".import", broken))
+            continue
         funcs = [f for n, f in inspect.getmembers(module, inspect.isfunction)
                  if n.startswith("test_") and f.__module__ == module.__name__]
         funcs.sort(key=lambda f: f.__code__.co_firstlineno)
@@ -97,7 +104,7 @@ def run_one(name, fn, base, default_timeout, keep):
     except TestTimeout:
         status, why = "FAIL", "timed out after %d s" % limit
     except BaseException as exc:  # noqa: BLE001 - a test's failure must not stop the run
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         status, why = "FAIL", one_line(exc)
         if os.environ.get("E2E_TRACEBACK") == "1":
@@ -124,6 +131,8 @@ def main(argv):
             print(n + ("  (wharf-only)" if getattr(f, "wharf_only", None) else ""))
         return 0
 
+    # On SIGTERM (e.g. from `timeout`), unwind normally so the running test's processes are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     print("e2e: server %s (%s), %d tests" % (harness.SERVER_KIND, harness.SERVER_BIN, len(tests)), flush=True)
     base = tempfile.mkdtemp(prefix="we2e-", dir=os.environ.get("E2E_TMPDIR", "/tmp"))
     default_timeout = int(os.environ.get("E2E_TIMEOUT", "300"))

@@ -4,7 +4,8 @@ import json
 import os
 import re
 
-from harness import basic_auth, blob_path, check, check_eq, files_equal, request
+from harness import blob_path, check, check_eq, files_equal
+from http_util import basic_auth, request
 
 USERS = {"alice": "s3cret-Pass", "bob": "other-pass"}
 

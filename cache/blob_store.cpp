@@ -1,0 +1,175 @@
+// The content-addressed blob store: POSIX file operations, durable publication by rename.
+#include "cache/blob_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace wharf::cache {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string errno_text(int err) { return std::generic_category().message(err); }
+
+// "<what> '<path>': <strerror(err)>"
+std::unexpected<std::string> failure(std::string_view what, const fs::path& path, int err) {
+  return std::unexpected(std::string(what) + " '" + path.string() + "': " + errno_text(err));
+}
+
+int open_retry(const fs::path& p, int flags, mode_t mode = 0) {
+  int fd;
+  do fd = ::open(p.c_str(), flags, mode);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int fsync_retry(int fd) {
+  int rc;
+  do rc = ::fsync(fd);
+  while (rc < 0 && errno == EINTR);
+  return rc;
+}
+
+// Closes `fd` (never retried: on Linux the descriptor is gone even after EINTR).
+void close_fd(int fd) {
+  if (fd >= 0) ::close(fd);
+}
+
+std::expected<void, std::string> fsync_dir(const fs::path& dir) {
+  int fd = open_retry(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return failure("cannot open directory", dir, errno);
+  int rc = fsync_retry(fd);
+  int err = errno;
+  close_fd(fd);
+  if (rc < 0) return failure("cannot fsync directory", dir, err);
+  return {};
+}
+
+// Creates `dir` (not its parents); true if it was created, false if it already existed.
+std::expected<bool, std::string> make_dir(const fs::path& dir) {
+  if (::mkdir(dir.c_str(), 0755) == 0) return true;
+  int err = errno;
+  struct stat st {};
+  if (err == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
+  return failure("cannot create directory", dir, err == EEXIST ? ENOTDIR : err);
+}
+
+// Creates `dir` and any missing parents.
+std::expected<void, std::string> make_dirs(const fs::path& dir) {
+  fs::path partial;
+  for (const auto& part : dir) {
+    partial /= part;
+    if (partial == partial.root_path()) continue;
+    if (auto r = make_dir(partial); !r) return std::unexpected(r.error());
+  }
+  return {};
+}
+
+bool path_exists(const fs::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// Renames the (already fsynced) file `tmp` to `target`, creating the fan-out directory, and makes
+// the new directory entries durable.
+std::expected<void, std::string> place(const fs::path& tmp, const fs::path& target) {
+  const fs::path dir = target.parent_path();
+  auto created = make_dir(dir);
+  if (!created) return std::unexpected(created.error());
+  if (*created) {
+    if (auto r = fsync_dir(dir.parent_path()); !r) return r;
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0)
+    return std::unexpected("cannot rename '" + tmp.string() + "' to '" + target.string() + "': " + errno_text(errno));
+  return fsync_dir(dir);
+}
+
+std::string_view algo_dir(oci::DigestAlgo algo) { return algo == oci::DigestAlgo::Sha512 ? "sha512" : "sha256"; }
+
+}  // namespace
+
+std::expected<BlobStore, std::string> BlobStore::open(const std::filesystem::path& root) {
+  for (const char* sub : {"blobs/sha256", "blobs/sha512", "uploads", "tmp"}) {
+    if (auto r = make_dirs(root / sub); !r) return std::unexpected(r.error());
+  }
+  return BlobStore(root);
+}
+
+std::filesystem::path BlobStore::blob_path(const oci::Digest& d) const {
+  return root_ / "blobs" / algo_dir(d.algo) / d.hex.substr(0, 2) / d.hex;
+}
+
+std::filesystem::path BlobStore::upload_path(std::string_view uuid) const { return root_ / "uploads" / uuid; }
+
+std::optional<uint64_t> BlobStore::stat(const oci::Digest& d) const {
+  struct stat st {};
+  if (::stat(blob_path(d).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return uint64_t(st.st_size);
+}
+
+int BlobStore::open_read(const oci::Digest& d) const { return open_retry(blob_path(d), O_RDONLY | O_CLOEXEC); }
+
+std::expected<void, std::string> BlobStore::publish(const std::filesystem::path& tmp, const oci::Digest& d) const {
+  const fs::path target = blob_path(d);
+  if (path_exists(target)) {
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return failure("cannot remove temporary file", tmp, errno);
+    return {};
+  }
+  int fd = open_retry(tmp, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return failure("cannot open temporary file", tmp, errno);
+  int rc = fsync_retry(fd);
+  int err = errno;
+  close_fd(fd);
+  if (rc < 0) return failure("cannot fsync", tmp, err);
+  return place(tmp, target);
+}
+
+std::expected<void, std::string> BlobStore::write(const oci::Digest& d, std::string_view bytes) const {
+  const fs::path target = blob_path(d);
+  if (path_exists(target)) return {};
+  std::string name = (tmp_dir() / "write-XXXXXX").string();
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return failure("cannot create a temporary file in", tmp_dir(), errno);
+  const fs::path tmp = name;
+  auto fail = [&](std::string_view what, int err) {
+    close_fd(fd);
+    ::unlink(tmp.c_str());
+    return failure(what, tmp, err);
+  };
+  if (::fchmod(fd, 0644) != 0) return fail("cannot chmod", errno);
+  for (size_t done = 0; done < bytes.size();) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot write", errno);
+    done += size_t(n);
+  }
+  if (fsync_retry(fd) != 0) return fail("cannot fsync", errno);
+  close_fd(fd);
+  auto placed = place(tmp, target);
+  if (!placed) ::unlink(tmp.c_str());
+  return placed;
+}
+
+bool BlobStore::remove(const oci::Digest& d) const { return ::unlink(blob_path(d).c_str()) == 0; }
+
+void BlobStore::clean_tmp() const {
+  const fs::path dir = tmp_dir();
+  DIR* dp = ::opendir(dir.c_str());
+  if (!dp) return;
+  while (dirent* e = ::readdir(dp)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (::unlinkat(::dirfd(dp), e->d_name, 0) != 0 && (errno == EISDIR || errno == EPERM)) {
+      std::error_code ec;
+      fs::remove_all(dir / name, ec);  // a stray directory: best effort
+    }
+  }
+  ::closedir(dp);
+}
+
+}  // namespace wharf::cache

@@ -1,0 +1,299 @@
+// The table of configuration keys: registry:2's (used, tolerated or refused) and wharf's extensions.
+#include <algorithm>
+#include <cctype>
+#include <type_traits>
+
+#include "src/config/schema.hpp"
+
+namespace wharf::config::detail {
+namespace {
+
+using Result = std::expected<void, std::string>;
+using Check = std::optional<std::string> (*)(const std::string&);
+
+constexpr std::string_view kStorageDriver = "unsupported storage driver; wharf supports filesystem";
+constexpr std::string_view kAuthProvider = "unsupported auth provider; wharf supports htpasswd";
+constexpr std::string_view kNotSupported = "not supported by wharf, ignored";
+constexpr std::string_view kBlobDescriptor =
+    "registry:2's blob descriptor cache is not needed by wharf (its index is always on), ignored";
+
+// Copies the converted value into a member of Config or Draft.
+template <auto Member>
+Result store(Draft& d, const Value& v, const Notes&) {
+  using T = std::remove_cvref_t<decltype(d.*Member)>;
+  if constexpr (std::is_same_v<T, int>) {
+    d.*Member = static_cast<int>(std::get<int64_t>(v));
+  } else {
+    d.*Member = std::get<T>(v);
+  }
+  return {};
+}
+
+// Like store, for strings that must pass `check` first.
+template <auto Member, Check check>
+Result store_checked(Draft& d, const Value& v, const Notes& n) {
+  if (auto problem = check(std::get<std::string>(v))) return std::unexpected(*problem);
+  return store<Member>(d, v, n);
+}
+
+std::optional<std::string> non_empty(const std::string& s) {
+  return s.empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
+}
+std::optional<std::string> http_url(const std::string& s) {
+  return url_host(s) ? std::nullopt : std::optional<std::string>("must be an http:// or https:// URL");
+}
+std::optional<std::string> empty_or_http_url(const std::string& s) { return s.empty() ? std::nullopt : http_url(s); }
+std::optional<std::string> absolute_path(const std::string& s) {
+  return s.starts_with('/') ? std::nullopt : std::optional<std::string>("must start with /");
+}
+
+// logrus levels (registry:2) folded onto wharf's five: warning → warn, fatal/panic → error.
+std::expected<std::string, std::string> log_level(const std::string& text) {
+  const std::string s = lower(text);
+  if (s == "trace" || s == "debug" || s == "info" || s == "warn" || s == "error") return s;
+  if (s == "warning") return std::string("warn");
+  if (s == "fatal" || s == "panic") return std::string("error");
+  return std::unexpected("must be one of error, warn, info, debug (or trace, warning, fatal, panic), got \"" +
+                         text + "\"");
+}
+
+Result set_version(Draft& d, const Value&, const Notes&) {
+  d.version_major = 0;
+  return {};
+}
+
+Result set_log_level(Draft& d, const Value& v, const Notes&) {
+  auto level = log_level(std::get<std::string>(v));
+  if (!level) return std::unexpected(level.error());
+  d.log_level = *level;
+  return {};
+}
+
+Result set_legacy_log_level(Draft& d, const Value& v, const Notes& n) {
+  auto level = log_level(std::get<std::string>(v));
+  if (!level) return std::unexpected(level.error());
+  n.warn("deprecated; use log.level");
+  d.legacy_log_level = *level;
+  return {};
+}
+
+Result set_log_formatter(Draft& d, const Value& v, const Notes& n) {
+  const std::string s = lower(std::get<std::string>(v));
+  if (s == "text") {
+    d.log_format = LogFormat::Text;
+  } else if (s == "json") {
+    d.log_format = LogFormat::Json;
+  } else if (s == "logstash") {
+    d.log_format = LogFormat::Json;
+    n.warn("logstash is written as json");
+  } else {
+    return std::unexpected("must be text, json or logstash, got \"" + std::get<std::string>(v) + "\"");
+  }
+  return {};
+}
+
+Result set_access_log_disabled(Draft& d, const Value& v, const Notes&) {
+  d.access_log = !std::get<bool>(v);
+  return {};
+}
+
+Result warn_read_only(Draft&, const Value& v, const Notes& n) {
+  if (std::get<bool>(v)) n.warn("read-only mode is not supported by wharf; the registry stays writable");
+  return {};
+}
+
+Result check_net(Draft&, const Value& v, const Notes&) {
+  const std::string& s = std::get<std::string>(v);
+  if (s.empty() || s == "tcp") return {};
+  return std::unexpected("wharf listens on tcp only, got \"" + s + "\"");
+}
+
+Result check_prefix(Draft&, const Value& v, const Notes& n) {
+  const std::string& s = std::get<std::string>(v);
+  if (!s.empty() && s != "/") n.warn("path prefixes are not supported by wharf; serving at /");
+  return {};
+}
+
+Result warn_relative_urls(Draft&, const Value& v, const Notes& n) {
+  if (std::get<bool>(v)) n.warn("relative Location URLs are not supported by wharf, ignored");
+  return {};
+}
+
+Result set_min_tls(Draft& d, const Value& v, const Notes& n) {
+  const std::string s = lower(std::get<std::string>(v));
+  if (s == "tls1.2" || s == "tls1.3") {
+    d.tls_min_version = s;
+  } else if (s == "tls1.0" || s == "tls1.1") {
+    d.tls_min_version = "tls1.2";
+    n.warn(s + " is not offered by wharf; using tls1.2");
+  } else {
+    return std::unexpected("must be tls1.2 or tls1.3, got \"" + std::get<std::string>(v) + "\"");
+  }
+  return {};
+}
+
+Result set_threshold(Draft& d, const Value& v, const Notes&) {
+  const int64_t t = std::get<int64_t>(v);
+  if (t < 0 || t > 1000000) return std::unexpected("must be a non-negative integer");
+  d.health_storage_threshold = static_cast<int>(t);
+  return {};
+}
+
+Result set_local_namespaces(Draft& d, const Value& v, const Notes&) {
+  const auto& list = std::get<std::vector<std::string>>(v);
+  for (const std::string& ns : list) {
+    if (ns.empty() || ns.starts_with('/') || ns.ends_with('/')) {
+      return std::unexpected("entries must be repository name prefixes such as \"team\", got \"" + ns + "\"");
+    }
+  }
+  d.local_namespaces = list;
+  return {};
+}
+
+constexpr Field used(std::string_view path, KeyType type, Apply apply) {
+  return {.spec = {.path = path, .type = type}, .apply = apply};
+}
+constexpr Field required(std::string_view path, KeyType type, Apply apply) {
+  return {.spec = {.path = path, .type = type, .required = true}, .apply = apply};
+}
+constexpr Field section(std::string_view path) { return {.spec = {.path = path, .type = KeyType::Section}}; }
+constexpr Field driver_section(std::string_view path, std::string_view error) {
+  return {.spec = {.path = path, .type = KeyType::Section, .driver_error = error}};
+}
+constexpr Field ignored(std::string_view path, KeyType type = KeyType::Any) {
+  return {.spec = {.path = path, .type = type, .use = KeyUse::Ignored}};
+}
+constexpr Field warned(std::string_view path, KeyType type, std::string_view note) {
+  return {.spec = {.path = path, .type = type, .use = KeyUse::Warned, .note = note}};
+}
+constexpr Field rejected(std::string_view path, std::string_view note) {
+  return {.spec = {.path = path, .type = KeyType::Any, .use = KeyUse::Rejected, .note = note}};
+}
+
+const Field kFields[] = {
+    required("version", KeyType::Version, set_version),
+    used("loglevel", KeyType::String, set_legacy_log_level),
+    section("log"),
+    used("log.level", KeyType::String, set_log_level),
+    used("log.formatter", KeyType::String, set_log_formatter),
+    ignored("log.fields"),
+    section("log.accesslog"),
+    used("log.accesslog.disabled", KeyType::Bool, set_access_log_disabled),
+    warned("log.hooks", KeyType::Any, "log hooks are not supported by wharf, ignored"),
+
+    driver_section("storage", kStorageDriver),
+    section("storage.filesystem"),
+    used("storage.filesystem.rootdirectory", KeyType::String, store_checked<&Config::root_directory, non_empty>),
+    ignored("storage.filesystem.maxthreads", KeyType::Int),
+    rejected("storage.inmemory", kStorageDriver),
+    rejected("storage.s3", kStorageDriver),
+    rejected("storage.azure", kStorageDriver),
+    rejected("storage.gcs", kStorageDriver),
+    rejected("storage.swift", kStorageDriver),
+    rejected("storage.oss", kStorageDriver),
+    section("storage.delete"),
+    used("storage.delete.enabled", KeyType::Bool, store<&Config::delete_enabled>),
+    section("storage.cache"),
+    used("storage.cache.maxsize", KeyType::Size, store<&Config::cache_max_size>),
+    warned("storage.cache.blobdescriptor", KeyType::String, kBlobDescriptor),
+    ignored("storage.cache.blobdescriptorsize", KeyType::Int),
+    warned("storage.cache.layerinfo", KeyType::String, kBlobDescriptor),
+    section("storage.gc"),
+    used("storage.gc.interval", KeyType::Duration, store<&Config::gc_interval>),
+    section("storage.maintenance"),
+    section("storage.maintenance.uploadpurging"),
+    used("storage.maintenance.uploadpurging.enabled", KeyType::Bool, store<&Config::upload_purging>),
+    used("storage.maintenance.uploadpurging.age", KeyType::Duration, store<&Config::upload_purge_age>),
+    used("storage.maintenance.uploadpurging.interval", KeyType::Duration, store<&Config::upload_purge_interval>),
+    used("storage.maintenance.uploadpurging.dryrun", KeyType::Bool, store<&Config::upload_purge_dry_run>),
+    section("storage.maintenance.readonly"),
+    used("storage.maintenance.readonly.enabled", KeyType::Bool, warn_read_only),
+    warned("storage.redirect", KeyType::Any, "wharf serves blobs itself; redirects are not supported, ignored"),
+    ignored("storage.tag"),
+
+    driver_section("auth", kAuthProvider),
+    section("auth.htpasswd"),
+    required("auth.htpasswd.realm", KeyType::String, store<&Config::htpasswd_realm>),
+    required("auth.htpasswd.path", KeyType::String, store_checked<&Config::htpasswd_path, non_empty>),
+    rejected("auth.token", kAuthProvider),
+    rejected("auth.silly", kAuthProvider),
+    ignored("auth.none"),
+
+    section("http"),
+    used("http.addr", KeyType::String, store_checked<&Config::http_addr, check_listen_addr>),
+    used("http.net", KeyType::String, check_net),
+    used("http.prefix", KeyType::String, check_prefix),
+    used("http.host", KeyType::String, store_checked<&Config::http_host, empty_or_http_url>),
+    used("http.secret", KeyType::String, store<&Config::http_secret>),
+    used("http.relativeurls", KeyType::Bool, warn_relative_urls),
+    used("http.draintimeout", KeyType::Duration, store<&Config::drain_timeout>),
+    section("http.tls"),
+    used("http.tls.certificate", KeyType::String, store<&Config::tls_certificate>),
+    used("http.tls.key", KeyType::String, store<&Config::tls_key>),
+    used("http.tls.minimumtls", KeyType::String, set_min_tls),
+    warned("http.tls.clientcas", KeyType::StringList, "client certificates are not verified by wharf, ignored"),
+    ignored("http.tls.clientauth", KeyType::String),
+    warned("http.tls.ciphersuites", KeyType::StringList, "ignored; wharf uses OpenSSL's default cipher suites"),
+    warned("http.tls.letsencrypt", KeyType::Any, "Let's Encrypt is not supported by wharf, ignored"),
+    section("http.debug"),
+    used("http.debug.addr", KeyType::String, store_checked<&Config::debug_addr, check_listen_addr>),
+    section("http.debug.prometheus"),
+    used("http.debug.prometheus.enabled", KeyType::Bool, store<&Config::prometheus_enabled>),
+    used("http.debug.prometheus.path", KeyType::String, store_checked<&Config::prometheus_path, absolute_path>),
+    used("http.headers", KeyType::HeaderMap, store<&Config::http_headers>),
+    ignored("http.http2"),
+    ignored("http.h2c"),
+
+    section("health"),
+    section("health.storagedriver"),
+    used("health.storagedriver.enabled", KeyType::Bool, store<&Config::health_storage_enabled>),
+    used("health.storagedriver.interval", KeyType::Duration, store<&Config::health_storage_interval>),
+    used("health.storagedriver.threshold", KeyType::Int, set_threshold),
+    warned("health.file", KeyType::Any, "file health checks are not supported by wharf, ignored"),
+    warned("health.http", KeyType::Any, "HTTP health checks are not supported by wharf, ignored"),
+    warned("health.tcp", KeyType::Any, "TCP health checks are not supported by wharf, ignored"),
+
+    section("proxy"),
+    used("proxy.remoteurl", KeyType::String, store_checked<&Draft::remote_url, http_url>),
+    used("proxy.username", KeyType::String, store<&Draft::remote_username>),
+    used("proxy.password", KeyType::String, store<&Draft::remote_password>),
+    used("proxy.ttl", KeyType::Duration, store<&Config::proxy_ttl>),
+    warned("proxy.exec", KeyType::Any, "credential helpers are not supported by wharf, ignored"),
+    warned("proxy.remotenamespace", KeyType::String, kNotSupported),
+    used("proxy.upstreams", KeyType::UpstreamList, store<&Draft::extra_upstreams>),
+    used("proxy.localnamespaces", KeyType::StringList, set_local_namespaces),
+    used("proxy.allowpush", KeyType::Bool, store<&Config::allow_push_to_proxied>),
+    used("proxy.tagfreshness", KeyType::Duration, store<&Config::tag_freshness>),
+
+    warned("middleware", KeyType::Any, kNotSupported),
+    warned("notifications", KeyType::Any, kNotSupported),
+    warned("redis", KeyType::Any, kNotSupported),
+    warned("reporting", KeyType::Any, kNotSupported),
+    warned("validation", KeyType::Any, kNotSupported),
+    warned("compatibility", KeyType::Any, kNotSupported),
+    warned("catalog", KeyType::Any, kNotSupported),
+};
+
+}  // namespace
+
+std::span<const Field> fields() { return kFields; }
+
+const Field* find_field(std::string_view path) {
+  auto it = std::find_if(std::begin(kFields), std::end(kFields), [&](const Field& f) { return f.spec.path == path; });
+  return it == std::end(kFields) ? nullptr : &*it;
+}
+
+}  // namespace wharf::config::detail
+
+namespace wharf::config {
+
+std::span<const KeySpec> schema() {
+  static const std::vector<KeySpec> specs = [] {
+    std::vector<KeySpec> out;
+    for (const detail::Field& f : detail::fields()) out.push_back(f.spec);
+    return out;
+  }();
+  return specs;
+}
+
+}  // namespace wharf::config

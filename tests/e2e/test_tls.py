@@ -1,0 +1,65 @@
+"""TLS: a self-signed certificate for 127.0.0.1 in http.tls; clients that trust it get through,
+clients that do not (or that speak plain HTTP) do not."""
+import json
+import os
+import re
+import shutil
+
+from harness import blob_path, check, check_eq, files_equal, run
+from http_util import request
+
+
+def make_cert(ctx):
+    """Self-signed certificate + key for IP 127.0.0.1; returns (cert, key, cert_dir with ca.crt)."""
+    cert, key = ctx.path("server.crt"), ctx.path("server.key")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert], timeout=60)
+    cert_dir = ctx.mkdir("certs.d")
+    shutil.copy(cert, os.path.join(cert_dir, "ca.crt"))
+    return cert, key, cert_dir
+
+
+def test_tls_curl_and_plain_http(ctx):
+    cert, key, _ = make_cert(ctx)
+    reg = ctx.registry(tls=(cert, key)).start()
+    check(reg.url.startswith("https://"), "registry URL is not https: " + reg.url)
+
+    ok = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", "--cacert", cert,
+              reg.url + "/v2/"], check_rc=False)
+    check_eq((ok.returncode, ok.stdout), (0, "200"), "curl --cacert https://.../v2/ (exit code, status)")
+
+    untrusted = run(["curl", "-sS", "-o", "/dev/null", "--max-time", "20", reg.url + "/v2/"], check_rc=False)
+    check_eq(untrusted.returncode, 60, "curl without the CA (60 = certificate not trusted)")
+
+    try:
+        plain = request("GET", "http://%s/v2/" % reg.host, timeout=10)
+        outcome = "HTTP %d" % plain.status
+        refused = plain.status >= 400
+    except Exception as exc:  # noqa: BLE001 - a reset or a garbled reply are both refusals
+        outcome, refused = type(exc).__name__, True
+    check(refused, "plain HTTP to the TLS port was served: " + outcome)
+
+
+def test_tls_skopeo_push_pull(ctx):
+    cert, key, cert_dir = make_cert(ctx)
+    reg = ctx.registry(tls=(cert, key), users={"tls-user": "tls-pass"}).start()
+    img = ctx.image(layers=2, size=300 << 10, seed=21)
+    dest = "docker://%s/e2e/tls:v1" % reg.host
+
+    refused = ctx.skopeo("copy", "--dest-creds", reg.creds, "oci:" + img["dir"], dest, check_rc=False)
+    check(refused.returncode != 0, "skopeo push succeeded without trusting the self-signed certificate")
+    check(re.search(r"x509|certificate", refused.stderr, re.I),
+          "untrusted push failed, but not for the certificate: " + refused.stderr.strip()[-200:])
+
+    ctx.skopeo("copy", "--dest-creds", reg.creds, "--dest-cert-dir", cert_dir, "oci:" + img["dir"], dest)
+    out = ctx.path("pulled")
+    ctx.skopeo("copy", "--src-creds", reg.creds, "--src-cert-dir", cert_dir, dest, "oci:" + out)
+    index = json.load(open(os.path.join(out, "index.json")))
+    check_eq(index["manifests"][0]["digest"], img["manifest_digest"], "manifest digest pulled over TLS")
+    for digest in img["layers"] + [img["config_digest"]]:
+        check(files_equal(blob_path(img["dir"], digest), blob_path(out, digest)), "blob %s differs" % digest)
+
+    insecure = ctx.path("pulled-insecure")
+    ctx.skopeo("copy", "--src-creds", reg.creds, "--src-tls-verify=false", dest, "oci:" + insecure)
+    check(os.path.exists(blob_path(insecure, img["manifest_digest"])), "pull with --src-tls-verify=false")

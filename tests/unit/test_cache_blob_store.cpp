@@ -1,0 +1,213 @@
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "cache/blob_store.hpp"
+#include "src/oci/digest.hpp"
+
+using namespace wharf::cache;
+using wharf::oci::Digest;
+using wharf::oci::DigestAlgo;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it at the end of the scope.
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    char tmpl[] = "/tmp/wharf-blobs-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+BlobStore open_store(const fs::path& root) {
+  auto store = BlobStore::open(root);
+  REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error()));
+  return std::move(*store);
+}
+
+void write_file(const fs::path& p, const std::string& content) {
+  std::ofstream out(p, std::ios::binary);
+  out << content;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string read_fd(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  return out;
+}
+
+const Digest kHello{DigestAlgo::Sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"};
+const Digest kOther{DigestAlgo::Sha256, "486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7"};
+
+}  // namespace
+
+TEST_CASE("BlobStore::open") {
+  Scratch s;
+  SUBCASE("creates the layout, parents included") {
+    auto store = open_store(s.dir / "a" / "root");
+    CHECK(store.root() == s.dir / "a" / "root");
+    CHECK(fs::is_directory(s.dir / "a" / "root" / "blobs" / "sha256"));
+    CHECK(fs::is_directory(s.dir / "a" / "root" / "blobs" / "sha512"));
+    CHECK(fs::is_directory(s.dir / "a" / "root" / "uploads"));
+    CHECK(fs::is_directory(store.tmp_dir()));
+  }
+  SUBCASE("opening twice is fine") {
+    open_store(s.dir);
+    open_store(s.dir);
+  }
+  SUBCASE("fails naming the path when the root is a file") {
+    write_file(s.dir / "file", "x");
+    auto store = BlobStore::open(s.dir / "file");
+    REQUIRE_FALSE(store);
+    CHECK(store.error().find((s.dir / "file").string()) != std::string::npos);
+  }
+}
+
+TEST_CASE("BlobStore::blob_path") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  SUBCASE("sha256 fans out on the first two hex digits") {
+    CHECK(store.blob_path(kHello) == s.dir / "blobs" / "sha256" / "2c" / kHello.hex);
+  }
+  SUBCASE("sha512") {
+    Digest d{DigestAlgo::Sha512, std::string(128, 'a')};
+    CHECK(store.blob_path(d) == s.dir / "blobs" / "sha512" / "aa" / d.hex);
+  }
+  SUBCASE("upload path") { CHECK(store.upload_path("abc") == s.dir / "uploads" / "abc"); }
+}
+
+TEST_CASE("BlobStore::publish") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  const fs::path tmp = store.tmp_dir() / "upload-1";
+  write_file(tmp, "hello");
+  SUBCASE("moves the temp file into place") {
+    REQUIRE(store.publish(tmp, kHello));
+    CHECK_FALSE(fs::exists(tmp));
+    CHECK(read_file(store.blob_path(kHello)) == "hello");
+  }
+  SUBCASE("an existing blob wins and the temp file is removed") {
+    REQUIRE(store.publish(tmp, kHello));
+    const fs::path tmp2 = store.tmp_dir() / "upload-2";
+    write_file(tmp2, "hello");
+    REQUIRE(store.publish(tmp2, kHello));
+    CHECK_FALSE(fs::exists(tmp2));
+    CHECK(read_file(store.blob_path(kHello)) == "hello");
+  }
+  SUBCASE("a missing temp file is an error naming it") {
+    auto r = store.publish(store.tmp_dir() / "missing", kOther);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().find("missing") != std::string::npos);
+    CHECK_FALSE(store.stat(kOther));
+  }
+}
+
+TEST_CASE("BlobStore::write") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  SUBCASE("stores the bytes and leaves nothing in tmp") {
+    REQUIRE(store.write(kHello, "hello"));
+    CHECK(read_file(store.blob_path(kHello)) == "hello");
+    CHECK(fs::is_empty(store.tmp_dir()));
+    CHECK((fs::status(store.blob_path(kHello)).permissions() & fs::perms::owner_read) != fs::perms::none);
+  }
+  SUBCASE("writing again succeeds and keeps one copy") {
+    REQUIRE(store.write(kHello, "hello"));
+    REQUIRE(store.write(kHello, "hello"));
+    CHECK(read_file(store.blob_path(kHello)) == "hello");
+    CHECK(fs::is_empty(store.tmp_dir()));
+  }
+  SUBCASE("empty content") {
+    Digest empty{DigestAlgo::Sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"};
+    REQUIRE(store.write(empty, ""));
+    CHECK(store.stat(empty) == 0u);
+  }
+  SUBCASE("large content") {
+    std::string big(3 << 20, 'x');
+    REQUIRE(store.write(kOther, big));
+    CHECK(store.stat(kOther) == big.size());
+  }
+  SUBCASE("fails with a message when tmp is missing") {
+    fs::remove(store.tmp_dir());
+    auto r = store.write(kHello, "hello");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().find(store.tmp_dir().string()) != std::string::npos);
+  }
+}
+
+TEST_CASE("BlobStore::stat") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  SUBCASE("absent") { CHECK_FALSE(store.stat(kHello)); }
+  SUBCASE("present") {
+    REQUIRE(store.write(kHello, "hello"));
+    CHECK(store.stat(kHello) == 5u);
+  }
+}
+
+TEST_CASE("BlobStore::open_read") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  SUBCASE("absent") { CHECK(store.open_read(kHello) == -1); }
+  SUBCASE("present, read-only and close-on-exec") {
+    REQUIRE(store.write(kHello, "hello"));
+    int fd = store.open_read(kHello);
+    REQUIRE(fd >= 0);
+    CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    CHECK((::fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
+    CHECK(read_fd(fd) == "hello");
+    ::close(fd);
+  }
+}
+
+TEST_CASE("BlobStore::remove") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  REQUIRE(store.write(kHello, "hello"));
+  SUBCASE("removes once") {
+    CHECK(store.remove(kHello));
+    CHECK_FALSE(store.stat(kHello));
+    CHECK_FALSE(store.remove(kHello));
+  }
+  SUBCASE("absent") { CHECK_FALSE(store.remove(kOther)); }
+}
+
+TEST_CASE("BlobStore::clean_tmp") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  REQUIRE(store.write(kHello, "hello"));
+  write_file(store.upload_path("keep"), "partial");
+  SUBCASE("removes leftovers and keeps blobs and uploads") {
+    write_file(store.tmp_dir() / "upload-x", "junk");
+    write_file(store.tmp_dir() / "write-abc", "junk");
+    fs::create_directories(store.tmp_dir() / "dir" / "sub");
+    store.clean_tmp();
+    CHECK(fs::is_empty(store.tmp_dir()));
+    CHECK(store.stat(kHello) == 5u);
+    CHECK(fs::exists(store.upload_path("keep")));
+  }
+  SUBCASE("an empty tmp stays") {
+    store.clean_tmp();
+    CHECK(fs::is_directory(store.tmp_dir()));
+  }
+}
