@@ -13,6 +13,9 @@
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/mirror.hpp"
+#include "proxy/http_client.hpp"
+#include "proxy/token_cache.hpp"
 #include "src/api/registry.hpp"
 #include "src/http/server.hpp"
 #include "src/util/work_pool.hpp"
@@ -43,6 +46,9 @@ struct Runtime {
   api::AccessTracker access;
   api::UploadTable uploads;
   std::unique_ptr<api::Context> ctx;
+  std::unique_ptr<proxy::HttpClient> http_client;
+  std::unique_ptr<proxy::TokenCache> tokens;
+  std::unique_ptr<api::Mirror> mirror;
   std::unique_ptr<api::AuthGate> auth;
   std::unique_ptr<api::Registry> registry;
   std::unique_ptr<http::Server> server;
@@ -87,7 +93,8 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
   }
   rt->stopping = true;
   sd_notify(0, "STOPPING=1");
-  spdlog::info("shutting down: no new connections, finishing in-flight requests (10s at most)");
+  const long drain = rt->cfg.drain_timeout.count() > 0 ? long(rt->cfg.drain_timeout.count()) : 10;
+  spdlog::info("shutting down: no new connections, finishing in-flight requests ({}s at most)", drain);
   rt->server->stop_accepting();
   flush_access(*rt);
   // Poll until connections drain, or give up after the deadline.
@@ -101,7 +108,7 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
   timeval tick{0, 100000};
   event_add(poll.get(), &tick);
   rt->events.push_back(std::move(poll));
-  timeval deadline{10, 0};
+  timeval deadline{drain, 0};
   event_base_loopexit(rt->base, &deadline);
 }
 
@@ -139,6 +146,18 @@ int serve(const config::Config& cfg) {
   rt.index = std::move(*index);
   rt.pool = std::make_unique<util::WorkPool>(base.base, 2);
   rt.ctx.reset(new api::Context{cfg, *rt.index, *rt.store, *rt.pool, base.base, rt.access, rt.uploads});
+  if (!cfg.upstreams.empty()) {
+    auto client = proxy::HttpClient::create(base.base);
+    if (!client) {
+      spdlog::critical("cannot start the upstream client: {}", client.error());
+      return 1;
+    }
+    rt.http_client = std::move(*client);
+    rt.tokens = std::make_unique<proxy::TokenCache>();
+    rt.mirror = std::make_unique<api::Mirror>(*rt.ctx, *rt.http_client, *rt.tokens);
+    rt.ctx->mirror = rt.mirror.get();
+    for (const auto& u : cfg.upstreams) spdlog::info("mirroring {} from {}", u.name, u.url);
+  }
   auto auth = api::AuthGate::create(cfg.htpasswd_realm, cfg.htpasswd_path, *rt.pool);
   if (!auth) {
     spdlog::critical("{}", auth.error());
@@ -151,6 +170,8 @@ int serve(const config::Config& cfg) {
   opts.addr = cfg.http_addr;
   opts.tls_certificate = cfg.tls_certificate;
   opts.tls_key = cfg.tls_key;
+  opts.location_base = cfg.http_host;
+  while (!opts.location_base.empty() && opts.location_base.back() == '/') opts.location_base.pop_back();
   opts.extra_headers.emplace_back("Docker-Distribution-API-Version", "registry/2.0");
   for (const auto& h : cfg.http_headers) opts.extra_headers.push_back(h);
   auto* registry = rt.registry.get();
@@ -186,6 +207,8 @@ int serve(const config::Config& cfg) {
   event_base_dispatch(base.base);
   rt.server.reset();
   rt.pool->shutdown();
+  rt.mirror.reset();
+  rt.http_client.reset();
   rt.events.clear();
   spdlog::info("stopped");
   return 0;

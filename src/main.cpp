@@ -1,4 +1,5 @@
 // wharf: an OCI registry and pull-through mirror. CLI verbs follow registry:2's.
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -41,6 +42,8 @@ std::optional<wharf::config::Config> load(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // Messages go to stderr until the configuration chooses the format (stdout is for command output).
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("wharf", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

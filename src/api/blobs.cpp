@@ -11,7 +11,7 @@
 
 namespace wharf::api {
 
-void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
   auto digest = oci::parse_digest(r.ref);
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
   const std::string dstr = digest->str();
@@ -28,7 +28,7 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   const auto& req = ex->req();
   const bool head = req.method == "HEAD";
   http::Response res(200);
-  res.cache_status = "LOCAL";
+  res.cache_status = cache_status;
   res.header("Content-Type", "application/octet-stream");
   res.header("Docker-Content-Digest", dstr);
   res.header("Accept-Ranges", "bytes");

@@ -16,6 +16,8 @@ struct event_base;
 
 namespace wharf::api {
 
+class Mirror;
+
 struct Context {
   const config::Config& cfg;
   cache::Index& index;
@@ -24,6 +26,7 @@ struct Context {
   event_base* base;
   AccessTracker& access;
   UploadTable& uploads;
+  Mirror* mirror = nullptr;  // set when upstreams are configured
 };
 
 }  // namespace wharf::api

@@ -7,7 +7,8 @@
 namespace wharf::api {
 
 // blobs.cpp
-void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r);  // GET and HEAD
+// GET and HEAD; `cache_status` goes to the access log.
+void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status = "LOCAL");
 void delete_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 // uploads.cpp
 void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);  // POST (session, monolithic, mount)
@@ -18,7 +19,7 @@ void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 // Removes upload sessions older than the configured age (and orphaned data files); runs on the loop.
 void purge_uploads(Context& ctx);
 // manifests.cpp
-void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);  // GET and HEAD
+void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status = "LOCAL");
 void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 void delete_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 // listing.cpp

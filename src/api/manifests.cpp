@@ -119,7 +119,7 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
 
 }  // namespace
 
-void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
   const bool by_digest = r.ref.find(':') != std::string::npos;
   std::string dstr;
   std::optional<cache::ManifestRecord> rec;
@@ -145,7 +145,7 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     return fail(ex, oci::ErrorCode::ManifestUnknown, {}, by_digest ? digest_detail(dstr) : R"({"tag":")" + r.ref + "\"}");
   }
   http::Response res(200);
-  res.cache_status = "LOCAL";
+  res.cache_status = cache_status;
   res.header("Content-Type", rec->media_type);
   res.header("Docker-Content-Digest", dstr);
   res.header("ETag", "\"" + dstr + "\"");

@@ -1,6 +1,7 @@
 #include "src/api/registry.hpp"
 
 #include "src/api/handlers.hpp"
+#include "src/api/mirror.hpp"
 #include "src/api/respond.hpp"
 #include "src/api/route.hpp"
 
@@ -29,6 +30,27 @@ void Registry::dispatch(const http::ExchangePtr& ex) {
   if (!route) return fail(ex, route.error().code, route.error().message, {}, route.error().status);
   const std::string& m = ex->req().method;
   const bool get = m == "GET" || m == "HEAD";
+  if (ctx_.mirror && ctx_.mirror->enabled() && !route->name.empty()) {
+    auto d = ctx_.mirror->decide(route->name, ex->req().query_param("ns").value_or(""));
+    if (d.proxied) {
+      if (get && route->kind == RouteKind::Manifest) return ctx_.mirror->get_manifest(ex, *route, d);
+      if (get && route->kind == RouteKind::Blob) return ctx_.mirror->get_blob(ex, *route, d);
+      if (get && route->kind == RouteKind::Tags) return ctx_.mirror->list_tags(ex, *route, d);
+      if (get && route->kind == RouteKind::Referrers) return referrers(ctx_, ex, Route{route->kind, d.cache_repo, route->ref});
+      if (!get) {
+        // Writes: refused where the name belongs to an upstream, unless proxy.allowpush.
+        bool cached_upstream_repo = false;
+        {
+          auto txn = ctx_.index.read();
+          cached_upstream_repo = ctx_.index.repo_exists(txn, d.cache_repo);
+        }
+        if ((d.explicit_upstream || cached_upstream_repo) && !ctx_.cfg.allow_push_to_proxied)
+          return fail(ex, oci::ErrorCode::Denied,
+                      "repository " + route->name + " is mirrored from " + d.upstream +
+                          "; pushing into a proxied namespace is not allowed (set proxy.allowpush or use another name)");
+      }
+    }
+  }
   switch (route->kind) {
     case RouteKind::Base:
       if (!get) return method_not_allowed(ex);

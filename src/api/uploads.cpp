@@ -384,6 +384,10 @@ void purge_uploads(Context& ctx) {
       if (rec.started < cutoff && !(s && s->busy)) stale.push_back(id);
     }
   }
+  if (ctx.cfg.upload_purge_dry_run) {
+    for (const auto& id : stale) spdlog::info("upload purging (dry run): would remove session {}", id);
+    return;
+  }
   for (const auto& id : stale) ctx.uploads.erase(id);
   ctx.pool.submit(
       [&ctx, stale, cutoff] {

@@ -67,17 +67,27 @@ class Connection {
     if (ex_) {
       ex_->conn_ = nullptr;
       if (sink_ && state_ == State::Body) sink_->on_abort();
+      ex_->drain_cb_ = nullptr;
+      if (auto cb = std::move(ex_->close_cb_)) {
+        ex_->close_cb_ = nullptr;
+        cb();
+      }
     }
     sink_.reset();
     bufferevent_free(bev_);
     --srv_->conns_;
   }
 
-  void respond(Exchange& ex, Response r);
+  void respond(Exchange& ex, Response r, bool streaming = false);
   void read_body(Exchange& ex, std::unique_ptr<BodySink> sink);
+  void stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len);
+  size_t backlog() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
+  void end_stream(Exchange& ex);
+  void abort(Exchange& ex);
 
  private:
-  enum class State { Headers, Handling, Body, Waiting, Writing, Closing };
+  enum class State { Headers, Handling, Body, Waiting, Streaming, Writing, Closing };
+  static constexpr size_t kStreamLowWater = 256 * 1024;
 
   static void on_read_cb(bufferevent*, void* arg) { static_cast<Connection*>(arg)->guarded([](Connection* c) { c->process(); }); }
   static void on_write_cb(bufferevent*, void* arg) { static_cast<Connection*>(arg)->guarded([](Connection* c) { c->on_written(); }); }
@@ -132,6 +142,30 @@ void Exchange::respond(Response r) {
   if (responded_) return;
   responded_ = true;
   if (conn_) conn_->respond(*this, std::move(r));
+}
+
+void Exchange::begin_stream(Response head) {
+  if (responded_) return;
+  responded_ = true;
+  if (conn_) conn_->respond(*this, std::move(head), true);
+}
+
+void Exchange::stream_file(int fd, uint64_t offset, uint64_t len) {
+  if (conn_) conn_->stream_file(*this, fd, offset, len);
+}
+
+size_t Exchange::stream_backlog() const { return conn_ ? conn_->backlog() : 0; }
+
+void Exchange::end_stream() {
+  drain_cb_ = nullptr;
+  close_cb_ = nullptr;
+  if (conn_) conn_->end_stream(*this);
+}
+
+void Exchange::abort() {
+  drain_cb_ = nullptr;
+  close_cb_ = nullptr;
+  if (conn_) conn_->abort(*this);
 }
 
 void Exchange::read_body(std::unique_ptr<BodySink> sink) {
@@ -289,7 +323,46 @@ void Connection::finish_body() {
   sink_->on_end();
 }
 
-void Connection::respond(Exchange& ex, Response r) {
+void Connection::stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len) {
+  if (&ex != ex_.get() || dead_ || state_ != State::Streaming || len == 0) return;
+  if (ex.req_.method == "HEAD") return;
+  int dupfd = ::dup(fd);
+  if (dupfd < 0) {
+    abort(ex);
+    return;
+  }
+  evbuffer* out = bufferevent_get_output(bev_);
+  if (!tls_) {
+    evbuffer_add_file(out, dupfd, ev_off_t(offset), ev_off_t(len));
+  } else {
+    evbuffer_file_segment* seg = evbuffer_file_segment_new(dupfd, ev_off_t(offset), ev_off_t(len),
+                                                           EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
+    if (!seg) {
+      ::close(dupfd);
+      abort(ex);
+      return;
+    }
+    evbuffer_add_file_segment(out, seg, 0, ev_off_t(len));
+    evbuffer_file_segment_free(seg);
+  }
+  bytes_ += len;
+}
+
+void Connection::end_stream(Exchange& ex) {
+  if (&ex != ex_.get() || dead_ || state_ != State::Streaming) return;
+  state_ = State::Writing;
+  bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+  guarded([](Connection* c) { c->on_written(); });
+}
+
+void Connection::abort(Exchange& ex) {
+  if (&ex != ex_.get() || dead_) return;
+  ex.conn_ = nullptr;
+  ex_.reset();
+  kill();
+}
+
+void Connection::respond(Exchange& ex, Response r, bool streaming) {
   if (&ex != ex_.get() || dead_) return;
   if (state_ == State::Body || !body_done_) close_after_ = true;  // unread body: cannot reuse the connection
   if (r.close) close_after_ = true;
@@ -297,7 +370,7 @@ void Connection::respond(Exchange& ex, Response r) {
   const bool head = ex.req_.method == "HEAD";
   const bool no_body_status = r.status == 204 || r.status == 304 || r.status < 200;
   uint64_t length = r.file ? r.file->length : r.body.size();
-  if (head && r.content_length) length = *r.content_length;
+  if ((head || streaming) && r.content_length) length = *r.content_length;
 
   std::string h;
   h.reserve(256 + r.headers.size() * 64 + srv_->extra_header_block_.size());
@@ -309,6 +382,7 @@ void Connection::respond(Exchange& ex, Response r) {
   for (const auto& [k, v] : r.headers) {
     h += k;
     h += ": ";
+    if (!srv_->opts_.location_base.empty() && !v.empty() && v[0] == '/' && k == "Location") h += srv_->opts_.location_base;
     h += v;
     h += "\r\n";
   }
@@ -325,6 +399,15 @@ void Connection::respond(Exchange& ex, Response r) {
   h += "\r\n";
   evbuffer_add(out, h.data(), h.size());
   bytes_ = 0;
+  if (streaming) {
+    status_ = r.status;
+    cache_status_ = std::move(r.cache_status);
+    state_ = head || no_body_status ? State::Writing : State::Streaming;
+    set_reading(false);
+    if (state_ == State::Streaming) bufferevent_setwatermark(bev_, EV_WRITE, kStreamLowWater, 0);
+    bufferevent_enable(bev_, EV_WRITE);
+    return;
+  }
   if (!head && !no_body_status) {
     if (r.file) {
       if (r.file->length == 0) {
@@ -363,6 +446,14 @@ void Connection::respond(Exchange& ex, Response r) {
 }
 
 void Connection::on_written() {
+  if (state_ == State::Streaming) {
+    if (ex_ && ex_->drain_cb_) {
+      auto keep = ex_;  // the callback may end or abort the exchange
+      auto cb = keep->drain_cb_;
+      cb();
+    }
+    return;
+  }
   if (state_ != State::Writing) return;
   if (evbuffer_get_length(bufferevent_get_output(bev_)) > 0) return;
   if (srv_->logger_ && ex_) {

@@ -45,11 +45,28 @@ class Exchange {
   void read_body(std::unique_ptr<BodySink> sink);
   bool alive() const { return conn_ != nullptr; }
   bool responded() const { return responded_; }
+
+  // Streaming responses: send the head now (Content-Length from head.content_length), the body later.
+  void begin_stream(Response head);
+  // Queues bytes [offset, offset+len) of file `fd` (borrowed: duplicated internally) for sending.
+  void stream_file(int fd, uint64_t offset, uint64_t len);
+  // Bytes queued but not yet written to the socket.
+  size_t stream_backlog() const;
+  // Called whenever the queued bytes drop to the low watermark while streaming (refill point).
+  void on_drain(std::function<void()> cb) { drain_cb_ = std::move(cb); }
+  // Called once if the connection goes away before end_stream()/abort().
+  void on_close(std::function<void()> cb) { close_cb_ = std::move(cb); }
+  // Finishes a streamed response once its queued bytes are written.
+  void end_stream();
+  // Drops the connection now (the client sees a truncated body and retries).
+  void abort();
   std::chrono::steady_clock::time_point started() const { return started_; }
 
  private:
   friend class Connection;
   Connection* conn_ = nullptr;
+  std::function<void()> drain_cb_;
+  std::function<void()> close_cb_;
   Request req_;
   bool responded_ = false;
   std::chrono::steady_clock::time_point started_;
@@ -71,6 +88,7 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   // waiting for a request or for body bytes
   std::chrono::seconds write_timeout{300}; // a stalled client during a response
   std::vector<std::pair<std::string, std::string>> extra_headers;  // added to every response
+  std::string location_base;  // e.g. "https://registry.example.com": prefixed to Location headers that are paths
 };
 
 class Server {

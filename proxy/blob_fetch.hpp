@@ -1,0 +1,97 @@
+#pragma once
+// One in-flight download of a blob from an upstream, shared by every client that wants it. Bytes go to
+// a temp file as they arrive (clients stream from that file at their own pace); the digest and size
+// are verified at the end and only then is the blob published. The fetch belongs to the FetchTable,
+// not to a client, so it continues when the client that started it hangs up.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/blob_store.hpp"
+#include "src/oci/digest.hpp"
+
+namespace wharf::proxy {
+
+class Upstream;
+
+enum class FetchState { Starting, Streaming, Verified, Failed };
+
+// What a waiting client is told. Each callback runs on the loop thread.
+struct FetchListener {
+  std::function<void()> on_head;      // total size known (state Streaming): send response headers
+  std::function<void()> on_progress;  // more bytes in the file (or verified): send what is available
+  // The fetch failed: before the head (status/error body from upstream, or 502/504), or mid-body (abort).
+  std::function<void(int status, const std::string& body, const std::string& content_type)> on_fail;
+};
+
+class BlobFetch {
+ public:
+  FetchState state() const { return state_; }
+  const oci::Digest& digest() const { return digest_; }
+  // Total size from the upstream's Content-Length (known from on_head on).
+  uint64_t total() const { return total_; }
+  // Bytes in the temp file that clients may send now. The last byte is held back until the digest
+  // is verified, so a client never receives a complete but corrupt body.
+  uint64_t available() const;
+  // The temp file (readable; stays valid after publishing, which renames it).
+  int fd() const { return fd_; }
+  // Adds a listener; returns its id for remove_listener().
+  uint64_t add_listener(FetchListener l);
+  void remove_listener(uint64_t id);
+
+ private:
+  friend class FetchTable;
+  oci::Digest digest_;
+  std::string cache_repo;
+  FetchState state_ = FetchState::Starting;
+  uint64_t total_ = 0;
+  uint64_t written_ = 0;
+  int fd_ = -1;
+  std::string tmp_path_;
+  std::optional<oci::Hasher> hasher_;
+  uint64_t upstream_id_ = 0;
+  uint64_t next_listener_ = 1;
+  std::unordered_map<uint64_t, FetchListener> listeners_;
+  std::string error_body_;
+  std::string error_type_;
+  int error_status_ = 0;
+  void notify_head();
+  void notify_progress();
+  void notify_fail(int status);
+
+ public:
+  ~BlobFetch();
+};
+
+// Runs `work` off the loop, then `done` on it (the WorkPool's submit).
+using Submit = std::function<void(std::function<void()> work, std::function<void()> done)>;
+// Publishes a verified temp file into the store and index (runs on a worker): returns an error message or "".
+using Publish = std::function<std::string(const std::string& tmp_path, const oci::Digest& d, uint64_t size,
+                                          const std::string& cache_repo)>;
+
+// The in-flight downloads, keyed by digest: concurrent requests for one blob share one download.
+class FetchTable {
+ public:
+  FetchTable(cache::BlobStore& store, Submit submit, Publish publish)
+      : store_(store), submit_(std::move(submit)), publish_(std::move(publish)) {}
+  // The download of `d` in progress, or a new one started from `upstream` (GET /v2/<remote_repo>/blobs/<d>).
+  std::shared_ptr<BlobFetch> get_or_start(Upstream& upstream, const std::string& remote_repo,
+                                          const std::string& cache_repo, const oci::Digest& d);
+  size_t in_flight() const { return fetches_.size(); }
+  uint64_t bytes_fetched() const { return bytes_fetched_; }
+
+ private:
+  void finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std::string& error);
+  cache::BlobStore& store_;
+  Submit submit_;
+  Publish publish_;
+  std::unordered_map<std::string, std::shared_ptr<BlobFetch>> fetches_;
+  uint64_t bytes_fetched_ = 0;
+};
+
+}  // namespace wharf::proxy

@@ -1,0 +1,91 @@
+#pragma once
+// An asynchronous HTTP client: one libcurl multi handle driven by wharf's libevent loop (socket and
+// timer callbacks; no threads, no blocking calls). Responses stream: the head once, then body bytes as
+// they arrive. Connections are pooled and reused; redirects are never followed (callers decide).
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+struct event_base;
+
+namespace wharf::proxy {
+
+// One request. Only GET and HEAD carry no surprises; other methods are sent without a body.
+struct HttpRequest {
+  std::string method = "GET";        // "HEAD" reads no body (CURLOPT_NOBODY)
+  std::string url;                   // absolute http:// or https:// URL
+  std::vector<std::string> headers;  // "Name: value"
+  std::string ca_file;               // extra CA bundle to trust (the system store stays trusted)
+  std::chrono::milliseconds connect_timeout{10'000};     // TCP + TLS handshake
+  std::chrono::milliseconds first_byte_timeout{30'000};  // request sent → response status line
+  std::chrono::milliseconds stall_timeout{30'000};       // response head → body bytes, and between them
+};
+
+// The head of a response (the final one; 1xx interim responses are skipped).
+struct HttpHead {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, in arrival order
+
+  // First value of header `name` (lowercase); empty if absent.
+  std::string_view header(std::string_view name) const;
+};
+
+// Callbacks of one transfer; none is called after cancel() or after on_done.
+struct HttpCallbacks {
+  // The response head, at most once, before any body byte.
+  std::function<void(const HttpHead&)> on_head;
+  // Body bytes in order; returning false aborts the transfer (on_done then reports ok=false, "aborted").
+  std::function<bool(const char* data, size_t len)> on_data;
+  // Exactly once at the end: ok=true when the whole body arrived (any status); otherwise `error` says why.
+  std::function<void(bool ok, const std::string& error)> on_done;
+};
+
+struct HttpClientOptions {
+  long max_host_connections = 16;   // CURLMOPT_MAX_HOST_CONNECTIONS (further transfers queue)
+  long max_total_connections = 64;  // CURLMOPT_MAX_TOTAL_CONNECTIONS
+  std::string user_agent;           // empty: "wharf/<version>"
+};
+
+class HttpClient {
+ public:
+  // Creates the multi handle on `base`; fails if libcurl or libevent cannot allocate it.
+  static std::expected<std::unique_ptr<HttpClient>, std::string> create(event_base* base, HttpClientOptions opts = {});
+  // Aborts every transfer without calling their callbacks. Never destroy the client from its callbacks.
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Starts a transfer and returns its id (never 0). Callbacks run later on the loop, never inside start();
+  // a request that cannot even start (bad options) ends with on_done(false, ...).
+  uint64_t start(HttpRequest req, HttpCallbacks cb);
+  // Aborts a transfer; its callbacks are not called afterwards. Unknown or finished ids are ignored.
+  // Safe from inside any callback, including the transfer's own.
+  void cancel(uint64_t id);
+  // Transfers started and not yet finished or cancelled.
+  size_t active() const;
+
+ private:
+  struct Impl;
+  explicit HttpClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// "wharf/<WHARF_VERSION>".
+std::string default_user_agent();
+// `ref` (absolute, or relative like "/x" or "../y") resolved against the absolute URL `base`;
+// nullopt if either is malformed or the result is not http(s).
+std::optional<std::string> resolve_url(const std::string& base, const std::string& ref);
+// "scheme://host[:port]" of an absolute URL, lowercased, default port omitted; nullopt if malformed.
+std::optional<std::string> url_origin(const std::string& url);
+// `url` without user info, query and fragment (a removed query shows as "?…"): safe to log.
+std::string redact_url(std::string_view url);
+
+}  // namespace wharf::proxy

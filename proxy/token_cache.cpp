@@ -1,0 +1,102 @@
+// Token cache entries keyed by a flattened (upstream, realm, service, sorted scopes) string.
+#include "proxy/token_cache.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace wharf::proxy {
+
+TokenCache::TokenCache(Clock clock) : clock_(std::move(clock)) {}
+
+std::string TokenCache::flatten(const TokenKey& key) {
+  std::vector<std::string> scopes = key.scopes;
+  std::sort(scopes.begin(), scopes.end());
+  scopes.erase(std::unique(scopes.begin(), scopes.end()), scopes.end());
+  std::string out = key.upstream + '\n' + key.realm + '\n' + key.service;
+  for (const std::string& s : scopes) out += '\n' + s;
+  return out;
+}
+
+void TokenCache::prune(std::chrono::system_clock::time_point now) {
+  std::erase_if(entries_, [now](const auto& kv) { return kv.second.expires <= now; });
+}
+
+std::optional<std::string> TokenCache::get(const TokenKey& key) {
+  const auto it = entries_.find(flatten(key));
+  if (it == entries_.end()) return std::nullopt;
+  if (it->second.expires <= clock_()) {
+    entries_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.token;
+}
+
+void TokenCache::put(const TokenKey& key, std::string token, std::optional<std::chrono::seconds> expires_in,
+                     std::optional<std::chrono::system_clock::time_point> issued_at) {
+  const auto now = clock_();
+  prune(now);
+  const std::chrono::seconds lifetime = std::max(expires_in.value_or(kDefaultLifetime), std::chrono::seconds{0});
+  const std::chrono::seconds margin = std::min(kSafetyMargin, lifetime / 2);
+  const auto start = issued_at ? std::min(*issued_at, now) : now;
+  const auto expires = start + lifetime - margin;
+  if (expires <= now || token.empty()) return;
+  entries_[flatten(key)] = Entry{std::move(token), expires};
+}
+
+void TokenCache::erase(const TokenKey& key) { entries_.erase(flatten(key)); }
+
+namespace {
+
+// Reads exactly `n` digits at `pos`.
+std::optional<int> digits(std::string_view s, size_t pos, size_t n) {
+  if (pos + n > s.size()) return std::nullopt;
+  int v = 0;
+  const auto [p, ec] = std::from_chars(s.data() + pos, s.data() + pos + n, v);
+  if (ec != std::errc{} || p != s.data() + pos + n) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s) {
+  using namespace std::chrono;
+  // 2006-01-02T15:04:05[.frac](Z|+hh:mm|-hh:mm)
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      s[13] != ':' || s[16] != ':')
+    return std::nullopt;
+  const auto y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
+  const auto h = digits(s, 11, 2), mi = digits(s, 14, 2), sec = digits(s, 17, 2);
+  if (!y || !mo || !d || !h || !mi || !sec || *h > 23 || *mi > 59 || *sec > 60) return std::nullopt;
+  const year_month_day ymd{year{*y}, month{unsigned(*mo)}, day{unsigned(*d)}};
+  if (!ymd.ok()) return std::nullopt;
+  size_t i = 19;
+  nanoseconds frac{0};
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    const size_t start = i;
+    int64_t scale = 100'000'000;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      frac += nanoseconds{(s[i] - '0') * scale};
+      scale /= 10;
+      ++i;
+    }
+    if (i == start) return std::nullopt;
+  }
+  seconds offset{0};
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    const auto oh = digits(s, i + 1, 2), om = digits(s, i + 4, 2);
+    if (!oh || !om || *oh > 23 || *om > 59) return std::nullopt;
+    offset = hours{*oh} + minutes{*om};
+    if (s[i] == '-') offset = -offset;
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  const auto t = sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
+  return time_point_cast<system_clock::duration>(t + frac);
+}
+
+}  // namespace wharf::proxy

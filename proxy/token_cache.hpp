@@ -1,0 +1,58 @@
+#pragma once
+// Bearer tokens from registry token services, cached per (upstream, realm, service, scope set) until they
+// expire. Used from the event-loop thread only (not thread-safe).
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wharf::proxy {
+
+// What a token was issued for. The scope order does not matter (the cache sorts and de-duplicates).
+struct TokenKey {
+  std::string upstream;             // the upstream's name, e.g. "docker.io"
+  std::string realm;                // token service URL from the challenge
+  std::string service;              // "service" auth-param (may be empty)
+  std::vector<std::string> scopes;  // e.g. {"repository:library/alpine:pull"}
+};
+
+class TokenCache {
+ public:
+  using Clock = std::function<std::chrono::system_clock::time_point()>;
+  static constexpr std::chrono::seconds kDefaultLifetime{60};
+  static constexpr std::chrono::seconds kSafetyMargin{5};
+
+  explicit TokenCache(Clock clock = [] { return std::chrono::system_clock::now(); });
+
+  // The cached token for `key`; nullopt if absent or expired (an expired entry is dropped).
+  std::optional<std::string> get(const TokenKey& key);
+  // Caches `token` until (issued_at, or now if absent or in the future) + expires_in (60 s if absent)
+  // minus a safety margin of 5 s (at most half the lifetime); a token already expired is not stored.
+  void put(const TokenKey& key, std::string token, std::optional<std::chrono::seconds> expires_in,
+           std::optional<std::chrono::system_clock::time_point> issued_at = std::nullopt);
+  // Forgets the token for `key` (e.g. after the upstream rejected it); absent keys are ignored.
+  void erase(const TokenKey& key);
+  // Number of entries, expired ones included until they are next touched.
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::string token;
+    std::chrono::system_clock::time_point expires;
+  };
+  static std::string flatten(const TokenKey& key);
+  void prune(std::chrono::system_clock::time_point now);
+
+  Clock clock_;
+  std::map<std::string, Entry> entries_;
+};
+
+// Parses an RFC 3339 timestamp ("2024-05-01T12:00:00Z", fractions and "+02:00" offsets allowed);
+// nullopt if malformed.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s);
+
+}  // namespace wharf::proxy

@@ -1,0 +1,75 @@
+#pragma once
+// The pull-through side of the API: upstreams, routing, shared downloads and cached-tag freshness.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/blob_fetch.hpp"
+#include "proxy/routing.hpp"
+#include "proxy/upstream.hpp"
+#include "src/api/route.hpp"
+#include "src/http/server.hpp"
+
+namespace wharf::proxy {
+class HttpClient;
+class TokenCache;
+}  // namespace wharf::proxy
+
+namespace wharf::api {
+
+struct Context;
+
+// Counters for logs and metrics.
+struct MirrorStats {
+  uint64_t hits = 0, misses = 0, stale = 0, revalidated = 0, upstream_errors = 0;
+};
+
+// A manifest as fetched from an upstream (or the failure to get one).
+struct FetchedManifest {
+  int status = 0;            // upstream status, or 502/503/504 when unreachable
+  bool reachable = true;     // false: network failure, timeout or back-off
+  std::string body;          // manifest bytes, or the upstream's error body
+  std::string content_type;
+  std::string digest;        // set on success
+};
+
+class Mirror {
+ public:
+  Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& tokens);
+  ~Mirror();
+  bool enabled() const { return !upstreams_.empty(); }
+  // Routes a repository name (see proxy::route); `ns` is the containerd ?ns= parameter.
+  proxy::Decision decide(const std::string& name, const std::string& ns) const;
+  // GET/HEAD of a manifest through the mirror.
+  void get_manifest(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
+  // GET/HEAD of a blob through the mirror.
+  void get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
+  // Tags list: the upstream's when reachable, else the cached tags.
+  void list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
+  const MirrorStats& stats() const { return stats_; }
+  proxy::FetchTable& fetches() { return *fetches_; }
+
+ private:
+  proxy::Upstream* upstream(const std::string& name) const;
+  void fetch_manifest(const proxy::Decision& d, const std::string& ref, std::function<void(FetchedManifest)> done);
+  void serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m, const char* cache_status);
+  void serve_cached(const http::ExchangePtr& ex, const proxy::Decision& d, const std::string& ref, const char* status);
+  void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const std::string& what);
+
+  Context& ctx_;
+  proxy::RoutingTable table_;
+  std::map<std::string, std::unique_ptr<proxy::Upstream>> upstreams_;
+  std::unique_ptr<proxy::FetchTable> fetches_;
+  // cache_repo + '\0' + tag → when the cached tag was last confirmed with the upstream.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> validated_;
+  // cache_repo + '\0' + ref → callbacks waiting for the same manifest fetch.
+  std::unordered_map<std::string, std::vector<std::function<void(FetchedManifest)>>> manifest_waiters_;
+  MirrorStats stats_;
+};
+
+}  // namespace wharf::api

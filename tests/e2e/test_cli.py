@@ -1,0 +1,39 @@
+"""The wharf binary's command line: verbs, help, version and configuration errors."""
+from harness import SERVER_BIN, check, check_eq, run, wharf_only
+
+
+@wharf_only("wharf's own CLI")
+def test_version_and_help(ctx):
+    res = run([SERVER_BIN, "--version"])
+    check(res.stdout.startswith("wharf "), "--version prints 'wharf <version>': %r" % res.stdout)
+    res = run([SERVER_BIN, "--help"])
+    for verb in ("serve", "check-config"):
+        check(verb in res.stdout, "--help lists %s" % verb)
+    res = run([SERVER_BIN, "no-such-verb"], check_rc=False)
+    check(res.returncode != 0, "an unknown verb exits non-zero")
+
+
+@wharf_only("wharf's own CLI")
+def test_check_config_names_the_bad_key(ctx):
+    good = ctx.path("good.yml")
+    with open(good, "w") as f:
+        f.write("version: 0.1\nhttp:\n  addr: 127.0.0.1:5999\n  bogus: 1\nstorage:\n  filesystem:\n"
+                "    rootdirectory: %s\n" % ctx.path("root"))
+    res = run([SERVER_BIN, "check-config", good])
+    check("http.bogus" in res.stderr, "an unknown key is a warning naming it: %r" % res.stderr)
+
+    bad = ctx.path("bad.yml")
+    with open(bad, "w") as f:
+        f.write("version: 0.1\nhttp:\n  addr: 127.0.0.1:notaport\n")
+    res = run([SERVER_BIN, "check-config", bad], check_rc=False)
+    check_eq(res.returncode, 1, "exit code for an invalid http.addr")
+    check("http.addr" in res.stderr, "the error names http.addr: %r" % res.stderr)
+
+    # The environment override is validated the same way, and named.
+    res = run([SERVER_BIN, "check-config", good], check_rc=False,
+              env={"REGISTRY_STORAGE_DELETE_ENABLED": "maybe"})
+    check_eq(res.returncode, 1, "exit code for REGISTRY_STORAGE_DELETE_ENABLED=maybe")
+    check("storage.delete.enabled" in res.stderr, "the error names the key: %r" % res.stderr)
+
+    res = run([SERVER_BIN, "serve", bad], check_rc=False, timeout=20)
+    check_eq(res.returncode, 1, "serve refuses an invalid config")

@@ -1,0 +1,137 @@
+"""wharf's mirror under load and upstream trouble, pulled with skopeo: concurrent pulls share one
+upstream fetch, cut downloads never leave corrupt content behind, cached tags survive an outage and a
+rate limit and do not spend manifest GETs, tokens are reused, and upstream credentials go to the
+token realm only. The upstream is a fakehub (fakehub.py)."""
+import os
+import threading
+import time
+
+from harness import check, check_eq, timeout, wharf_only
+from mirror_util import Mirror, check_cdn_once, check_copied, image_blobs
+
+MIRROR = "pull-through mirror (proxy.remoteurl, proxy.upstreams)"
+PULLERS = 8
+
+
+@wharf_only(MIRROR)
+@timeout(300)
+def test_concurrent_pulls_fetch_once(ctx):
+    with Mirror(ctx) as m:
+        img = ctx.image(layers=3, size=3 << 20, seed=91)
+        m.hub.push(img, "library/busy", "c1")
+        m.hub.reset_counters()
+        m.hub.throttle(12 << 20)  # each layer takes ~0.25 s at the CDN, so the eight pulls overlap
+        ctx.skopeo("--version")  # writes the policy file before the threads share it
+        results = [None] * PULLERS
+
+        def pull(i):
+            results[i] = m.skopeo_pull("library/busy", "c1", ctx.path("copy%d" % i), check_rc=False, timeout=200)
+        threads = [threading.Thread(target=pull, args=(i,), daemon=True) for i in range(PULLERS)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 230
+        for t in threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        check(not any(t.is_alive() for t in threads), "concurrent skopeo pulls still running after 230 s")
+        failed = [i for i, r in enumerate(results) if r is None or r.returncode != 0]
+        check(not failed, "%d of %d concurrent pulls failed, e.g. %s; %s" % (
+            len(failed), PULLERS, (results[failed[0]].stderr.strip()[-200:] if failed and results[failed[0]] else
+                                   "?"), m.diagnose("library/busy", "c1")))
+        for i in range(PULLERS):
+            check_copied(img, ctx.path("copy%d" % i), "pull %d" % i)
+        check_cdn_once(m.hub, img, "%d concurrent pulls" % PULLERS)
+        check(m.hub.log.manifest_gets() <= 2, "manifest GETs upstream for %d concurrent pulls of one tag: %s" % (
+            PULLERS, m.hub.log.summary()))
+
+
+@wharf_only(MIRROR)
+@timeout(240)
+def test_cut_downloads_leave_nothing_corrupt(ctx):
+    with Mirror(ctx) as m:
+        img = ctx.image(layers=2, size=1 << 20, seed=92)
+        m.hub.push(img, "library/cut", "1")
+        m.hub.cut_blobs(True)
+        res = m.skopeo_pull("library/cut", "1", ctx.path("first"), check_rc=False, timeout=150)
+        check(m.hub.log.count("GET", "cdn") >= 1, "wharf fetched no blob from the CDN (%s); %s" % (
+            m.hub.log.summary(), m.diagnose("library/cut", "1")))
+        check(res.returncode != 0, "the pull succeeded although every blob download was cut")
+        for d in image_blobs(img):
+            check(not os.path.exists(m.stored_blob(d)), "wharf stored %s from a cut download" % d[:19])
+        m.check_store_sound()
+        for d in img["layers"]:
+            r = m.manifest("library/cut/blobs/" + d, method="HEAD")
+            check(r.status == 404 or (r.status == 200 and r.header("Content-Length") == str(
+                os.path.getsize(ctx.path("img", "blobs", "sha256", d[7:])))),
+                "HEAD of %s after cut downloads: %d, Content-Length %s" % (d[:19], r.status, r.header("Content-Length")))
+
+        m.hub.cut_blobs(False)
+        m.skopeo_pull("library/cut", "1", ctx.path("second"))
+        check_copied(img, ctx.path("second"), "pull after the upstream recovered")
+        for d in image_blobs(img):
+            check(os.path.exists(m.stored_blob(d)), "wharf did not cache %s" % d[:19])
+        m.check_store_sound()
+
+
+@wharf_only(MIRROR)
+@timeout(240)
+def test_cached_tag_survives_outage_and_rate_limit(ctx):
+    with Mirror(ctx, tagfreshness="1s") as m:
+        img = ctx.image(layers=2, size=256 << 10, seed=93)
+        m.hub.push(img, "library/fresh", "1")
+        m.skopeo_pull("library/fresh", "1", ctx.path("warm"))
+        m.hub.reset_counters()
+
+        for i in range(30):  # 3 s, so the 1 s tag freshness lapses a few times: HEADs allowed, not GETs
+            r = m.manifest("library/fresh/manifests/1")
+            check_eq((r.status, r.header("Docker-Content-Digest")), (200, img["manifest_digest"]),
+                     "pull %d of the cached tag" % i)
+            time.sleep(0.1)
+        check(m.hub.log.manifest_gets() <= 2, "30 pulls of a cached tag cost more than 2 manifest GETs upstream: %s"
+              % m.hub.log.summary())
+
+        time.sleep(1.5)  # past tag freshness: wharf would ask upstream now
+        m.hub.go_down()
+        m.skopeo_pull("library/fresh", "1", ctx.path("down"), timeout=120)
+        check_copied(img, ctx.path("down"), "pull while the upstream is down")
+        m.hub.come_up()
+
+        m.hub.set_pull_limit(0, heads_too=True)
+        time.sleep(1.5)
+        m.skopeo_pull("library/fresh", "1", ctx.path("limited"), timeout=120)
+        check_copied(img, ctx.path("limited"), "pull while the upstream answers 429")
+        check_eq(m.hub.log.count("GET", "cdn"), 0, "CDN GETs for an image that was cached before the outage")
+
+
+@wharf_only(MIRROR)
+@timeout(180)
+def test_tokens_are_reused(ctx):
+    with Mirror(ctx) as m:
+        img = ctx.image(layers=4, size=64 << 10, seed=94)
+        m.hub.push(img, "library/tokens", "1")
+        m.hub.push(ctx.image(name="img2", layers=4, size=64 << 10, seed=95), "library/tokens", "2")
+        m.hub.reset_counters()
+        m.skopeo_pull("library/tokens", "1", ctx.path("one"))
+        check(m.hub.token_requests() <= 2, "token requests for one pull of 5 blobs: %s" % m.hub.log.summary())
+        check(m.hub.log.count(status=401) <= 2, "requests answered 401 (sent without a cached token): %s"
+              % m.hub.log.summary())
+
+        m.hub.revoke_tokens()  # as if the cached token expired early: wharf must fetch a new one and retry
+        m.hub.reset_counters()
+        m.skopeo_pull("library/tokens", "2", ctx.path("two"))
+        check(1 <= m.hub.token_requests() <= 2, "token requests after the token was revoked: %s" % m.hub.log.summary())
+
+
+@wharf_only(MIRROR)
+@timeout(180)
+def test_upstream_credentials_go_to_the_realm_only(ctx):
+    with Mirror(ctx, hub_user="hubuser", hub_password="hub-secret") as m:
+        img = ctx.image(layers=2, size=64 << 10, seed=96)
+        m.hub.push(img, "library/private", "1")
+        m.hub.reset_counters()
+        m.skopeo_pull("library/private", "1", ctx.path("copy"))
+        check_copied(img, ctx.path("copy"), "pull with upstream credentials")
+        tokens = m.hub.log.entries(kind="token")
+        check(tokens and all(e["auth"] == "Basic" and e["status"] == 200 for e in tokens),
+              "token requests: %s" % [(e["auth"], e["status"]) for e in tokens])
+        leaked = [e["path"] for e in m.hub.log.entries() if e["kind"] != "token" and e["auth"] == "Basic"]
+        check_eq(leaked, [], "registry requests that carried the upstream password (Basic)")
