@@ -18,7 +18,7 @@ struct event_base;
 
 namespace wharf::proxy {
 
-// One request. Only GET and HEAD carry no surprises; other methods are sent without a body.
+// One request; methods other than GET and HEAD are sent without a body.
 struct HttpRequest {
   std::string method = "GET";        // "HEAD" reads no body (CURLOPT_NOBODY)
   std::string url;                   // absolute http:// or https:// URL
@@ -48,12 +48,14 @@ struct HttpCallbacks {
   std::function<void(bool ok, const std::string& error)> on_done;
 };
 
+// Connection pool limits and the User-Agent of a client.
 struct HttpClientOptions {
   long max_host_connections = 16;   // CURLMOPT_MAX_HOST_CONNECTIONS (further transfers queue)
   long max_total_connections = 64;  // CURLMOPT_MAX_TOTAL_CONNECTIONS
   std::string user_agent;           // empty: "wharf/<version>"
 };
 
+// Owns the CURLM handle, its socket and timer events, and every transfer's CURL handle.
 class HttpClient {
  public:
   // Creates the multi handle on `base`; fails if libcurl or libevent cannot allocate it.

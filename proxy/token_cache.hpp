@@ -20,6 +20,7 @@ struct TokenKey {
   std::vector<std::string> scopes;  // e.g. {"repository:library/alpine:pull"}
 };
 
+// Tokens by key with their expiry, judged by the injected clock.
 class TokenCache {
  public:
   using Clock = std::function<std::chrono::system_clock::time_point()>;

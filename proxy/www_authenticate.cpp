@@ -17,6 +17,8 @@ bool is_token68_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-._~+/").find(c) != std::string_view::npos;
 }
 
+bool is_bare_value_char(char c) { return c != ',' && c != ' ' && c != '\t' && c != '"'; }
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -107,7 +109,7 @@ bool read_params(Cursor& c, Challenge& ch) {
       if (!q) return false;
       value = std::move(*q);
     } else {
-      value = std::string(c.take_while(is_tchar));
+      value = std::string(c.take_while(is_bare_value_char));  // a token, leniently: unquoted URLs happen
     }
     ch.params.emplace_back(std::move(name), std::move(value));
     c.skip_ws();

@@ -116,9 +116,7 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
     upstreams_.emplace(u.name, std::make_unique<proxy::Upstream>(client, tokens, u));
     table_.upstreams.push_back(u.name);
   }
-  // Bare names go to Docker Hub when it is configured, else to the first upstream.
-  if (!ctx.cfg.upstreams.empty()) table_.default_upstream = ctx.cfg.upstreams.front().name;
-  if (upstreams_.count("docker.io")) table_.default_upstream = "docker.io";
+  table_.default_upstream = ctx.cfg.default_upstream;
   table_.local_namespaces = ctx.cfg.local_namespaces;
   auto* pool = &ctx.pool;
   auto* index = &ctx.index;

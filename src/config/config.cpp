@@ -113,6 +113,13 @@ std::expected<void, ConfigError> assemble_upstreams(Walk& w) {
       }
     }
   }
+  if (!d.remote_url.empty()) {
+    d.default_upstream = all.front().name;
+  } else if (!all.empty()) {
+    d.default_upstream = all.front().name;
+    for (const Upstream& u : all)
+      if (u.name == "docker.io") d.default_upstream = u.name;
+  }
   d.upstreams = std::move(all);
   return {};
 }

@@ -59,6 +59,7 @@ struct Config {
 
   // Pull-through (proxy.remoteurl/username/password as registry:2; proxy.upstreams is wharf's extension).
   std::vector<Upstream> upstreams;           // proxy.remoteurl becomes one upstream named "docker.io"
+  std::string default_upstream;              // bare names go here: proxy.remoteurl's upstream, else docker.io, else the first
   std::vector<std::string> local_namespaces; // proxy.localnamespaces (wharf)
   bool allow_push_to_proxied = false;        // proxy.allowpush (wharf)
   std::chrono::seconds tag_freshness{60};    // proxy.tagfreshness (wharf)

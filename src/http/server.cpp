@@ -116,6 +116,7 @@ class Connection {
   void on_written();
   void on_event(short what);
   void send_simple_error(int status, std::string_view msg);
+  void send_raw_and_close(std::string_view raw);
   void set_reading(bool on) {
     if (on) bufferevent_enable(bev_, EV_READ);
     else bufferevent_disable(bev_, EV_READ);
@@ -201,6 +202,17 @@ bool Connection::parse_headers() {
       avail -= 2;
     } else {
       break;
+    }
+  }
+  if (!tls_) {
+    // A TLS ClientHello on the plain-HTTP port: say so at once (clients such as skopeo then fall back
+    // to plain HTTP immediately instead of waiting for a timeout).
+    unsigned char first = 0;
+    evbuffer_copyout(in, &first, 1);
+    if (first == 0x16) {
+      send_raw_and_close("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+                         "this is a plain HTTP port: TLS is not configured here\n");
+      return false;
     }
   }
   evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, nullptr);
@@ -486,6 +498,18 @@ void Connection::on_event(short what) {
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
     kill();
   }
+}
+
+void Connection::send_raw_and_close(std::string_view raw) {
+  close_after_ = true;
+  evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
+  evbuffer_add(bufferevent_get_output(bev_), raw.data(), raw.size());
+  status_ = 400;
+  state_ = State::Writing;
+  if (!ex_) ex_ = std::make_shared<Exchange>();
+  ex_->responded_ = true;
+  set_reading(false);
+  bufferevent_enable(bev_, EV_WRITE);
 }
 
 void Connection::send_simple_error(int status, std::string_view msg) {

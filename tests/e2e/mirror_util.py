@@ -66,15 +66,19 @@ class Mirror:
             raise TestFailure("%s failed: %s; %s" % (what, exc, self.diagnose(repo, tag, query))) from None
 
     def diagnose(self, repo, tag, query=""):
-        """'wharf answers GET .../manifests/tag with 404 MANIFEST_UNKNOWN; hub saw: ...'."""
+        """'wharf answers GET .../manifests/tag with 404 MANIFEST_UNKNOWN; upstream saw: ...'. It asks
+        wharf (which may ask upstream), so call it only once the test has failed."""
         path = "/v2/%s/manifests/%s%s" % (repo, tag, query)
         try:
             r = request("GET", self.wharf.url + path, {"Accept": MANIFEST_ACCEPT}, timeout=30)
             answer = "%d %s" % (r.status, "/".join(r.error_codes()) or r.header("Docker-Content-Digest", ""))
         except OSError as exc:
             answer = "no answer (%s)" % exc
-        return "wharf answers GET %s with %s; upstream saw: %s" % (
-            path, answer, "; ".join("%s: %s" % (h.name, h.log.summary()) for h in self.hubs))
+        return "wharf answers GET %s with %s; %s" % (path, answer, self.seen())
+
+    def seen(self):
+        """'upstream saw: hub: GET blob=3, ...; ghcr: ...' (sends nothing, unlike diagnose)."""
+        return "upstream saw: " + "; ".join("%s: %s" % (h.name, h.log.summary()) for h in self.hubs)
 
     def manifest(self, path, method="GET"):
         """GET (or HEAD) /v2/<path> on wharf with every manifest media type accepted."""

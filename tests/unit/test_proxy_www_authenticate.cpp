@@ -38,6 +38,12 @@ TEST_CASE("parse_www_authenticate") {
     CHECK(c[0].param("service") == "s");
     CHECK(c[0].param("scope") == "x");
   }
+  SUBCASE("unquoted values, even URLs") {
+    const auto c = parse_www_authenticate("Bearer realm=https://a.io/token?x=1,service=reg.io");
+    REQUIRE(c.size() == 1);
+    CHECK(c[0].param("realm") == "https://a.io/token?x=1");
+    CHECK(c[0].param("service") == "reg.io");
+  }
   SUBCASE("several challenges in one header") {
     const auto c = parse_www_authenticate(R"(Basic realm="Registry Realm", Bearer realm="https://t/token",service="s")");
     REQUIRE(c.size() == 2);
