@@ -6,6 +6,8 @@
 
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
@@ -453,6 +455,71 @@ void Mirror::list_tags(const http::ExchangePtr& ex, const Route& r, const proxy:
     path += q;
   }
   up->fetch("GET", path, d.remote_repo, {}, std::move(cb));
+}
+
+}  // namespace wharf::api
+
+namespace wharf::api {
+
+namespace {
+
+// The cached repositories of one upstream ("<ns>/..." in the store), with the prefix removed.
+void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string& ns) {
+  const std::string prefix = ns + "/";
+  std::vector<std::string> names;
+  {
+    auto txn = ctx.index.read();
+    std::string last = prefix;
+    for (int page = 0; page < 100; ++page) {
+      bool more = false;
+      auto repos = ctx.index.repos(txn, last, 1000, &more);
+      bool past = false;
+      for (auto& r : repos) {
+        if (!r.starts_with(prefix)) {
+          past = true;
+          break;
+        }
+        names.push_back(r.substr(prefix.size()));
+      }
+      if (past || !more || repos.empty()) break;
+      last = repos.back();
+    }
+  }
+  auto res = json_response(200, nlohmann::json{{"repositories", names}}.dump());
+  res.cache_status = "STALE";
+  ex->respond(std::move(res));
+}
+
+}  // namespace
+
+bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns) {
+  auto* up = upstream(ns);
+  if (!up) return false;
+  if (up->backing_off()) {
+    cached_catalog(ctx_, ex, ns);
+    return true;
+  }
+  auto status = std::make_shared<int>(0);
+  auto body = std::make_shared<std::string>();
+  proxy::FetchCallbacks cb;
+  cb.on_head = [status](const proxy::UpstreamResponse& res) { *status = res.status; };
+  cb.on_data = [body](const char* p, size_t n) {
+    if (body->size() + n > (8u << 20)) return false;
+    body->append(p, n);
+    return true;
+  };
+  cb.on_done = [this, ex, ns, status, body](bool ok, const std::string&) {
+    if (!ok || *status != 200) return cached_catalog(ctx_, ex, ns);
+    auto res = json_response(200, std::move(*body));
+    res.cache_status = "MISS";
+    ex->respond(std::move(res));
+  };
+  std::string path = "/v2/_catalog";
+  std::string q;
+  for (const char* k : {"n", "last"})
+    if (auto v = ex->req().query_param(k)) q += std::string(q.empty() ? "?" : "&") + k + "=" + http::percent_encode(*v);
+  up->fetch("GET", path + q, "", {}, std::move(cb));
+  return true;
 }
 
 }  // namespace wharf::api

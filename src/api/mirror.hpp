@@ -51,6 +51,9 @@ class Mirror {
   void get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
   // Tags list: the upstream's when reachable, else the cached tags.
   void list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
+  // Catalog for an upstream chosen by ?ns=: the upstream's when reachable, else the cached repositories.
+  // False if `ns` names no upstream (the caller serves the local catalog).
+  bool catalog(const http::ExchangePtr& ex, const std::string& ns);
   const MirrorStats& stats() const { return stats_; }
   proxy::FetchTable& fetches() { return *fetches_; }
 

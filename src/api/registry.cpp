@@ -57,6 +57,9 @@ void Registry::dispatch(const http::ExchangePtr& ex) {
       return ex->respond(json_response(200, "{}"));
     case RouteKind::Catalog:
       if (!get) return method_not_allowed(ex);
+      if (ctx_.mirror) {
+        if (auto ns = ex->req().query_param("ns"); ns && ctx_.mirror->catalog(ex, *ns)) return;
+      }
       return catalog(ctx_, ex, *route);
     case RouteKind::Tags:
       if (!get) return method_not_allowed(ex);

@@ -104,6 +104,17 @@ std::expected<void, ConfigError> assemble_upstreams(Walk& w) {
   }
   for (Upstream& u : d.extra_upstreams) {
     u.url = without_trailing_slashes(u.url);
+    // An entry for remoteurl's own URL names that upstream (e.g. docker.io): one upstream, not two caches.
+    if (!all.empty() && !d.remote_url.empty() && u.url == all.front().url) {
+      Upstream& r = all.front();
+      r.name = u.name;
+      if (r.username.empty()) {
+        r.username = u.username;
+        r.password = u.password;
+      }
+      if (r.ca.empty()) r.ca = u.ca;
+      continue;
+    }
     all.push_back(std::move(u));
   }
   for (size_t i = 0; i < all.size(); ++i) {

@@ -96,3 +96,28 @@ def test_containerd_two_upstreams(ctx):
         check(m.ghcr.log.manifest_gets("org/app") >= 1, "ghcr.io saw no manifest GET for org/app")
         check_eq(m.hub.log.count(repo="org/app"), 0, "requests for org/app that reached docker.io")
         check_eq(m.ghcr.log.count(repo="library/ctrimg"), 0, "requests for library/ctrimg that reached ghcr.io")
+
+
+@wharf_only(MIRROR)
+@timeout(120)
+def test_tags_list_and_catalog_fall_back_to_the_cache(ctx):
+    with Mirror(ctx) as m:
+        img = ctx.image(name="lst", layers=1, size=32 << 10, seed=91)
+        m.hub.push(img, "library/lst", "1")
+        m.hub.push(img, "library/lst", "2")
+        r = m.manifest("library/lst/tags/list")
+        check_eq(r.status, 200, "tags list through the mirror (%r)" % r)
+        check_eq(sorted(r.json()["tags"]), ["1", "2"], "the upstream's tags, passed through")
+        check(m.hub.log.count(repo="library/lst") >= 1, "the upstream was asked for the tags")
+
+        check_eq(m.manifest("library/lst/manifests/1").status, 200, "pull of tag 1 (caches it)")
+        m.hub.go_down()
+        try:
+            r = m.manifest("library/lst/tags/list")
+            check_eq(r.status, 200, "tags list with the upstream down (%r)" % r)
+            check_eq(r.json()["tags"], ["1"], "with the upstream down, the cached tags")
+            r = m.manifest("_catalog?ns=docker.io")
+            check_eq(r.status, 200, "catalog for ns=docker.io with the upstream down (%r)" % r)
+            check_eq(r.json()["repositories"], ["library/lst"], "the cached repositories of docker.io")
+        finally:
+            m.hub.come_up()

@@ -593,3 +593,18 @@ TEST_CASE("registry_env") {
   CHECK_FALSE(env.contains("WHARF_UNIT_TEST_OTHER"));
   for (const auto& [name, value] : env) CHECK(name.starts_with("REGISTRY_"));
 }
+
+TEST_CASE("proxy.remoteurl and an upstreams entry for the same URL are one upstream") {
+  std::vector<std::string> warnings;
+  auto cfg = wharf::config::load_from_string(
+      "version: 0.1\nproxy:\n  remoteurl: http://127.0.0.1:7000/\n  upstreams:\n"
+      "    - {name: docker.io, url: http://127.0.0.1:7000, username: u, password: p}\n"
+      "    - {name: ghcr.io, url: http://127.0.0.1:7001}\n",
+      {}, warnings);
+  REQUIRE(cfg);
+  REQUIRE(cfg->upstreams.size() == 2);
+  CHECK(cfg->upstreams[0].name == "docker.io");
+  CHECK(cfg->upstreams[0].username == "u");
+  CHECK(cfg->upstreams[1].name == "ghcr.io");
+  CHECK(cfg->default_upstream == "docker.io");
+}
