@@ -137,3 +137,33 @@ def test_upstream_credentials_go_to_the_realm_only(ctx):
               "token requests: %s" % [(e["auth"], e["status"]) for e in tokens])
         leaked = [e["path"] for e in m.hub.log.entries() if e["kind"] != "token" and e["auth"] == "Basic"]
         check_eq(leaked, [], "registry requests that carried the upstream password (Basic)")
+
+
+@wharf_only(MIRROR)
+@timeout(120)
+def test_range_on_a_blob_being_fetched(ctx):
+    """A Range request for a blob whose download is under way is answered from that download (206,
+    the right bytes) while a full GET streams alongside; the upstream sees one GET."""
+    from http_util import request
+    with Mirror(ctx) as m:
+        img = ctx.image(name="rng", layers=1, size=4 << 20, seed=95)
+        m.hub.push(img, "library/rng", "1")
+        layer = img["layers"][0]
+        with open(os.path.join(img["dir"], "blobs", "sha256", layer.split(":")[1]), "rb") as f:
+            data = f.read()
+        m.hub.reset_counters()
+        m.hub.throttle(4 << 20)  # about a second for the layer: the range request arrives mid-download
+        url = m.wharf.url + "/v2/library/rng/blobs/" + layer
+        full = {}
+        t = threading.Thread(target=lambda: full.update(r=request("GET", url, timeout=60)), daemon=True)
+        t.start()
+        time.sleep(0.3)
+        start, end = len(data) // 2, len(data) // 2 + 99999
+        part = request("GET", url, {"Range": "bytes=%d-%d" % (start, end)}, timeout=60)
+        t.join(60)
+        check(not t.is_alive(), "the full GET did not finish")
+        check_eq(part.status, 206, "status of the Range GET during the download")
+        check_eq(part.header("Content-Range"), "bytes %d-%d/%d" % (start, end, len(data)), "Content-Range")
+        check(part.body == data[start:end + 1], "the range's bytes (%d received)" % len(part.body))
+        check(full["r"].status == 200 and full["r"].body == data, "the full GET's bytes")
+        check_eq(m.hub.log.cdn_gets(layer), 1, "CDN GETs for the blob")
