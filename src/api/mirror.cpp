@@ -27,6 +27,40 @@ const std::vector<std::string> kManifestAccept = {
 
 bool is_digest_ref(const std::string& ref) { return ref.find(':') != std::string::npos; }
 
+// Fetches a small JSON document (tags list, catalog) from `up`; done(body) on a 200, done(nullopt) otherwise.
+void fetch_listing(proxy::Upstream& up, std::string path, std::string scope_repo,
+                   std::function<void(std::optional<std::string>)> done) {
+  auto status = std::make_shared<int>(0);
+  auto body = std::make_shared<std::string>();
+  proxy::FetchCallbacks cb;
+  cb.on_head = [status](const proxy::UpstreamResponse& res) { *status = res.status; };
+  cb.on_data = [body](const char* p, size_t n) {
+    if (body->size() + n > (8u << 20)) return false;
+    body->append(p, n);
+    return true;
+  };
+  cb.on_done = [status, body, done = std::move(done)](bool ok, const std::string&) {
+    if (!ok || *status != 200) return done(std::nullopt);
+    done(std::move(*body));
+  };
+  up.fetch("GET", std::move(path), std::move(scope_repo), {}, std::move(cb));
+}
+
+// The client's paging parameters (n, last) as a query string for the upstream ("" or "?n=..").
+std::string paging_query(const http::Request& req) {
+  std::string q;
+  for (const char* k : {"n", "last"})
+    if (auto v = req.query_param(k)) q += std::string(q.empty() ? "?" : "&") + k + "=" + http::percent_encode(*v);
+  return q;
+}
+
+// A listing passed through from the upstream.
+void respond_listing(const http::ExchangePtr& ex, std::string body) {
+  auto res = json_response(200, std::move(body));
+  res.cache_status = "MISS";
+  ex->respond(std::move(res));
+}
+
 // One client waiting on a shared blob download: sends the bytes as they become available.
 struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
   http::ExchangePtr ex;
@@ -428,33 +462,15 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
   if (fetch->state() == proxy::FetchState::Streaming || fetch->state() == proxy::FetchState::Verified) w->head();
 }
 
-void Mirror::list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d) {
+void Mirror::list_tags(const http::ExchangePtr& ex, const Route&, const proxy::Decision& d) {
   auto* up = upstream(d.upstream);
   Route cached{RouteKind::Tags, d.cache_repo, {}};
   if (!up || up->backing_off()) return api::list_tags(ctx_, ex, cached);
-  auto status = std::make_shared<int>(0);
-  auto body = std::make_shared<std::string>();
-  proxy::FetchCallbacks cb;
-  cb.on_head = [status](const proxy::UpstreamResponse& res) { *status = res.status; };
-  cb.on_data = [body](const char* p, size_t n) {
-    if (body->size() + n > (8u << 20)) return false;
-    body->append(p, n);
-    return true;
-  };
-  cb.on_done = [this, ex, cached, status, body](bool ok, const std::string&) {
-    if (!ok || *status != 200) return api::list_tags(ctx_, ex, cached);
-    auto res = json_response(200, std::move(*body));
-    res.cache_status = "MISS";
-    ex->respond(std::move(res));
-  };
-  std::string path = "/v2/" + d.remote_repo + "/tags/list";
-  if (!ex->req().query.empty()) {
-    std::string q;
-    for (const char* k : {"n", "last"})
-      if (auto v = ex->req().query_param(k)) q += std::string(q.empty() ? "?" : "&") + k + "=" + http::percent_encode(*v);
-    path += q;
-  }
-  up->fetch("GET", path, d.remote_repo, {}, std::move(cb));
+  fetch_listing(*up, "/v2/" + d.remote_repo + "/tags/list" + paging_query(ex->req()), d.remote_repo,
+                [this, ex, cached](std::optional<std::string> body) {
+                  if (!body) return api::list_tags(ctx_, ex, cached);
+                  respond_listing(ex, std::move(*body));
+                });
 }
 
 }  // namespace wharf::api
@@ -499,26 +515,10 @@ bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns) {
     cached_catalog(ctx_, ex, ns);
     return true;
   }
-  auto status = std::make_shared<int>(0);
-  auto body = std::make_shared<std::string>();
-  proxy::FetchCallbacks cb;
-  cb.on_head = [status](const proxy::UpstreamResponse& res) { *status = res.status; };
-  cb.on_data = [body](const char* p, size_t n) {
-    if (body->size() + n > (8u << 20)) return false;
-    body->append(p, n);
-    return true;
-  };
-  cb.on_done = [this, ex, ns, status, body](bool ok, const std::string&) {
-    if (!ok || *status != 200) return cached_catalog(ctx_, ex, ns);
-    auto res = json_response(200, std::move(*body));
-    res.cache_status = "MISS";
-    ex->respond(std::move(res));
-  };
-  std::string path = "/v2/_catalog";
-  std::string q;
-  for (const char* k : {"n", "last"})
-    if (auto v = ex->req().query_param(k)) q += std::string(q.empty() ? "?" : "&") + k + "=" + http::percent_encode(*v);
-  up->fetch("GET", path + q, "", {}, std::move(cb));
+  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "", [this, ex, ns](std::optional<std::string> body) {
+    if (!body) return cached_catalog(ctx_, ex, ns);
+    respond_listing(ex, std::move(*body));
+  });
   return true;
 }
 
