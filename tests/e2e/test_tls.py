@@ -40,6 +40,14 @@ def test_tls_curl_and_plain_http(ctx):
         outcome, refused = type(exc).__name__, True
     check(refused, "plain HTTP to the TLS port was served: " + outcome)
 
+    # TLS 1.2 and newer only.
+    old_tls = run(["curl", "-sS", "-o", "/dev/null", "--max-time", "20", "--cacert", cert, "--tlsv1.0",
+                   "--tls-max", "1.1", reg.url + "/v2/"], check_rc=False)
+    check(old_tls.returncode != 0, "a TLS 1.1 handshake was accepted")
+    tls12 = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", "--cacert", cert,
+                 "--tlsv1.2", "--tls-max", "1.2", reg.url + "/v2/"], check_rc=False)
+    check_eq((tls12.returncode, tls12.stdout), (0, "200"), "TLS 1.2 exactly (exit code, status)")
+
 
 def test_tls_skopeo_push_pull(ctx):
     cert, key, cert_dir = make_cert(ctx)
