@@ -5,14 +5,22 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "cache/blob_store.hpp"
 #include "cache/index.hpp"
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/metrics.hpp"
+#include "src/api/respond.hpp"
+#include "src/api/route.hpp"
+#include "src/health.hpp"
 #include "src/api/mirror.hpp"
 #include "proxy/http_client.hpp"
 #include "proxy/token_cache.hpp"
@@ -52,6 +60,10 @@ struct Runtime {
   std::unique_ptr<api::AuthGate> auth;
   std::unique_ptr<api::Registry> registry;
   std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::Server> debug_server;
+  api::Metrics metrics;
+  std::unique_ptr<HealthCheck> health;
+  std::atomic<uint64_t> store_bytes{0};
   std::vector<EventOwner> events;
   bool stopping = false;
 };
@@ -110,6 +122,64 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
   rt->events.push_back(std::move(poll));
   timeval deadline{drain, 0};
   event_base_loopexit(rt->base, &deadline);
+}
+
+// The route label of a request path for metrics.
+const char* route_label(const std::string& path) {
+  auto r = api::parse_route(path);
+  if (!r) return path == "/debug/health" ? "health" : "other";
+  switch (r->kind) {
+    case api::RouteKind::Base: return "base";
+    case api::RouteKind::Catalog: return "catalog";
+    case api::RouteKind::Tags: return "tags";
+    case api::RouteKind::Manifest: return "manifest";
+    case api::RouteKind::Blob: return "blob";
+    case api::RouteKind::UploadStart:
+    case api::RouteKind::Upload: return "upload";
+    case api::RouteKind::Referrers: return "referrers";
+  }
+  return "other";
+}
+
+// /debug/health: 200 {} while storage and index are fine, else 503 naming the failing check.
+void answer_health(Runtime& rt, const http::ExchangePtr& ex) {
+  std::string error;
+  if (!rt.health || rt.health->healthy(&error)) return ex->respond(api::json_response(200, "{}"));
+  nlohmann::json body{{"storagedriver_filesystem", error}};
+  ex->respond(api::json_response(503, body.dump()));
+}
+
+// Sums the sizes of the stored blobs (a worker job; the result feeds the store-size gauge).
+uint64_t disk_usage(const std::filesystem::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fe;
+    if (it->is_regular_file(fe)) total += it->file_size(fe);
+  }
+  return total;
+}
+
+std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
+  std::map<std::string, api::Metrics::Sample> g;
+  g["wharf_store_size_bytes"] = {"Bytes of blobs and manifests in the store.", "gauge", double(rt.store_bytes.load())};
+  g["wharf_cache_max_size_bytes"] = {"storage.cache.maxsize (0: unbounded).", "gauge", double(rt.cfg.cache_max_size)};
+  g["wharf_http_open_connections"] = {"Open client connections.", "gauge",
+                                      double(rt.server ? rt.server->open_connections() : 0)};
+  g["wharf_upload_sessions"] = {"Open upload sessions in memory.", "gauge", double(rt.uploads.size())};
+  if (rt.mirror) {
+    g["wharf_inflight_fetches"] = {"Blob downloads from upstreams in progress.", "gauge",
+                                   double(rt.mirror->fetches().in_flight())};
+    g["wharf_upstream_fetched_bytes_total"] = {"Blob bytes fetched from upstreams.", "counter",
+                                               double(rt.mirror->fetches().bytes_fetched())};
+    for (const auto& [name, remaining] : rt.mirror->rate_limits()) {
+      if (remaining < 0) continue;
+      g["wharf_upstream_ratelimit_remaining{upstream=\"" + name + "\"}"] = {
+          "The last ratelimit-remaining an upstream sent.", "gauge", remaining};
+    }
+  }
+  return g;
 }
 
 }  // namespace
@@ -176,9 +246,17 @@ int serve(const config::Config& cfg) {
   for (const auto& h : cfg.http_headers) opts.extra_headers.push_back(h);
   auto* registry = rt.registry.get();
   const bool access_log = cfg.access_log;
+  rt.health = std::make_unique<HealthCheck>(rt.store->tmp_dir(), *rt.index, cfg.health_storage_threshold);
+  rt.metrics.set_gauges([&rt] { return gauges(rt); });
+  auto* rtp = &rt;
   auto server = http::Server::start(
-      base.base, opts, [registry](const http::ExchangePtr& ex) { registry->handle(ex); },
-      [access_log](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {
+      base.base, opts,
+      [registry, rtp](const http::ExchangePtr& ex) {
+        if (ex->req().path == "/debug/health") return answer_health(*rtp, ex);
+        registry->handle(ex);
+      },
+      [access_log, rtp](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {
+        rtp->metrics.request(req.method, route_label(req.path), status, secs, bytes, cache);
         if (!access_log) return;
         spdlog::info("{} {} {} {} {}B {:.1f}ms user={} cache={}", req.peer, req.method, req.target, status, bytes,
                      secs * 1000, req.user.empty() ? "-" : req.user, cache.empty() ? "-" : cache);
@@ -188,6 +266,32 @@ int serve(const config::Config& cfg) {
     return 1;
   }
   rt.server = std::move(*server);
+  if (!cfg.debug_addr.empty()) {
+    http::ServerOptions dopts;
+    dopts.addr = cfg.debug_addr;
+    const bool prometheus = cfg.prometheus_enabled;
+    const std::string metrics_path = cfg.prometheus_path.empty() ? "/metrics" : cfg.prometheus_path;
+    auto debug = http::Server::start(
+        base.base, dopts,
+        [rtp, prometheus, metrics_path](const http::ExchangePtr& ex) {
+          const auto& path = ex->req().path;
+          if (path == "/debug/health") return answer_health(*rtp, ex);
+          if (prometheus && path == metrics_path) {
+            http::Response res(200);
+            res.body = rtp->metrics.render();
+            res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            return ex->respond(std::move(res));
+          }
+          api::fail(ex, oci::ErrorCode::Unsupported, "no such debug endpoint", {}, 404);
+        },
+        nullptr);
+    if (!debug) {
+      spdlog::critical("http.debug.addr: {}", debug.error());
+      return 1;
+    }
+    rt.debug_server = std::move(*debug);
+    spdlog::info("debug listener on {} (health{})", cfg.debug_addr, prometheus ? ", metrics at " + metrics_path : "");
+  }
 
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     EventOwner o(evsignal_new(base.base, sig, &on_signal, &rt));
@@ -195,6 +299,25 @@ int serve(const config::Config& cfg) {
     rt.events.push_back(std::move(o));
   }
   add_timer(rt, std::chrono::seconds(10), &flush_access);
+  auto measure = [](Runtime& r) {
+    auto* rp = &r;
+    r.pool->submit([rp] { rp->store_bytes = disk_usage(rp->store->root() / "blobs"); }, nullptr);
+  };
+  measure(rt);
+  add_timer(rt, std::chrono::seconds(60), measure);
+  if (cfg.health_storage_enabled) {
+    rt.health->probe();
+    add_timer(rt, std::max(cfg.health_storage_interval, std::chrono::seconds(1)), [](Runtime& r) {
+      auto* rp = &r;
+      r.pool->submit([rp] { rp->health->probe(); }, nullptr);
+    });
+  }
+  uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    // Ping at half the interval, from the loop: a stuck loop stops the pings and systemd restarts wharf.
+    add_timer(rt, std::max(std::chrono::seconds(1), std::chrono::seconds(watchdog_usec / 2000000)),
+              [](Runtime&) { sd_notify(0, "WATCHDOG=1"); });
+  }
   if (cfg.upload_purging) {
     add_timer(rt, std::max(cfg.upload_purge_interval, std::chrono::seconds(1)),
               [](Runtime& r) { api::purge_uploads(*r.ctx); });
@@ -206,6 +329,7 @@ int serve(const config::Config& cfg) {
   sd_notify(0, "READY=1");
   event_base_dispatch(base.base);
   rt.server.reset();
+  rt.debug_server.reset();
   rt.pool->shutdown();
   rt.mirror.reset();
   rt.http_client.reset();

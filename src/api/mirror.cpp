@@ -179,6 +179,20 @@ proxy::Decision Mirror::decide(const std::string& name, const std::string& ns) c
   return proxy::route(table_, name, ns, local_exists);
 }
 
+std::vector<std::pair<std::string, double>> Mirror::rate_limits() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& [name, up] : upstreams_) {
+    std::string remaining = up->rate_limit().remaining;  // e.g. "97;w=21600"
+    double v = -1;
+    try {
+      if (!remaining.empty()) v = std::stod(remaining.substr(0, remaining.find(';')));
+    } catch (const std::exception&) {
+    }
+    out.emplace_back(name, v);
+  }
+  return out;
+}
+
 proxy::Upstream* Mirror::upstream(const std::string& name) const {
   auto it = upstreams_.find(name);
   return it == upstreams_.end() ? nullptr : it->second.get();

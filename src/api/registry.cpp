@@ -17,10 +17,6 @@ void method_not_allowed(const http::ExchangePtr& ex) {
 
 void Registry::handle(const http::ExchangePtr& ex) {
   const auto& path = ex->req().path;
-  if (path == "/debug/health" || path == "/health") {
-    http::Response res = json_response(200, "{}");
-    return ex->respond(std::move(res));
-  }
   if (!path.starts_with("/v2")) return fail(ex, oci::ErrorCode::Unsupported, "no such endpoint", {}, 404);
   auth_.check(ex, [this, ex] { dispatch(ex); });
 }

@@ -1,0 +1,31 @@
+#pragma once
+// The storage health check behind /debug/health (registry:2's health.storagedriver): a periodic probe
+// that the root directory is writable and the index answers, with a failure threshold.
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <string>
+
+#include "cache/index.hpp"
+
+namespace wharf {
+
+class HealthCheck {
+ public:
+  HealthCheck(std::filesystem::path tmp_dir, cache::Index& index, int threshold)
+      : tmp_dir_(std::move(tmp_dir)), index_(index), threshold_(threshold < 1 ? 1 : threshold) {}
+  // Runs one probe (blocking file I/O: call from a worker thread).
+  void probe();
+  // True while fewer than `threshold` consecutive probes failed; `error` gets the last failure.
+  bool healthy(std::string* error = nullptr) const;
+
+ private:
+  std::filesystem::path tmp_dir_;
+  cache::Index& index_;
+  int threshold_;
+  mutable std::mutex mu_;
+  int failures_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace wharf
