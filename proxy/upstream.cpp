@@ -172,6 +172,8 @@ struct Upstream::Impl {
     return op->id;
   }
 
+  std::function<void(int, double)> observer;
+
   void cancel(uint64_t id) {
     const auto it = ops.find(id);
     if (it == ops.end()) return;
@@ -214,6 +216,8 @@ struct Upstream::Impl {
     op->head_seen = true;
     op->status = h.status;
     record_rate_limit(h);
+    if (observer)
+      observer(h.status, std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count());
     if (h.status == 429) start_backoff(h.header("retry-after"));
     if (h.status == 401 && !op->retried && op->hops == 0 && usable_challenge(h)) {
       op->next = Next::Authenticate;
@@ -439,6 +443,10 @@ uint64_t Upstream::fetch(std::string method, std::string path, std::string scope
 }
 
 void Upstream::cancel(uint64_t id) { impl_->cancel(id); }
+
+void Upstream::set_observer(std::function<void(int status, double seconds)> observer) {
+  impl_->observer = std::move(observer);
+}
 
 RateLimitInfo Upstream::rate_limit() const { return impl_->rate; }
 

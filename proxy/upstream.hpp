@@ -73,6 +73,9 @@ class Upstream {
   RateLimitInfo rate_limit() const;
   // True while backing off after a 429 (until its Retry-After, or 60 s).
   bool backing_off() const;
+  // Called for every upstream response head (each hop: 401 challenges, redirects, the final answer)
+  // with its status and the seconds since that request was sent; for metrics.
+  void set_observer(std::function<void(int status, double seconds)> observer);
 
  private:
   struct Impl;

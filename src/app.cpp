@@ -248,6 +248,10 @@ int serve(const config::Config& cfg) {
   const bool access_log = cfg.access_log;
   rt.health = std::make_unique<HealthCheck>(rt.store->tmp_dir(), *rt.index, cfg.health_storage_threshold);
   rt.metrics.set_gauges([&rt] { return gauges(rt); });
+  if (rt.mirror)
+    rt.mirror->observe_upstreams([&rt](const std::string& name, int status, double secs) {
+      rt.metrics.upstream(name, status, secs);
+    });
   auto* rtp = &rt;
   auto server = http::Server::start(
       base.base, opts,

@@ -179,6 +179,11 @@ proxy::Decision Mirror::decide(const std::string& name, const std::string& ns) c
   return proxy::route(table_, name, ns, local_exists);
 }
 
+void Mirror::observe_upstreams(std::function<void(const std::string&, int, double)> observer) {
+  for (const auto& [name, up] : upstreams_)
+    up->set_observer([observer, name = name](int status, double secs) { observer(name, status, secs); });
+}
+
 std::vector<std::pair<std::string, double>> Mirror::rate_limits() const {
   std::vector<std::pair<std::string, double>> out;
   for (const auto& [name, up] : upstreams_) {

@@ -55,6 +55,8 @@ class Mirror {
   // False if `ns` names no upstream (the caller serves the local catalog).
   bool catalog(const http::ExchangePtr& ex, const std::string& ns);
   const MirrorStats& stats() const { return stats_; }
+  // Reports every upstream response (upstream name, status, seconds) to `observer`.
+  void observe_upstreams(std::function<void(const std::string&, int, double)> observer);
   // The last ratelimit-remaining per upstream (-1 when none was seen).
   std::vector<std::pair<std::string, double>> rate_limits() const;
   proxy::FetchTable& fetches() { return *fetches_; }

@@ -18,7 +18,7 @@ class Mirror:
     of a second fakehub `ghcr` (upstream ghcr.io). Use it as a context manager: when the test body
     succeeded, leaving it checks that no Authorization header reached any CDN."""
 
-    def __init__(self, ctx, tagfreshness="60s", ghcr=False, hub_user=None, hub_password=None):
+    def __init__(self, ctx, tagfreshness="60s", ghcr=False, hub_user=None, hub_password=None, extra=None):
         self.ctx = ctx
         self.hub = FakeHub(ctx, "hub", user=hub_user, password=hub_password).start()
         self.ghcr = FakeHub(ctx, "ghcr", service="ghcr.io").start() if ghcr else None
@@ -29,7 +29,10 @@ class Mirror:
             docker_io.update(username=hub_user, password=hub_password)
         if self.ghcr:
             proxy["upstreams"].append({"name": "ghcr.io", "url": self.ghcr.url})
-        self.wharf = ctx.registry(name="wharf", extra={"proxy": proxy}).start()
+        config = {"proxy": proxy}
+        for section, values in (extra or {}).items():  # more wharf configuration, e.g. http.debug
+            config.setdefault(section, {}).update(values)
+        self.wharf = ctx.registry(name="wharf", extra=config).start()
 
     def __enter__(self):
         return self

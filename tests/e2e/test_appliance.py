@@ -124,3 +124,27 @@ def test_health_reports_unwritable_storage(ctx):
         os.unlink(tmp)
         os.rename(tmp + ".moved", tmp)
     wait_for(lambda: reg.req("GET", "/debug/health").status == 200, "health back to 200", tries=50, interval=0.2)
+
+
+@wharf_only("wharf's mirror metrics")
+def test_mirror_pull_moves_hit_miss_and_upstream_counters(ctx):
+    from mirror_util import Mirror
+    debug_port = free_port()
+    debug = {"http": {"debug": {"addr": "127.0.0.1:%d" % debug_port, "prometheus": {"enabled": True}}}}
+    with Mirror(ctx, extra=debug) as m:
+        img = ctx.image(name="met", layers=2, size=64 << 10, seed=97)
+        m.hub.push(img, "library/met", "1")
+        url = "http://127.0.0.1:%d/metrics" % debug_port
+        m.skopeo_pull("library/met", "1", ctx.path("first"))
+        first = scrape(url)
+        check(first["wharf_cache_misses_total"] >= 1 + len(img["layers"]), "misses after a cold pull: %s" %
+              first["wharf_cache_misses_total"])
+        check(first["wharf_upstream_fetched_bytes_total"] > 0, "bytes fetched from the upstream")
+        check(any(k.startswith("wharf_upstream_requests_total{upstream=\"docker.io\"") for k in first),
+              "upstream requests counted by upstream")
+        check(any(k.startswith("wharf_upstream_ratelimit_remaining") for k in first), "ratelimit-remaining gauge")
+        m.skopeo_pull("library/met", "1", ctx.path("second"))
+        second = scrape(url)
+        check(second["wharf_cache_hits_total"] > first["wharf_cache_hits_total"], "hits after a warm pull: %s -> %s" % (
+            first["wharf_cache_hits_total"], second["wharf_cache_hits_total"]))
+        check_eq(second["wharf_cache_misses_total"], first["wharf_cache_misses_total"], "no new misses on a warm pull")
