@@ -242,6 +242,36 @@ struct Index::Impl {
     lmdb::put(t, repos, repo, encode_i64(now), MDB_NOOVERWRITE);
   }
 
+  // Removes `digest` from `repo`: its membership, every tag of `repo` pointing at it, its referrer entry.
+  bool remove_from_repo(MDB_txn* t, std::string_view repo, std::string_view digest) const {
+    if (!lmdb::del(t, repo_manifests, key(repo, digest))) return false;
+    std::vector<std::string> doomed;  // tags of `repo` pointing at `digest`
+    {
+      const std::string prefix = key(repo, "");
+      lmdb::Cursor cur(t, tags);
+      MDB_val k{}, v{};
+      for (bool ok = cur.seek(prefix, k, v); ok; ok = cur.get(k, v, MDB_NEXT)) {
+        std::string_view found = lmdb::view(k);
+        if (!found.starts_with(prefix)) break;
+        if (lmdb::view(v) == digest) doomed.emplace_back(found);
+      }
+    }
+    for (const auto& k : doomed) lmdb::del(t, tags, k);
+    std::string_view v;
+    if (lmdb::get(t, manifests, digest, &v)) {
+      if (auto m = decode_manifest(v); m && !m->subject.empty()) lmdb::del(t, referrers, key(repo, m->subject, digest));
+    }
+    return true;
+  }
+
+  // Calls f(key, value) for every entry of `dbi`, in key order.
+  template <class F>
+  void each(MDB_txn* t, MDB_dbi dbi, F&& f) const {
+    lmdb::Cursor cur(t, dbi);
+    MDB_val k{}, v{};
+    for (bool ok = cur.get(k, v, MDB_FIRST); ok; ok = cur.get(k, v, MDB_NEXT)) f(lmdb::view(k), lmdb::view(v));
+  }
+
   // Keys of `dbi` starting with `prefix` (returned without it), sorted, strictly after prefix+last,
   // at most n (0: all). Seeks with MDB_SET_RANGE, so the cost does not depend on the table size.
   std::vector<std::string> page(MDB_txn* t, MDB_dbi dbi, std::string_view prefix, std::string_view last, size_t n,
@@ -407,6 +437,107 @@ std::vector<std::pair<std::string, UploadRecord>> Index::uploads(const ReadTxn& 
   return out;
 }
 
+// ---- enumeration ----
+
+namespace {
+// Splits "a\0b" into (a, b); false if there is no separator.
+bool split_key(std::string_view k, std::string_view& a, std::string_view& b) {
+  size_t nul = k.find('\0');
+  if (nul == std::string_view::npos) return false;
+  a = k.substr(0, nul);
+  b = k.substr(nul + 1);
+  return true;
+}
+}  // namespace
+
+std::vector<TagEntry> Index::all_tags(const ReadTxn& t) const {
+  std::vector<TagEntry> out;
+  impl_->each(raw(t), impl_->tags, [&](std::string_view k, std::string_view v) {
+    std::string_view repo, tag;
+    if (split_key(k, repo, tag)) out.push_back({std::string(repo), std::string(tag), std::string(v)});
+  });
+  return out;
+}
+
+std::vector<RepoManifest> Index::all_repo_manifests(const ReadTxn& t) const {
+  std::vector<RepoManifest> out;
+  impl_->each(raw(t), impl_->repo_manifests, [&](std::string_view k, std::string_view v) {
+    std::string_view repo, digest;
+    if (split_key(k, repo, digest)) out.push_back({std::string(repo), std::string(digest), decode_i64(v).value_or(0)});
+  });
+  return out;
+}
+
+std::vector<std::pair<std::string, ManifestRecord>> Index::all_manifests(const ReadTxn& t) const {
+  std::vector<std::pair<std::string, ManifestRecord>> out;
+  impl_->each(raw(t), impl_->manifests, [&](std::string_view k, std::string_view v) {
+    if (auto m = decode_manifest(v)) out.emplace_back(std::string(k), std::move(*m));
+  });
+  return out;
+}
+
+std::vector<std::pair<std::string, BlobRecord>> Index::all_blobs(const ReadTxn& t) const {
+  std::vector<std::pair<std::string, BlobRecord>> out;
+  impl_->each(raw(t), impl_->blobs, [&](std::string_view k, std::string_view v) {
+    if (auto b = decode_blob(v)) out.emplace_back(std::string(k), *b);
+  });
+  return out;
+}
+
+std::vector<BlobLink> Index::all_links(const ReadTxn& t) const {
+  std::vector<BlobLink> out;
+  impl_->each(raw(t), impl_->links, [&](std::string_view k, std::string_view) {
+    std::string_view repo, digest;
+    if (split_key(k, repo, digest)) out.push_back({std::string(repo), std::string(digest)});
+  });
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> Index::all_access(const ReadTxn& t) const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  impl_->each(raw(t), impl_->access, [&](std::string_view k, std::string_view v) {
+    if (auto when = decode_i64(v)) out.emplace_back(std::string(k), *when);
+  });
+  return out;
+}
+
+// ---- update ----
+
+bool Index::Update::remove_from_repo(std::string_view repo, std::string_view digest) {
+  return index_.impl_->remove_from_repo(raw(view_), repo, digest);
+}
+
+bool Index::Update::remove_manifest_record(std::string_view digest) {
+  const auto& im = *index_.impl_;
+  lmdb::del(raw(view_), im.access, digest);
+  return lmdb::del(raw(view_), im.manifests, digest);
+}
+
+bool Index::Update::remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos) {
+  const auto& im = *index_.impl_;
+  for (const auto& repo : linked_repos) lmdb::del(raw(view_), im.links, key(repo, digest));
+  lmdb::del(raw(view_), im.access, digest);
+  return lmdb::del(raw(view_), im.blobs, digest);
+}
+
+std::expected<void, std::string> Index::update(std::string_view op, const std::function<void(Update&)>& f) {
+  return impl_->write(op, [&](MDB_txn* t) {
+    Update u(*this, ReadTxn(t));
+    struct Detach {  // the view must not abort the write transaction it borrows
+      Update& u;
+      ~Detach() { u.view_.txn_ = nullptr; }
+    } detach{u};
+    f(u);
+  });
+}
+
+std::expected<void, std::string> Index::copy_to(const std::filesystem::path& dir) const {
+  int rc = mdb_env_copy2(impl_->env.get(), dir.c_str(), MDB_CP_COMPACT);
+  if (rc != MDB_SUCCESS)
+    return std::unexpected("cannot copy the index to '" + dir.string() + "': " + mdb_strerror(rc));
+  return {};
+}
+
 // ---- writes ----
 
 std::expected<void, std::string> Index::link_blob(std::string_view repo, std::string_view digest, uint64_t size,
@@ -460,27 +591,7 @@ std::expected<bool, std::string> Index::delete_tag(std::string_view repo, std::s
 }
 
 std::expected<bool, std::string> Index::delete_manifest(std::string_view repo, std::string_view digest) {
-  return impl_->write("delete_manifest", [&](MDB_txn* t) {
-    if (!lmdb::del(t, impl_->repo_manifests, key(repo, digest))) return false;
-    std::vector<std::string> doomed;  // tags of `repo` pointing at `digest`
-    {
-      const std::string prefix = key(repo, "");
-      lmdb::Cursor cur(t, impl_->tags);
-      MDB_val k{}, v{};
-      for (bool ok = cur.seek(prefix, k, v); ok; ok = cur.get(k, v, MDB_NEXT)) {
-        std::string_view found = lmdb::view(k);
-        if (!found.starts_with(prefix)) break;
-        if (lmdb::view(v) == digest) doomed.emplace_back(found);
-      }
-    }
-    for (const auto& k : doomed) lmdb::del(t, impl_->tags, k);
-    std::string_view v;
-    if (lmdb::get(t, impl_->manifests, digest, &v)) {
-      if (auto m = decode_manifest(v); m && !m->subject.empty())
-        lmdb::del(t, impl_->referrers, key(repo, m->subject, digest));
-    }
-    return true;
-  });
+  return impl_->write("delete_manifest", [&](MDB_txn* t) { return impl_->remove_from_repo(t, repo, digest); });
 }
 
 std::expected<void, std::string> Index::put_upload(std::string_view uuid, const UploadRecord& rec) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <expected>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,19 @@ struct Referrer {
 struct TagEntry {
   std::string repo;
   std::string tag;
+  std::string digest;
+};
+
+// One manifest's membership in a repository (table repo_manifests).
+struct RepoManifest {
+  std::string repo;
+  std::string digest;
+  int64_t added = 0;  // unix seconds when it was put in the repository
+};
+
+// One blob link (table links): `digest` is visible in `repo`.
+struct BlobLink {
+  std::string repo;
   std::string digest;
 };
 
@@ -119,6 +133,41 @@ class Index {
   std::vector<std::pair<std::string, UploadRecord>> uploads(const ReadTxn&) const;
   // Records last-access times for many digests in one transaction (batched by the caller).
   std::expected<void, std::string> touch(const std::vector<std::pair<std::string, int64_t>>& accesses);
+  // ---- whole-table enumeration (GC, eviction, backup); each walks one table in key order ----
+  std::vector<TagEntry> all_tags(const ReadTxn&) const;
+  std::vector<RepoManifest> all_repo_manifests(const ReadTxn&) const;
+  std::vector<std::pair<std::string, ManifestRecord>> all_manifests(const ReadTxn&) const;
+  std::vector<std::pair<std::string, BlobRecord>> all_blobs(const ReadTxn&) const;
+  std::vector<BlobLink> all_links(const ReadTxn&) const;
+  // Every recorded last-access time, by digest.
+  std::vector<std::pair<std::string, int64_t>> all_access(const ReadTxn&) const;
+
+  // Removals available inside update(); each returns false if there was nothing to remove.
+  class Update {
+   public:
+    // The write transaction, usable wherever a ReadTxn is asked for (sees this update's own changes).
+    const ReadTxn& txn() const { return view_; }
+    // Removes the manifest from `repo` (as delete_manifest does).
+    bool remove_from_repo(std::string_view repo, std::string_view digest);
+    // Removes the manifest record and its last-access entry (not its repository memberships).
+    bool remove_manifest_record(std::string_view digest);
+    // Removes the blob record, its last-access entry and the given links of it.
+    bool remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos);
+
+   private:
+    friend class Index;
+    Update(Index& index, ReadTxn view) : index_(index), view_(std::move(view)) {}
+    Index& index_;
+    ReadTxn view_;
+  };
+  // Runs `f` in one write transaction and commits it if `f` returns normally; nothing is written if
+  // LMDB fails (the error names `op`). Other exceptions from `f` abort the transaction and propagate.
+  std::expected<void, std::string> update(std::string_view op, const std::function<void(Update&)>& f);
+
+  // Writes a compacted copy of the environment into the existing empty directory `dir`
+  // (mdb_env_copy2 with MDB_CP_COMPACT, a consistent snapshot); the message names the problem.
+  std::expected<void, std::string> copy_to(const std::filesystem::path& dir) const;
+
   // Points each entry's tag at its digest (creating repositories) in one transaction, for bulk imports;
   // does not check that the manifests exist. Nothing is written on failure.
   std::expected<void, std::string> put_tags(const std::vector<TagEntry>& entries);

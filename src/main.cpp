@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "src/app.hpp"
+#include "src/commands/commands.hpp"
 #include "src/config/config.hpp"
 #include "src/log.hpp"
 
@@ -19,6 +20,17 @@ const char* kUsage =
     "Usage:\n"
     "  wharf serve [CONFIG.yml]       run the registry (embedded default config without CONFIG)\n"
     "  wharf check-config CONFIG.yml  validate a configuration file and print the effective settings\n"
+    "  wharf garbage-collect CONFIG.yml [--dry-run] [--delete-untagged]\n"
+    "                                 remove blobs no manifest references (registry stopped)\n"
+    "  wharf backup CONFIG.yml DIR    consistent snapshot of the store, also while serving\n"
+    "  wharf restore CONFIG.yml DIR [--force]\n"
+    "                                 fill an empty root directory from a backup\n"
+    "  wharf export CONFIG.yml OUT.tar IMAGE... [--images-file FILE] [--platform OS/ARCH]\n"
+    "                                 write images as one OCI layout tar (fetching what is missing)\n"
+    "  wharf import CONFIG.yml BUNDLE.tar\n"
+    "                                 verify a bundle whole, then add its images\n"
+    "  wharf prefetch CONFIG.yml IMAGE... [--images-file FILE]\n"
+    "                                 warm the cache from the upstreams\n"
     "  wharf --help | --version\n"
     "\n"
     "CONFIG is a registry:2 config.yml (wharf's own options extend it); REGISTRY_* environment\n"
@@ -75,6 +87,23 @@ int main(int argc, char** argv) {
                 cfg->root_directory.c_str(), cfg->htpasswd_path.empty() ? "off" : "htpasswd",
                 cfg->delete_enabled ? "enabled" : "disabled", cfg->upstreams.size());
     return 0;
+  }
+  using Command = int (*)(const wharf::config::Config&, const std::vector<std::string>&);
+  static const std::pair<const char*, Command> kCommands[] = {
+      {"garbage-collect", &wharf::commands::garbage_collect}, {"backup", &wharf::commands::backup},
+      {"restore", &wharf::commands::restore},                 {"export", &wharf::commands::export_images},
+      {"import", &wharf::commands::import_bundle},            {"prefetch", &wharf::commands::prefetch},
+  };
+  for (const auto& [name, fn] : kCommands) {
+    if (verb != name) continue;
+    if (args.size() < 2) {
+      std::fprintf(stderr, "usage: wharf %s CONFIG.yml ...\n\n%s", name, kUsage);
+      return 2;
+    }
+    auto cfg = load(args[1]);
+    if (!cfg) return 1;
+    wharf::setup_logging(*cfg);
+    return fn(*cfg, std::vector<std::string>(args.begin() + 2, args.end()));
   }
   std::fprintf(stderr, "wharf: unknown command '%s'\n\n%s", verb.c_str(), kUsage);
   return 2;

@@ -1,0 +1,87 @@
+#pragma once
+// Garbage collection of the store: mark what tagged (and, unless asked otherwise, untagged) manifests
+// reach, then sweep the rest: index records first (one write transaction that re-marks, so whatever
+// was pushed meanwhile is seen), blob files only once the index no longer references them.
+//
+// Grace rule: a manifest or blob created, put into a repository, linked, mounted or read less than
+// `grace` ago is never collected, nor is anything it references; nor is an unindexed file in blobs/
+// modified less than `grace` ago. The offline verb uses 0; the server uses kOnlineGcGrace, which must
+// exceed the time a client takes between uploading a blob and pushing the manifest that uses it.
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cache/blob_store.hpp"
+#include "cache/index.hpp"
+
+namespace wharf::cache {
+
+inline constexpr std::chrono::seconds kOnlineGcGrace{3600};
+
+enum class DryRun { No, Yes };
+enum class Untagged { Keep, Delete };
+
+struct GcOptions {
+  DryRun dry_run = DryRun::No;
+  Untagged untagged = Untagged::Keep;
+  std::chrono::seconds grace{0};
+  int64_t now = 0;  // unix seconds; 0: the clock
+};
+
+struct GcResult {
+  size_t manifests_untagged = 0;  // removed from a repository (--delete-untagged)
+  size_t manifests_deleted = 0;   // manifest records removed
+  size_t blobs_deleted = 0;       // blob records removed
+  size_t files_deleted = 0;       // files removed from blobs/ (blobs, manifests, strays)
+  uint64_t bytes_freed = 0;       // their sizes
+  std::vector<std::string> deleted;  // "blob sha256:..", "manifest sha256:..", "untag repo@sha256:.."
+};
+
+// Everything the collector and the evictor look at, read in one transaction.
+struct Snapshot {
+  std::vector<TagEntry> tags;
+  std::vector<RepoManifest> repo_manifests;
+  std::map<std::string, ManifestRecord> manifests;
+  std::map<std::string, BlobRecord> blobs;
+  std::map<std::string, std::vector<std::string>> links;  // digest → repositories linking it
+  std::map<std::string, int64_t> access;
+  // Newest of created / last access of `digest` (0 if unknown).
+  int64_t touched(const std::string& digest) const;
+};
+// Reads the snapshot; throws std::runtime_error (lmdb::Error) if LMDB fails.
+Snapshot load_snapshot(const Index&, const Index::ReadTxn&);
+
+// What survives: manifests in repositories, manifest records and blob records.
+struct Marks {
+  std::set<std::pair<std::string, std::string>> in_repo;  // (repo, digest)
+  std::set<std::string> manifests;
+  std::set<std::string> blobs;
+};
+// Marks from the roots: tagged manifests; every manifest in a repository (Untagged::Keep) or only those
+// put there at or after `young_since` (Untagged::Delete); manifest records touched at or after
+// `young_since`. Follows children, configs and layers; keeps a manifest whose subject is kept.
+// `skip` entries (repo, digest) are treated as already removed from their repositories.
+Marks mark(const Snapshot&, Untagged, int64_t young_since,
+           const std::set<std::pair<std::string, std::string>>& skip = {});
+
+// Total size of the blob and manifest records (what blobs/ holds, bar strays).
+uint64_t stored_bytes(const Snapshot&);
+
+// Removes the files of `digests` from blobs/, each only if the index (read afresh) has neither a blob
+// nor a manifest record for it; adds to `result`. Files that cannot be removed are skipped.
+void remove_files(const Index&, const BlobStore&, const std::vector<std::string>& digests, GcResult& result);
+// Removes (DryRun::No) or only counts every file in blobs/ modified before `older_than` (unix seconds)
+// whose digest the index does not know (or that is listed in `gone`, for a dry run); with DryRun::No
+// the index is re-checked just before each unlink. Adds to `result`.
+void sweep_strays(const Index&, const BlobStore&, int64_t older_than, DryRun, const std::set<std::string>& gone,
+                  GcResult& result);
+
+// Collects garbage; fails only if the index cannot be read or written (files that cannot be removed
+// are skipped). Blocking: call from a worker thread or the offline verb.
+std::expected<GcResult, std::string> collect(Index&, const BlobStore&, const GcOptions&);
+
+}  // namespace wharf::cache

@@ -1,0 +1,25 @@
+#pragma once
+// The offline verbs of the wharf CLI (besides serve and check-config). Each returns the process exit
+// code (0 ok, 1 failure with a message logged, 2 usage error) and takes the verb's own arguments
+// (after CONFIG).
+#include <string>
+#include <vector>
+
+#include "src/config/config.hpp"
+
+namespace wharf::commands {
+
+// wharf garbage-collect CONFIG [--dry-run] [--delete-untagged]
+int garbage_collect(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf backup CONFIG DIR
+int backup(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf restore CONFIG DIR [--force]
+int restore(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf export CONFIG OUT.tar IMAGE... [--images-file FILE] [--platform OS/ARCH]...
+int export_images(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf import CONFIG BUNDLE.tar
+int import_bundle(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf prefetch CONFIG IMAGE... [--images-file FILE]
+int prefetch(const config::Config& cfg, const std::vector<std::string>& args);
+
+}  // namespace wharf::commands

@@ -1,0 +1,49 @@
+// wharf garbage-collect CONFIG [--dry-run] [--delete-untagged]: offline mark and sweep (registry:2's verb).
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "cache/blob_store.hpp"
+#include "cache/gc.hpp"
+#include "cache/index.hpp"
+#include "src/commands/commands.hpp"
+
+namespace wharf::commands {
+
+int garbage_collect(const config::Config& cfg, const std::vector<std::string>& args) {
+  cache::GcOptions opts;  // grace 0: the server is expected to be stopped, as with registry:2
+  for (const auto& a : args) {
+    if (a == "--dry-run" || a == "-d") {
+      opts.dry_run = cache::DryRun::Yes;
+    } else if (a == "--delete-untagged" || a == "-m") {
+      opts.untagged = cache::Untagged::Delete;
+    } else {
+      std::fprintf(stderr, "usage: wharf garbage-collect CONFIG [--dry-run] [--delete-untagged]\n");
+      return 2;
+    }
+  }
+  const std::filesystem::path root = cfg.root_directory;
+  auto store = cache::BlobStore::open(root);
+  if (!store) {
+    spdlog::error("storage.filesystem.rootdirectory: {}", store.error());
+    return 1;
+  }
+  auto index = cache::Index::open(root / "index");
+  if (!index) {
+    spdlog::error("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());
+    return 1;
+  }
+  auto r = cache::collect(**index, *store, opts);
+  if (!r) {
+    spdlog::error("{}", r.error());
+    return 1;
+  }
+  const bool dry = opts.dry_run == cache::DryRun::Yes;
+  for (const auto& what : r->deleted) std::printf("%s%s\n", dry ? "would delete " : "deleted ", what.c_str());
+  std::printf("%s: %zu manifests untagged, %zu manifests, %zu blobs, %zu files, %llu bytes\n",
+              dry ? "would free (dry run)" : "freed", r->manifests_untagged, r->manifests_deleted, r->blobs_deleted,
+              r->files_deleted, static_cast<unsigned long long>(r->bytes_freed));
+  return 0;
+}
+
+}  // namespace wharf::commands
