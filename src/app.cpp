@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/blob_store.hpp"
+#include "cache/evict.hpp"
+#include "cache/gc.hpp"
 #include "cache/index.hpp"
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
@@ -66,7 +68,59 @@ struct Runtime {
   std::atomic<uint64_t> store_bytes{0};
   std::vector<EventOwner> events;
   bool stopping = false;
+  std::atomic<bool> gc_busy{false};
+  std::atomic<bool> evict_busy{false};
 };
+
+// Online garbage collection on a worker (skipped while the previous run is still going).
+void schedule_gc(Runtime& rt) {
+  if (rt.gc_busy.exchange(true)) return;
+  auto* index = rt.index.get();
+  auto* store = &*rt.store;
+  auto freed = std::make_shared<uint64_t>(0);
+  rt.pool->submit(
+      [index, store, freed] {
+        cache::GcOptions opts;
+        opts.grace = cache::kOnlineGcGrace;
+        auto r = cache::collect(*index, *store, opts);
+        if (!r) {
+          spdlog::warn("garbage collection failed: {}", r.error());
+          return;
+        }
+        *freed = r->bytes_freed;
+        spdlog::info("garbage collection: {} manifests, {} blobs, {} files, {} bytes freed", r->manifests_deleted,
+                     r->blobs_deleted, r->files_deleted, r->bytes_freed);
+      },
+      [&rt, freed] {
+        rt.metrics.gc_run(*freed);
+        rt.gc_busy = false;
+      });
+}
+
+// Size-bounded cache: evicts least recently used proxied content on a worker.
+void schedule_evict(Runtime& rt) {
+  if (rt.evict_busy.exchange(true)) return;
+  auto* index = rt.index.get();
+  auto* store = &*rt.store;
+  const uint64_t max = rt.cfg.cache_max_size;
+  auto result = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);  // items, bytes
+  rt.pool->submit(
+      [index, store, max, result] {
+        auto r = cache::evict(*index, *store, max);
+        if (!r) {
+          spdlog::warn("cache eviction failed: {}", r.error());
+          return;
+        }
+        *result = {r->manifests_evicted + r->swept.blobs_deleted, r->swept.bytes_freed};
+        if (r->manifests_evicted > 0 || r->swept.files_deleted > 0)
+          spdlog::info("cache eviction: {} manifests, {} blobs, {} bytes freed ({} of {} bytes stored)",
+                       r->manifests_evicted, r->swept.blobs_deleted, r->swept.bytes_freed, r->bytes_after, max);
+      },
+      [&rt, result] {
+        if (result->first) rt.metrics.evicted(result->first, result->second);
+        rt.evict_busy = false;
+      });
+}
 
 void flush_access(Runtime& rt) {
   auto batch = rt.access.take();
@@ -327,6 +381,14 @@ int serve(const config::Config& cfg) {
               [](Runtime& r) { api::purge_uploads(*r.ctx); });
   }
 
+  if (cfg.gc_interval.count() > 0) {
+    add_timer(rt, cfg.gc_interval, &schedule_gc);
+    spdlog::info("online garbage collection every {}s (grace {}s)", cfg.gc_interval.count(), cache::kOnlineGcGrace.count());
+  }
+  if (cfg.cache_max_size > 0) {
+    add_timer(rt, std::chrono::seconds(5), &schedule_evict);
+    spdlog::info("proxied cache bounded to {} bytes", cfg.cache_max_size);
+  }
   spdlog::info("wharf {} listening on {}{} (root {}, auth {}, delete {})", WHARF_VERSION, cfg.http_addr,
                cfg.tls_certificate.empty() ? "" : " (TLS)", root.string(), rt.auth->enabled() ? "htpasswd" : "off",
                cfg.delete_enabled ? "enabled" : "disabled");
