@@ -66,6 +66,7 @@ struct Runtime {
   api::Metrics metrics;
   std::unique_ptr<HealthCheck> health;
   std::atomic<uint64_t> store_bytes{0};
+  std::atomic<uint64_t> cache_bytes{0};  // proxied blobs (what storage.cache.maxsize bounds)
   std::vector<EventOwner> events;
   bool stopping = false;
   std::atomic<bool> gc_busy{false};
@@ -148,8 +149,11 @@ void add_timer(Runtime& rt, std::chrono::seconds every, void (*fn)(Runtime&)) {
 void on_signal(evutil_socket_t sig, short, void* arg) {
   auto* rt = static_cast<Runtime*>(arg);
   if (sig == SIGHUP) {
-    spdlog::info("SIGHUP: reloading credentials");
+    spdlog::info("SIGHUP: reloading credentials and TLS files");
     if (rt->auth) rt->auth->reload();
+    if (rt->server) {
+      if (auto r = rt->server->reload_tls(); !r) spdlog::error("TLS reload failed, keeping the previous certificate: {}", r.error());
+    }
     return;
   }
   if (rt->stopping) {
@@ -218,6 +222,7 @@ uint64_t disk_usage(const std::filesystem::path& dir) {
 std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   std::map<std::string, api::Metrics::Sample> g;
   g["wharf_store_size_bytes"] = {"Bytes of blobs and manifests in the store.", "gauge", double(rt.store_bytes.load())};
+  g["wharf_cache_size_bytes"] = {"Bytes of proxied (cached) blobs.", "gauge", double(rt.cache_bytes.load())};
   g["wharf_cache_max_size_bytes"] = {"storage.cache.maxsize (0: unbounded).", "gauge", double(rt.cfg.cache_max_size)};
   g["wharf_http_open_connections"] = {"Open client connections.", "gauge",
                                       double(rt.server ? rt.server->open_connections() : 0)};
@@ -359,7 +364,16 @@ int serve(const config::Config& cfg) {
   add_timer(rt, std::chrono::seconds(10), &flush_access);
   auto measure = [](Runtime& r) {
     auto* rp = &r;
-    r.pool->submit([rp] { rp->store_bytes = disk_usage(rp->store->root() / "blobs"); }, nullptr);
+    r.pool->submit(
+        [rp] {
+          rp->store_bytes = disk_usage(rp->store->root() / "blobs");
+          uint64_t proxied = 0;
+          auto txn = rp->index->read();
+          for (const auto& [digest, rec] : rp->index->all_blobs(txn))
+            if (rec.origin == cache::Origin::Proxied) proxied += rec.size;
+          rp->cache_bytes = proxied;
+        },
+        nullptr);
   };
   measure(rt);
   add_timer(rt, std::chrono::seconds(60), measure);

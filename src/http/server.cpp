@@ -558,6 +558,34 @@ static std::expected<std::pair<sockaddr_storage, socklen_t>, std::string> resolv
   return out;
 }
 
+// A server TLS context (TLS 1.2 and newer) from the certificate chain and key files.
+static std::expected<SSL_CTX*, std::string> make_tls_context(const ServerOptions& opts) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) return std::unexpected("cannot create TLS context: " + ssl_error_string());
+  auto fail = [ctx](std::string msg) -> std::expected<SSL_CTX*, std::string> {
+    SSL_CTX_free(ctx);
+    return std::unexpected(std::move(msg));
+  };
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, opts.tls_certificate.c_str()) != 1)
+    return fail("http.tls.certificate: cannot load '" + opts.tls_certificate + "': " + ssl_error_string());
+  if (SSL_CTX_use_PrivateKey_file(ctx, opts.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return fail("http.tls.key: cannot load '" + opts.tls_key + "': " + ssl_error_string());
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    return fail("http.tls.key: does not match the certificate: " + ssl_error_string());
+  return ctx;
+}
+
+std::expected<void, std::string> Server::reload_tls() {
+  if (!ssl_ctx_) return {};
+  auto ctx = make_tls_context(opts_);
+  if (!ctx) return std::unexpected(ctx.error());
+  SSL_CTX_free(ssl_ctx_);  // connections already accepted hold their own reference
+  ssl_ctx_ = *ctx;
+  return {};
+}
+
 std::expected<std::unique_ptr<Server>, std::string> Server::start(event_base* base, ServerOptions opts,
                                                                   Handler handler, AccessLogger logger) {
   std::unique_ptr<Server> s(new Server());
@@ -568,18 +596,9 @@ std::expected<std::unique_ptr<Server>, std::string> Server::start(event_base* ba
   for (const auto& [k, v] : s->opts_.extra_headers) s->extra_header_block_ += k + ": " + v + "\r\n";
 
   if (!s->opts_.tls_certificate.empty()) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx) return std::unexpected("cannot create TLS context: " + ssl_error_string());
-    s->ssl_ctx_ = ctx;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, s->opts_.tls_certificate.c_str()) != 1)
-      return std::unexpected("http.tls.certificate: cannot load '" + s->opts_.tls_certificate +
-                             "': " + ssl_error_string());
-    if (SSL_CTX_use_PrivateKey_file(ctx, s->opts_.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
-      return std::unexpected("http.tls.key: cannot load '" + s->opts_.tls_key + "': " + ssl_error_string());
-    if (SSL_CTX_check_private_key(ctx) != 1)
-      return std::unexpected("http.tls.key: does not match the certificate: " + ssl_error_string());
+    auto ctx = make_tls_context(s->opts_);
+    if (!ctx) return std::unexpected(ctx.error());
+    s->ssl_ctx_ = *ctx;
   }
 
   auto addr = resolve_addr(s->opts_.addr);

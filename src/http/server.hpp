@@ -99,6 +99,9 @@ class Server {
   ~Server();
   // Stops accepting new connections (open ones finish).
   void stop_accepting();
+  // Re-reads the TLS certificate and key for new connections (open ones keep theirs); on failure the
+  // previous ones stay in use and the message names the file.
+  std::expected<void, std::string> reload_tls();
   // The bound port (useful with port 0).
   int port() const { return port_; }
   size_t open_connections() const { return conns_; }

@@ -71,3 +71,51 @@ def test_tls_skopeo_push_pull(ctx):
     insecure = ctx.path("pulled-insecure")
     ctx.skopeo("copy", "--src-creds", reg.creds, "--src-tls-verify=false", dest, "oci:" + insecure)
     check(os.path.exists(blob_path(insecure, img["manifest_digest"])), "pull with --src-tls-verify=false")
+
+
+def test_sighup_reloads_the_certificate_without_dropping_connections(ctx):
+    import http.client
+    import signal
+    import ssl
+    import time
+    from harness import SERVER_KIND, Skip
+    if SERVER_KIND != "wharf":
+        raise Skip("wharf-only: SIGHUP reloads TLS files")
+    cert, key, _ = make_cert(ctx)
+    reg = ctx.registry(tls=(cert, key)).start()
+
+    def fingerprint(conn):
+        return conn.sock.getpeercert(binary_form=True)
+
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    old_conn = http.client.HTTPSConnection("127.0.0.1", reg.port, timeout=10, context=unverified)
+    old_conn.request("GET", "/v2/")
+    first = old_conn.getresponse()
+    first.read()
+    check_eq(first.status, 200, "first request")
+    old_cert = fingerprint(old_conn)
+
+    # New certificate and key in place of the old files, then SIGHUP.
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+         "-subj", "/CN=renewed", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key + ".new", "-out", cert + ".new"], timeout=60)
+    os.replace(key + ".new", key)
+    os.replace(cert + ".new", cert)
+    reg.proc.send_signal(signal.SIGHUP)
+    new_cert = None
+    for _ in range(50):
+        conn = http.client.HTTPSConnection("127.0.0.1", reg.port, timeout=10, context=unverified)
+        conn.request("GET", "/v2/")
+        conn.getresponse().read()
+        new_cert = fingerprint(conn)
+        conn.close()
+        if new_cert != old_cert:
+            break
+        time.sleep(0.1)
+    check(new_cert != old_cert, "new connections still get the old certificate after SIGHUP")
+    # The connection opened before the reload keeps working.
+    old_conn.request("GET", "/v2/")
+    check_eq(old_conn.getresponse().status, 200, "request on the connection opened before the reload")
+    old_conn.close()
