@@ -85,11 +85,11 @@ struct Loop {
   ~Loop() { event_base_free(base); }
   // Runs the loop until `done()` holds or `limit` passed; returns done().
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    event* guard = evtimer_new(base, [](evutil_socket_t, short, void*) {}, nullptr);
+    bool expired = false;
+    event* guard = evtimer_new(base, [](evutil_socket_t, short, void* arg) { *static_cast<bool*>(arg) = true; }, &expired);
     const timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>(limit.count() % 1000 * 1000)};
     evtimer_add(guard, &tv);
-    while (!done() && std::chrono::steady_clock::now() < deadline) event_base_loop(base, EVLOOP_ONCE);
+    while (!done() && !expired) event_base_loop(base, EVLOOP_ONCE);
     event_free(guard);
     return done();
   }
