@@ -406,6 +406,7 @@ int serve(const config::Config& cfg) {
   spdlog::info("wharf {} listening on {}{} (root {}, auth {}, delete {})", WHARF_VERSION, cfg.http_addr,
                cfg.tls_certificate.empty() ? "" : " (TLS)", root.string(), rt.auth->enabled() ? "htpasswd" : "off",
                cfg.delete_enabled ? "enabled" : "disabled");
+  spdlog::default_logger()->flush();
   sd_notify(0, "READY=1");
   event_base_dispatch(base.base);
   rt.server.reset();
@@ -415,6 +416,7 @@ int serve(const config::Config& cfg) {
   rt.http_client.reset();
   rt.events.clear();
   spdlog::info("stopped");
+  spdlog::default_logger()->flush();
   return 0;
 }
 

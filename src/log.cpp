@@ -4,6 +4,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdio>
+
 namespace wharf {
 
 namespace {
@@ -49,7 +52,12 @@ void setup_logging(const config::Config& cfg) {
   } else {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   }
-  spdlog::flush_on(spdlog::level::info);
+  // One write per access-log line would cost a syscall per request: buffer stderr and flush every
+  // second, and at once for warnings and errors.
+  static char buffer[64 * 1024];
+  std::setvbuf(stderr, buffer, _IOFBF, sizeof buffer);
+  spdlog::flush_on(spdlog::level::warn);
+  spdlog::flush_every(std::chrono::seconds(1));
 }
 
 }  // namespace wharf

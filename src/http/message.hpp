@@ -21,6 +21,7 @@ struct Request {
   std::optional<uint64_t> content_length;
   bool chunked = false;
   bool keep_alive = true;
+  bool http10 = false;  // HTTP/1.0: keep-alive only when asked for, and then acknowledged
   std::string peer;  // client address
   std::string user;  // authenticated user, set by the API layer
 

@@ -36,7 +36,7 @@ std::expected<void, ParseError> parse_request_head(std::string_view head, Reques
   for (char c : target)
     if (c <= ' ' || c == 0x7f) return std::unexpected(ParseError{400, "malformed request target"});
   if (version == "HTTP/1.1") req.keep_alive = true;
-  else if (version == "HTTP/1.0") req.keep_alive = false;
+  else if (version == "HTTP/1.0") req.keep_alive = false, req.http10 = true;
   else return std::unexpected(ParseError{505, "HTTP version not supported"});
   req.method = std::string(method);
   req.target = std::string(target);

@@ -408,6 +408,7 @@ void Connection::respond(Exchange& ex, Response r, bool streaming) {
     h += "\r\n";
   }
   if (close_after_) h += "Connection: close\r\n";
+  else if (ex.req_.http10) h += "Connection: keep-alive\r\n";
   h += "\r\n";
   evbuffer_add(out, h.data(), h.size());
   bytes_ = 0;

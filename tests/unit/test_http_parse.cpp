@@ -65,3 +65,12 @@ TEST_CASE("BodyDecoder") {
     CHECK(s.error);
   }
 }
+
+TEST_CASE("HTTP/1.0 keep-alive is opt-in") {
+  Request a, b;
+  REQUIRE(parse_request_head("HEAD /v2/ HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", a));
+  CHECK(a.http10);
+  CHECK(a.keep_alive);
+  REQUIRE(parse_request_head("HEAD /v2/ HTTP/1.0\r\n\r\n", b));
+  CHECK_FALSE(b.keep_alive);
+}

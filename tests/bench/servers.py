@@ -1,0 +1,189 @@
+"""The servers the benchmark compares: wharf and Debian's docker-registry (registry:2, distribution 2.8)
+from the same registry:2 config.yml, and nginx serving the same bytes as static files.
+
+Every process is started through harness.Context.spawn, so it is stopped by PID when the run ends
+(also on an exception, SIGINT or SIGTERM)."""
+import http.client
+import os
+import re
+import time
+
+from harness import TestFailure, child_pids, free_port, stop_process, tail
+from registry import htpasswd_file, to_yaml
+
+REFERENCE_BIN = "/usr/bin/docker-registry"
+
+
+def peak_rss_kib(pid):
+    """VmHWM of a live process in KiB (0 if it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def wait_http(proc, host, port, what, log_path, tries=150, interval=0.1):
+    """Waits until GET /v2/ gets any HTTP answer (401 counts); fails with the log's tail otherwise."""
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise TestFailure("%s exited with %s during startup: %s" % (what, proc.returncode, log_tail(log_path)))
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=2)
+            conn.request("GET", "/v2/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except (OSError, http.client.HTTPException):
+            time.sleep(interval)
+    raise TestFailure("%s did not answer within %.0f s: %s" % (what, tries * interval, log_tail(log_path)))
+
+
+def log_tail(path, lines=3):
+    try:
+        with open(path, errors="replace") as f:
+            return tail(f.read(), lines)
+    except FileNotFoundError:
+        return ""
+
+
+class Server:
+    """wharf or docker-registry ('kind') serving a config.yml written into the run directory.
+
+    root: storage directory (kept across restarts); users: {name: password} turns on htpasswd auth;
+    proxy: the upstream URL (pull-through mode); accesslog: keep the per-request log (the origin's)."""
+
+    def __init__(self, ctx, kind, binary, name, root, users=None, proxy=None, accesslog=False):
+        self.ctx, self.kind, self.binary, self.name = ctx, kind, binary, name
+        self.port = free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        self.url = "http://" + self.host
+        self.users = dict(users or {})
+        self.proc = None
+        self.peak_kib = 0
+        cfg = {"version": 0.1,
+               "log": {"level": "info" if accesslog else "warn", "accesslog": {"disabled": not accesslog}},
+               "storage": {"filesystem": {"rootdirectory": root}, "delete": {"enabled": True}},
+               "http": {"addr": self.host, "secret": "bench-not-a-secret-%d" % self.port}}
+        if kind == "registry":  # as in registry:2's stock config.yml (Debian's and the image's)
+            cfg["storage"]["cache"] = {"blobdescriptor": "inmemory"}
+        if self.users:
+            cfg["auth"] = {"htpasswd": {"realm": "wharf-bench",
+                                        "path": htpasswd_file(ctx.path(name + ".htpasswd"), self.users)}}
+        if proxy:
+            cfg["proxy"] = {"remoteurl": proxy}
+        self.config_path = ctx.path(name + ".yml")
+        with open(self.config_path, "w") as f:
+            f.write(to_yaml(cfg) + "\n")
+        self.log_path = ctx.path(name + ".log")
+
+    def start(self):
+        self.proc = self.ctx.spawn([self.binary, "serve", self.config_path], self.name)
+        wait_http(self.proc, "127.0.0.1", self.port, self.name, self.log_path)
+        return self
+
+    def rss_kib(self):
+        """Peak RSS so far (VmHWM); remembered, so it can still be read after stop()."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.peak_kib = max(self.peak_kib, peak_rss_kib(self.proc.pid))
+        return self.peak_kib
+
+    def stop(self):
+        if self.proc is not None:
+            self.rss_kib()
+            stop_process(self.proc)
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def blob_gets_since(self, offset):
+        """GETs of blobs answered 200 in this server's access log after byte `offset` (docker-registry's
+        combined log format: '"GET /v2/<repo>/blobs/sha256:<hex> HTTP/1.1" 200')."""
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        return len(re.findall(r'"GET /v2/\S+/blobs/sha256:[0-9a-f]{64} HTTP/[\d.]+" 200 ', text))
+
+
+class Nginx:
+    """nginx (1 worker process) serving DIR/www as static files: every path as
+    application/octet-stream, manifests under /v2/<repo>/manifests/ with their media type."""
+
+    def __init__(self, ctx, manifest_type, binary="/usr/sbin/nginx"):
+        self.ctx = ctx
+        self.binary = binary
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.dir = ctx.mkdir("nginx")
+        self.www = ctx.mkdir("nginx", "www")
+        self.proc = None
+        self.peak_kib = 0
+        conf = """daemon off;
+worker_processes 1;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+events { worker_connections 1024; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    access_log off;
+    default_type application/octet-stream;
+    types { }
+    client_body_temp_path %(dir)s/tmp-body;
+    proxy_temp_path %(dir)s/tmp-proxy;
+    fastcgi_temp_path %(dir)s/tmp-fastcgi;
+    uwsgi_temp_path %(dir)s/tmp-uwsgi;
+    scgi_temp_path %(dir)s/tmp-scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(www)s;
+        location ~ ^/v2/.+/manifests/ {
+            types { }
+            default_type %(mt)s;
+        }
+    }
+}
+""" % {"dir": self.dir, "port": self.port, "www": self.www, "mt": manifest_type}
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+
+    def put(self, url_path, data):
+        """Writes `data` as the file served at `url_path`."""
+        path = os.path.join(self.www, url_path.lstrip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def start(self):
+        # nginx's worker runs as nobody when started by root: let it read the tree.
+        for d in (self.ctx.dir, self.dir):
+            os.chmod(d, 0o755)
+        for top, dirs, files in os.walk(self.www):
+            os.chmod(top, 0o755)
+            for name in files:
+                os.chmod(os.path.join(top, name), 0o644)
+        self.proc = self.ctx.spawn([self.binary, "-p", self.dir, "-c", self.conf_path], "nginx")
+        wait_http(self.proc, "127.0.0.1", self.port, "nginx", self.ctx.path("nginx.log"))
+        return self
+
+    def rss_kib(self):
+        """Peak RSS of master + worker processes."""
+        if self.proc is not None and self.proc.poll() is None:
+            total = peak_rss_kib(self.proc.pid) + sum(peak_rss_kib(p) for p in child_pids(self.proc.pid))
+            self.peak_kib = max(self.peak_kib, total)
+        return self.peak_kib
+
+    def stop(self):
+        if self.proc is not None:
+            self.rss_kib()
+            stop_process(self.proc)  # SIGTERM: nginx's fast shutdown stops its worker too
+
