@@ -53,9 +53,22 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const c
     res.content_length = length;
     return ex->respond(std::move(res));
   }
-  int fd = ctx.store.open_read(*digest);
-  if (fd < 0) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", R"({"digest":")" + dstr + "\"}");
-  res.file = http::FileBody{fd, first, length};
+  auto cached = *size <= SmallCache::kMaxItem ? ctx.small.get(dstr) : nullptr;
+  if (!cached) {
+    int fd = ctx.store.open_read(*digest);
+    if (fd < 0) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", R"({"digest":")" + dstr + "\"}");
+    if (*size > SmallCache::kMaxItem) {
+      res.file = http::FileBody{fd, first, length};
+      return ex->respond(std::move(res));
+    }
+    auto bytes = read_small_file(fd, *size);
+    ::close(fd);
+    if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr);
+    ctx.small.put(dstr, std::move(*bytes));
+    cached = ctx.small.get(dstr);
+    if (!cached) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr);
+  }
+  res.body.assign(*cached, size_t(first), size_t(length));
   ex->respond(std::move(res));
 }
 

@@ -8,6 +8,7 @@
 #include "cache/blob_store.hpp"
 #include "cache/index.hpp"
 #include "src/api/access_tracker.hpp"
+#include "src/api/small_cache.hpp"
 #include "src/api/upload_table.hpp"
 #include "src/config/config.hpp"
 #include "src/util/work_pool.hpp"
@@ -27,6 +28,7 @@ struct Context {
   AccessTracker& access;
   UploadTable& uploads;
   Mirror* mirror = nullptr;  // set when upstreams are configured
+  SmallCache small;          // bytes of small manifests and blobs, by digest
 };
 
 }  // namespace wharf::api

@@ -1,4 +1,6 @@
 // GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>
+#include <unistd.h>
+
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -154,9 +156,21 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     res.content_length = rec->size;
     return ex->respond(std::move(res));
   }
+  if (auto cached = ctx.small.get(dstr)) {
+    res.body = *cached;
+    return ex->respond(std::move(res));
+  }
   auto d = oci::parse_digest(dstr);
   int fd = d ? ctx.store.open_read(*d) : -1;
   if (fd < 0) return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
+  if (rec->size <= SmallCache::kMaxItem) {
+    auto bytes = read_small_file(fd, rec->size);
+    ::close(fd);
+    if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read manifest " + dstr);
+    res.body = *bytes;
+    ctx.small.put(dstr, std::move(*bytes));
+    return ex->respond(std::move(res));
+  }
   res.file = http::FileBody{fd, 0, rec->size};
   ex->respond(std::move(res));
 }

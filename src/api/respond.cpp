@@ -1,6 +1,21 @@
 #include "src/api/respond.hpp"
 
+#include <unistd.h>
+
+#include "src/api/small_cache.hpp"
+
 namespace wharf::api {
+
+std::optional<std::string> read_small_file(int fd, uint64_t size) {
+  std::string out(size, '\0');
+  uint64_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd, out.data() + got, size - got, off_t(got));
+    if (n <= 0) return std::nullopt;
+    got += uint64_t(n);
+  }
+  return out;
+}
 
 http::Response error_response(oci::ErrorCode code, std::string message, std::string detail_json, int status) {
   http::Response r(status ? status : oci::error_info(code).status);

@@ -60,6 +60,7 @@ class Connection {
     timeval rt{long(srv_->opts_.idle_timeout.count()), 0};
     timeval wt{long(srv_->opts_.write_timeout.count()), 0};
     bufferevent_set_timeouts(bev_, &rt, &wt);
+    bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWater);
     bufferevent_enable(bev_, EV_READ | EV_WRITE);
   }
 
@@ -88,6 +89,7 @@ class Connection {
  private:
   enum class State { Headers, Handling, Body, Waiting, Streaming, Writing, Closing };
   static constexpr size_t kStreamLowWater = 256 * 1024;
+  static constexpr size_t kInputHighWater = 1024 * 1024;
 
   static void on_read_cb(bufferevent*, void* arg) { static_cast<Connection*>(arg)->guarded([](Connection* c) { c->process(); }); }
   static void on_write_cb(bufferevent*, void* arg) { static_cast<Connection*>(arg)->guarded([](Connection* c) { c->on_written(); }); }
@@ -117,10 +119,10 @@ class Connection {
   void on_event(short what);
   void send_simple_error(int status, std::string_view msg);
   void send_raw_and_close(std::string_view raw);
-  void set_reading(bool on) {
-    if (on) bufferevent_enable(bev_, EV_READ);
-    else bufferevent_disable(bev_, EV_READ);
-  }
+  // Read interest stays on for the whole connection (toggling it costs epoll_ctl calls per request);
+  // bytes that arrive while a request is handled wait in the input buffer, which stops growing at
+  // the high watermark. Only a response that must not read further (close) turns reading off.
+  void set_reading(bool) {}
 
   Server* srv_;
   bufferevent* bev_;
@@ -487,6 +489,18 @@ void Connection::on_written() {
 
 void Connection::on_event(short what) {
   if (what & BEV_EVENT_CONNECTED) return;
+  const bool busy = state_ != State::Headers && state_ != State::Body;
+  if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && busy) {
+    // No bytes from the client while we work on or send its response: that is normal.
+    bufferevent_enable(bev_, EV_READ);
+    return;
+  }
+  if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && busy && !(what & BEV_EVENT_ERROR)) {
+    // The client finished sending (half-close); answer, then close.
+    close_after_ = true;
+    bufferevent_disable(bev_, EV_READ);
+    return;
+  }
   if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && state_ == State::Headers &&
       evbuffer_get_length(bufferevent_get_input(bev_)) == 0) {
     kill();  // idle keep-alive connection
