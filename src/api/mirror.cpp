@@ -304,6 +304,11 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     for (const auto& c : info->manifests) rec.children.push_back(c.digest.str());
     std::optional<std::string> tag;
     if (!is_digest_ref(ref)) tag = ref;
+    // Serve at once; the manifest stays findable in memory until it is durable in the store.
+    const std::string pkey = dec.cache_repo + '\0' + m->digest;
+    pending_[pkey] = std::make_shared<const FetchedManifest>(*m);
+    if (tag) pending_tags_[dec.cache_repo + '\0' + *tag] = m->digest;
+    finish(*m);
     auto err = std::make_shared<std::string>();
     ctx_.pool.submit(
         [this, m, digest, rec = std::move(rec), tag, dec, err] {
@@ -316,16 +321,32 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
                                            tag ? std::optional<std::string_view>(*tag) : std::nullopt);
           if (!p) *err = p.error();
         },
-        [this, m, err, finish, dec, tag] {
+        [this, m, err, dec, tag, pkey] {
           if (!err->empty()) spdlog::error("caching manifest {} failed: {}", m->digest, *err);
           else if (tag) validated_[dec.cache_repo + '\0' + *tag] = std::chrono::steady_clock::now();
-          finish(std::move(*m));
+          pending_.erase(pkey);
+          if (tag) {
+            auto it = pending_tags_.find(dec.cache_repo + '\0' + *tag);
+            if (it != pending_tags_.end() && it->second == m->digest) pending_tags_.erase(it);
+          }
         });
   };
   up->fetch("GET", "/v2/" + d.remote_repo + "/manifests/" + ref, d.remote_repo, kManifestAccept, std::move(cb));
 }
 
 void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d) {
+  if (!pending_.empty()) {  // fetched moments ago, still being written
+    std::string digest = r.ref;
+    if (!is_digest_ref(r.ref)) {
+      auto t = pending_tags_.find(d.cache_repo + '\0' + r.ref);
+      if (t != pending_tags_.end()) digest = t->second;
+    }
+    auto p = pending_.find(d.cache_repo + '\0' + digest);
+    if (p != pending_.end()) {
+      ++stats_.hits;
+      return serve_fetched(ex, *p->second, "HIT");
+    }
+  }
   std::optional<std::string> cached_digest;
   {
     auto txn = ctx_.index.read();

@@ -76,6 +76,10 @@ class Mirror {
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> validated_;
   // cache_repo + '\0' + ref → callbacks waiting for the same manifest fetch.
   std::unordered_map<std::string, std::vector<std::function<void(FetchedManifest)>>> manifest_waiters_;
+  // Manifests verified and served but not yet durable in the store: cache_repo + '\0' + digest →
+  // manifest, and cache_repo + '\0' + tag → digest. Requests find them here until the worker is done.
+  std::unordered_map<std::string, std::shared_ptr<const FetchedManifest>> pending_;
+  std::unordered_map<std::string, std::string> pending_tags_;
   MirrorStats stats_;
 };
 
