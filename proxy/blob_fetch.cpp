@@ -145,12 +145,8 @@ void FetchTable::finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std:
   std::string tmp = f->tmp_path_, repo = f->cache_repo;
   oci::Digest d = f->digest_;
   uint64_t size = f->written_;
-  int fd = f->fd_;
   submit_(
-      [this, err, tmp, d, size, repo, fd] {
-        ::fsync(fd);
-        *err = publish_(tmp, d, size, repo);
-      },
+      [this, err, tmp, d, size, repo] { *err = publish_(tmp, d, size, repo); },  // publish fsyncs
       [this, keep, err, key] {
         if (!err->empty()) spdlog::error("caching {} failed: {}", key, *err);
         else keep->tmp_path_.clear();  // renamed into the store: nothing to clean up

@@ -374,7 +374,7 @@ struct HttpClient::Impl {
     if (!req.ca_file.empty()) set(CURLOPT_CAINFO, req.ca_file.c_str());
     set(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     set(CURLOPT_TCP_KEEPALIVE, 1L);
-    set(CURLOPT_BUFFERSIZE, 64L * 1024);
+    set(CURLOPT_BUFFERSIZE, 256L * 1024);
     set(CURLOPT_HEADERFUNCTION, on_header);
     set(CURLOPT_HEADERDATA, &t);
     set(CURLOPT_WRITEFUNCTION, on_write);

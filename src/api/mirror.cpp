@@ -20,6 +20,7 @@ namespace wharf::api {
 namespace {
 
 constexpr size_t kStreamChunk = 1 << 20;
+constexpr uint64_t kMinPiece = 256 << 10;
 const std::vector<std::string> kManifestAccept = {
     "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -111,7 +112,11 @@ struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
     if (!started || done) return;
     if (!ex->alive()) return detach();
     const uint64_t limit = std::min(fetch->available(), end);
+    const bool complete = fetch->state() == proxy::FetchState::Verified;
     while (pos < limit && ex->stream_backlog() < kStreamChunk) {
+      // Coalesce: while the client still has bytes queued, wait until a sizeable piece is ready
+      // (each piece costs a dup, a sendfile and a close).
+      if (!complete && limit - pos < kMinPiece && ex->stream_backlog() > 0) break;
       uint64_t n = std::min<uint64_t>(limit - pos, kStreamChunk);
       ex->stream_file(fetch->fd(), pos, n);
       pos += n;

@@ -521,7 +521,11 @@ void Connection::send_raw_and_close(std::string_view raw) {
   evbuffer_add(bufferevent_get_output(bev_), raw.data(), raw.size());
   status_ = 400;
   state_ = State::Writing;
-  if (!ex_) ex_ = std::make_shared<Exchange>();
+  if (!ex_) {
+    ex_ = std::make_shared<Exchange>();
+    ex_->started_ = std::chrono::steady_clock::now();
+    ex_->req_.peer = peer_;
+  }
   ex_->responded_ = true;
   set_reading(false);
   bufferevent_enable(bev_, EV_WRITE);
@@ -536,7 +540,11 @@ void Connection::send_simple_error(int status, std::string_view msg) {
   evbuffer_add(bufferevent_get_output(bev_), h.data(), h.size());
   status_ = status;
   state_ = State::Writing;
-  if (!ex_) ex_ = std::make_shared<Exchange>();
+  if (!ex_) {
+    ex_ = std::make_shared<Exchange>();
+    ex_->started_ = std::chrono::steady_clock::now();
+    ex_->req_.peer = peer_;
+  }
   ex_->responded_ = true;
   set_reading(false);
   bufferevent_enable(bev_, EV_WRITE);
