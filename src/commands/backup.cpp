@@ -5,6 +5,7 @@
 
 #include "cache/backup.hpp"
 #include "src/commands/commands.hpp"
+#include "src/commands/stores.hpp"
 
 namespace wharf::commands {
 
@@ -13,25 +14,20 @@ int backup(const config::Config& cfg, const std::vector<std::string>& args) {
     std::fprintf(stderr, "usage: wharf backup CONFIG DIR\n");
     return 2;
   }
-  const std::filesystem::path root = cfg.root_directory;
-  auto store = cache::BlobStore::open(root);
-  if (!store) {
-    spdlog::error("storage.filesystem.rootdirectory: {}", store.error());
+  auto stores = open_stores(cfg);
+  if (!stores) {
+    spdlog::error("{}", stores.error());
     return 1;
   }
-  // Opening the index a running server holds is fine: LMDB coordinates the processes via lock.mdb.
-  auto index = cache::Index::open(root / "index");
-  if (!index) {
-    spdlog::error("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());
-    return 1;
-  }
-  auto r = cache::backup(**index, *store, args[0]);
+  auto& store = *stores->store;
+  auto& index = stores->index;
+  auto r = cache::backup(*index, store, args[0]);
   if (!r) {
     spdlog::error("backup failed: {}", r.error());
     return 1;
   }
   for (const auto& d : r->missing) spdlog::warn("backup: {} is recorded in the index but missing from the store", d);
-  std::printf("backup of %s in %s: %zu files linked, %zu copied, %llu bytes\n", root.c_str(), args[0].c_str(),
+  std::printf("backup of %s in %s: %zu files linked, %zu copied, %llu bytes\n", cfg.root_directory.c_str(), args[0].c_str(),
               r->linked, r->copied, static_cast<unsigned long long>(r->bytes));
   if (r->missing_referenced > 0) {
     spdlog::error("backup incomplete: {} referenced blob(s) missing from the store", r->missing_referenced);

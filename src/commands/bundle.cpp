@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/commands/commands.hpp"
+#include "src/commands/stores.hpp"
 #include "src/commands/progress.hpp"
 #include "src/commands/source.hpp"
 #include "src/commands/tar.hpp"
@@ -29,21 +30,6 @@ using nlohmann::json;
 
 constexpr const char* kRepoAnnotation = "io.wharf.repository";
 constexpr const char* kRefAnnotation = "org.opencontainers.image.ref.name";
-
-struct Stores {
-  std::unique_ptr<cache::BlobStore> store;
-  std::unique_ptr<cache::Index> index;
-};
-
-// Opens the blob store and index under the config's root (never cleans <root>/tmp: a server may be running).
-std::expected<Stores, std::string> open_stores(const config::Config& cfg) {
-  fs::path root = cfg.root_directory;
-  auto store = cache::BlobStore::open(root);
-  if (!store) return std::unexpected(store.error());
-  auto index = cache::Index::open(root / "index");
-  if (!index) return std::unexpected(index.error());
-  return Stores{std::make_unique<cache::BlobStore>(std::move(*store)), std::move(*index)};
-}
 
 struct Fd {
   int fd = -1;

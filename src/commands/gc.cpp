@@ -7,6 +7,7 @@
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
 #include "src/commands/commands.hpp"
+#include "src/commands/stores.hpp"
 
 namespace wharf::commands {
 
@@ -22,18 +23,14 @@ int garbage_collect(const config::Config& cfg, const std::vector<std::string>& a
       return 2;
     }
   }
-  const std::filesystem::path root = cfg.root_directory;
-  auto store = cache::BlobStore::open(root);
-  if (!store) {
-    spdlog::error("storage.filesystem.rootdirectory: {}", store.error());
+  auto stores = open_stores(cfg);
+  if (!stores) {
+    spdlog::error("{}", stores.error());
     return 1;
   }
-  auto index = cache::Index::open(root / "index");
-  if (!index) {
-    spdlog::error("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());
-    return 1;
-  }
-  auto r = cache::collect(**index, *store, opts);
+  auto& store = *stores->store;
+  auto& index = stores->index;
+  auto r = cache::collect(*index, store, opts);
   if (!r) {
     spdlog::error("{}", r.error());
     return 1;

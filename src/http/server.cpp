@@ -118,7 +118,7 @@ class Connection {
   void on_written();
   void on_event(short what);
   void send_simple_error(int status, std::string_view msg);
-  void send_raw_and_close(std::string_view raw);
+  void send_raw_and_close(std::string_view raw, int status = 400);
   // Read interest stays on for the whole connection (toggling it costs epoll_ctl calls per request);
   // bytes that arrive while a request is handled wait in the input buffer, which stops growing at
   // the high watermark. Only a response that must not read further (close) turns reading off.
@@ -515,29 +515,10 @@ void Connection::on_event(short what) {
   }
 }
 
-void Connection::send_raw_and_close(std::string_view raw) {
+void Connection::send_raw_and_close(std::string_view raw, int status) {
   close_after_ = true;
   evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
   evbuffer_add(bufferevent_get_output(bev_), raw.data(), raw.size());
-  status_ = 400;
-  state_ = State::Writing;
-  if (!ex_) {
-    ex_ = std::make_shared<Exchange>();
-    ex_->started_ = std::chrono::steady_clock::now();
-    ex_->req_.peer = peer_;
-  }
-  ex_->responded_ = true;
-  set_reading(false);
-  bufferevent_enable(bev_, EV_WRITE);
-}
-
-void Connection::send_simple_error(int status, std::string_view msg) {
-  close_after_ = true;
-  std::string body = R"({"errors":[{"code":"UNSUPPORTED","message":")" + std::string(msg) + R"("}]})";
-  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
-                  "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nConnection: close\r\n\r\n" + body;
-  evbuffer_add(bufferevent_get_output(bev_), h.data(), h.size());
   status_ = status;
   state_ = State::Writing;
   if (!ex_) {
@@ -546,8 +527,15 @@ void Connection::send_simple_error(int status, std::string_view msg) {
     ex_->req_.peer = peer_;
   }
   ex_->responded_ = true;
-  set_reading(false);
   bufferevent_enable(bev_, EV_WRITE);
+}
+
+void Connection::send_simple_error(int status, std::string_view msg) {
+  std::string body = R"({"errors":[{"code":"UNSUPPORTED","message":")" + std::string(msg) + R"("}]})";
+  send_raw_and_close("HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
+                         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\nConnection: close\r\n\r\n" + body,
+                     status);
 }
 
 // ---- Server ----

@@ -1,0 +1,30 @@
+#pragma once
+// Opening the store of a configuration from an offline verb (the server may be running: LMDB
+// coordinates processes through its lock file, and <root>/tmp is never cleaned here).
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "cache/blob_store.hpp"
+#include "cache/index.hpp"
+#include "src/config/config.hpp"
+
+namespace wharf::commands {
+
+struct Stores {
+  std::unique_ptr<cache::BlobStore> store;
+  std::unique_ptr<cache::Index> index;
+};
+
+// Opens the blob store and the index under storage.filesystem.rootdirectory; the error names the key.
+inline std::expected<Stores, std::string> open_stores(const config::Config& cfg) {
+  std::filesystem::path root = cfg.root_directory;
+  auto store = cache::BlobStore::open(root);
+  if (!store) return std::unexpected("storage.filesystem.rootdirectory: " + store.error());
+  auto index = cache::Index::open(root / "index");
+  if (!index) return std::unexpected("storage.filesystem.rootdirectory: cannot open the index: " + index.error());
+  return Stores{std::make_unique<cache::BlobStore>(std::move(*store)), std::move(*index)};
+}
+
+}  // namespace wharf::commands
