@@ -210,6 +210,10 @@ struct Index::Impl {
   MDB_dbi repos = 0, tags = 0, manifests = 0, repo_manifests = 0, blobs = 0, links = 0, referrers = 0,
           uploads = 0, access = 0;
 
+  // The writes of put_manifest, inside a caller's write transaction.
+  void store_manifest(MDB_txn* t, std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+                      std::optional<std::string_view> tag);
+
   // Runs `f(txn)` in one write transaction and commits it; LMDB failures become the error message.
   template <class F>
   auto write(std::string_view op, F&& f) -> std::expected<std::invoke_result_t<F, MDB_txn*>, std::string> {
@@ -573,17 +577,34 @@ std::expected<bool, std::string> Index::unlink_blob(std::string_view repo, std::
 
 std::expected<void, std::string> Index::put_manifest(std::string_view repo, std::string_view digest,
                                                      const ManifestRecord& rec, std::optional<std::string_view> tag) {
-  return impl_->write("put_manifest", [&](MDB_txn* t) {
+  return impl_->write("put_manifest", [&](MDB_txn* t) { impl_->store_manifest(t, repo, digest, rec, tag); });
+}
+
+std::expected<std::optional<std::string>, std::string> Index::put_manifest_checked(
+    std::string_view repo, std::string_view digest, const ManifestRecord& rec, std::optional<std::string_view> tag,
+    const std::vector<std::string>& required) {
+  return impl_->write("put_manifest", [&](MDB_txn* t) -> std::optional<std::string> {
+    for (const auto& d : required)
+      if (!lmdb::get(t, impl_->links, key(repo, d), nullptr) && !lmdb::get(t, impl_->repo_manifests, key(repo, d), nullptr))
+        return d;
+    impl_->store_manifest(t, repo, digest, rec, tag);
+    return std::nullopt;
+  });
+}
+
+void Index::Impl::store_manifest(MDB_txn* t, std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+                                 std::optional<std::string_view> tag) {
+  {
     const int64_t now = now_seconds();
-    impl_->ensure_repo(t, repo, now);
+    ensure_repo(t, repo, now);
     ManifestRecord stored = rec;
     if (stored.created == 0) stored.created = now;
-    lmdb::put(t, impl_->manifests, digest, encode(stored), MDB_NOOVERWRITE);  // the first put wins
-    lmdb::put(t, impl_->repo_manifests, key(repo, digest), encode_i64(now), MDB_NOOVERWRITE);
-    if (tag) lmdb::put(t, impl_->tags, key(repo, *tag), digest);
-    if (!rec.subject.empty()) lmdb::put(t, impl_->referrers, key(repo, rec.subject, digest), encode_referrer(rec));
-    lmdb::put(t, impl_->access, digest, encode_i64(now));
-  });
+    lmdb::put(t, manifests, digest, encode(stored), MDB_NOOVERWRITE);  // the first put wins
+    lmdb::put(t, repo_manifests, key(repo, digest), encode_i64(now), MDB_NOOVERWRITE);
+    if (tag) lmdb::put(t, tags, key(repo, *tag), digest);
+    if (!rec.subject.empty()) lmdb::put(t, referrers, key(repo, rec.subject, digest), encode_referrer(rec));
+    lmdb::put(t, access, digest, encode_i64(now));
+  }
 }
 
 std::expected<bool, std::string> Index::delete_tag(std::string_view repo, std::string_view tag) {

@@ -123,6 +123,12 @@ class Index {
   // as a referrer of its subject. One transaction; nothing is written on failure.
   std::expected<void, std::string> put_manifest(std::string_view repo, std::string_view digest,
                                                 const ManifestRecord& rec, std::optional<std::string_view> tag);
+  // As put_manifest, but first checks inside the same transaction that every digest in `required` is
+  // still a blob linked in `repo` or a manifest of `repo` (a concurrent garbage collection may have
+  // removed it since the caller looked): returns the first missing digest, writing nothing, or nullopt.
+  std::expected<std::optional<std::string>, std::string> put_manifest_checked(
+      std::string_view repo, std::string_view digest, const ManifestRecord& rec, std::optional<std::string_view> tag,
+      const std::vector<std::string>& required);
   // Removes tag only; false if absent.
   std::expected<bool, std::string> delete_tag(std::string_view repo, std::string_view tag);
   // Removes the manifest from `repo`: every tag of `repo` pointing at it and its referrer entry. False if absent.

@@ -68,12 +68,14 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
   if (info->subject) rec.subject = info->subject->digest.str();
   // Every referenced blob and child manifest must already be in this repository.
   nlohmann::json missing = nlohmann::json::array();
+  auto required = std::make_shared<std::vector<std::string>>();  // re-checked inside the index write
   {
     auto txn = ctx.index.read();
     auto need_blob = [&](const oci::Descriptor& d) {
       std::string ds = d.digest.str();
       rec.blobs.push_back(ds);
       if (d.media_type.find("foreign") != std::string::npos) return;  // Windows foreign layers live elsewhere
+      required->push_back(ds);
       if (!ctx.index.blob_linked(txn, r.name, ds)) missing.push_back(ds);
     };
     if (info->config) need_blob(*info->config);
@@ -81,6 +83,7 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
     for (const auto& m : info->manifests) {
       std::string ds = m.digest.str();
       rec.children.push_back(ds);
+      required->push_back(ds);
       if (!ctx.index.manifest_in_repo(txn, r.name, ds)) missing.push_back(ds);
     }
   }
@@ -94,23 +97,28 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
   }
 
   auto err = std::make_shared<std::string>();
+  auto vanished = std::make_shared<std::optional<std::string>>();
   std::optional<std::string> tag;
   if (!by_digest) tag = r.ref;
   std::string repo = r.name;
   auto shared_body = std::make_shared<std::string>(std::move(body));
   ctx.pool.submit(
-      [&ctx, err, repo, digest, rec = std::move(rec), tag, shared_body] {
+      [&ctx, err, vanished, required, repo, digest, rec = std::move(rec), tag, shared_body] {
         auto w = ctx.store.write(digest, *shared_body);
         if (!w) {
           *err = w.error();
           return;
         }
-        auto p = ctx.index.put_manifest(repo, digest.str(), rec,
-                                        tag ? std::optional<std::string_view>(*tag) : std::nullopt);
+        auto p = ctx.index.put_manifest_checked(repo, digest.str(), rec,
+                                                tag ? std::optional<std::string_view>(*tag) : std::nullopt, *required);
         if (!p) *err = p.error();
+        else *vanished = *p;
       },
-      [ex, err, repo, digest, subject = info->subject] {
+      [ex, err, vanished, repo, digest, subject = info->subject] {
         if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
+        if (*vanished)  // removed by a garbage collection after the check above
+          return fail(ex, oci::ErrorCode::ManifestBlobUnknown, "manifest references unknown blob " + **vanished,
+                      digest_detail(**vanished));
         http::Response res(201);
         res.header("Location", "/v2/" + repo + "/manifests/" + digest.str());
         res.header("Docker-Content-Digest", digest.str());

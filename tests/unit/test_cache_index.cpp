@@ -506,3 +506,39 @@ TEST_CASE("Index::touch") {
   }
   SUBCASE("an empty batch succeeds") { CHECK(idx->touch({})); }
 }
+
+TEST_CASE("Index::put_manifest_checked") {
+  char tmpl[] = "/tmp/wharf-idx-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  {
+    auto index = wharf::cache::Index::open(dir + "/index", size_t(64) << 20);
+    REQUIRE(index);
+    auto& idx = **index;
+    const std::string blob = "sha256:" + std::string(64, 'b'), gone = "sha256:" + std::string(64, 'c');
+    const std::string m = "sha256:" + std::string(64, 'a');
+    REQUIRE(idx.link_blob("r", blob, 10, wharf::cache::Origin::Pushed));
+    wharf::cache::ManifestRecord rec;
+    rec.media_type = "application/vnd.oci.image.manifest.v1+json";
+    rec.size = 100;
+    rec.blobs = {blob, gone};
+    SUBCASE("a missing blob is reported and nothing is written") {
+      auto r = idx.put_manifest_checked("r", m, rec, std::string_view("t"), {blob, gone});
+      REQUIRE(r);
+      REQUIRE(r->has_value());
+      CHECK(**r == gone);
+      auto txn = idx.read();
+      CHECK_FALSE(idx.manifest_in_repo(txn, "r", m));
+      CHECK_FALSE(idx.tag(txn, "r", "t"));
+    }
+    SUBCASE("all present: written") {
+      auto r = idx.put_manifest_checked("r", m, rec, std::string_view("t"), {blob});
+      REQUIRE(r);
+      CHECK_FALSE(r->has_value());
+      auto txn = idx.read();
+      CHECK(idx.manifest_in_repo(txn, "r", m));
+      CHECK(idx.tag(txn, "r", "t") == m);
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
