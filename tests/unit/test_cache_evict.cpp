@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cache/evict.hpp"
+#include "tests/unit/scratch_store.hpp"
 
 using namespace wharf;
 using namespace wharf::cache;
@@ -14,26 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Cache {
-  fs::path dir;
-  std::unique_ptr<Index> index;
-  std::optional<BlobStore> blobs;
-  Cache() {
-    char tmpl[] = "/tmp/wharf-evict-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
-    auto i = Index::open(dir / "index", size_t(1) << 30);
-    REQUIRE(i.has_value());
-    index = std::move(*i);
-    auto b = BlobStore::open(dir);
-    REQUIRE(b.has_value());
-    blobs.emplace(std::move(*b));
-  }
-  ~Cache() {
-    index.reset();
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
+struct Cache : testing::ScratchStore {
+  Cache() : ScratchStore("wharf-evict") {}
   static std::string dg(int i) {
     char buf[72];
     std::snprintf(buf, sizeof buf, "sha256:%064x", i);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cache/gc.hpp"
+#include "tests/unit/scratch_store.hpp"
 
 using namespace wharf;
 using namespace wharf::cache;
@@ -16,26 +17,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // A store (index + blob files) in a fresh directory under /tmp, removed at the end of the scope.
-struct Store {
-  fs::path dir;
-  std::unique_ptr<Index> index;
-  std::optional<BlobStore> blobs;
-  Store() {
-    char tmpl[] = "/tmp/wharf-gc-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
-    auto i = Index::open(dir / "index", size_t(1) << 30);
-    REQUIRE(i.has_value());
-    index = std::move(*i);
-    auto b = BlobStore::open(dir);
-    REQUIRE(b.has_value());
-    blobs.emplace(std::move(*b));
-  }
-  ~Store() {
-    index.reset();
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
+struct Store : testing::ScratchStore {
+  Store() : ScratchStore("wharf-gc") {}
   bool has_file(const std::string& d) const { return blobs->stat(*oci::parse_digest(d)).has_value(); }
   // Stores a blob file and links it into `repo`.
   void blob(const std::string& repo, const std::string& d, Origin origin = Origin::Pushed) {

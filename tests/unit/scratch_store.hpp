@@ -1,0 +1,42 @@
+#pragma once
+// For unit tests: a store (LMDB index + blob files) in a fresh directory under /tmp, removed at the
+// end of the scope.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cache/blob_store.hpp"
+#include "cache/index.hpp"
+
+namespace wharf::testing {
+
+struct ScratchStore {
+  std::filesystem::path dir;
+  std::unique_ptr<cache::Index> index;
+  std::optional<cache::BlobStore> blobs;
+
+  explicit ScratchStore(const std::string& prefix) {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    dir = tmpl;
+    auto i = cache::Index::open(dir / "index", size_t(1) << 30);
+    REQUIRE(i.has_value());
+    index = std::move(*i);
+    auto b = cache::BlobStore::open(dir);
+    REQUIRE(b.has_value());
+    blobs.emplace(std::move(*b));
+  }
+  ~ScratchStore() {
+    index.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  ScratchStore(const ScratchStore&) = delete;
+  ScratchStore& operator=(const ScratchStore&) = delete;
+};
+
+}  // namespace wharf::testing
