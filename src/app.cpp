@@ -182,23 +182,6 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
   event_base_loopexit(rt->base, &deadline);
 }
 
-// The route label of a request path for metrics.
-const char* route_label(const std::string& path) {
-  auto r = api::parse_route(path);
-  if (!r) return path == "/debug/health" ? "health" : "other";
-  switch (r->kind) {
-    case api::RouteKind::Base: return "base";
-    case api::RouteKind::Catalog: return "catalog";
-    case api::RouteKind::Tags: return "tags";
-    case api::RouteKind::Manifest: return "manifest";
-    case api::RouteKind::Blob: return "blob";
-    case api::RouteKind::UploadStart:
-    case api::RouteKind::Upload: return "upload";
-    case api::RouteKind::Referrers: return "referrers";
-  }
-  return "other";
-}
-
 // /debug/health: 200 {} while storage and index are fine, else 503 naming the failing check.
 void answer_health(Runtime& rt, const http::ExchangePtr& ex) {
   std::string error;
@@ -320,11 +303,14 @@ int serve(const config::Config& cfg) {
   auto server = http::Server::start(
       base.base, opts,
       [registry, rtp](const http::ExchangePtr& ex) {
-        if (ex->req().path == "/debug/health") return answer_health(*rtp, ex);
+        if (ex->req().path == "/debug/health") {
+          ex->req().route = "health";
+          return answer_health(*rtp, ex);
+        }
         registry->handle(ex);
       },
       [access_log, rtp](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {
-        rtp->metrics.request(req.method, route_label(req.path), status, secs, bytes, cache);
+        rtp->metrics.request(req.method, req.route, status, secs, bytes, cache);
         if (!access_log) return;
         spdlog::info("{} {} {} {} {}B {:.1f}ms user={} cache={}", req.peer, req.method, req.target, status, bytes,
                      secs * 1000, req.user.empty() ? "-" : req.user, cache.empty() ? "-" : cache);

@@ -24,6 +24,7 @@ void Registry::handle(const http::ExchangePtr& ex) {
 void Registry::dispatch(const http::ExchangePtr& ex) {
   auto route = parse_route(ex->req().path);
   if (!route) return fail(ex, route.error().code, route.error().message, {}, route.error().status);
+  ex->req().route = route_label(route->kind);
   const std::string& m = ex->req().method;
   const bool get = m == "GET" || m == "HEAD";
   if (ctx_.mirror && ctx_.mirror->enabled() && !route->name.empty()) {

@@ -59,6 +59,20 @@ std::expected<Route, RouteError> parse_route(std::string_view path) {
   return std::unexpected(not_found());
 }
 
+const char* route_label(RouteKind kind) {
+  switch (kind) {
+    case RouteKind::Base: return "base";
+    case RouteKind::Catalog: return "catalog";
+    case RouteKind::Tags: return "tags";
+    case RouteKind::Manifest: return "manifest";
+    case RouteKind::Blob: return "blob";
+    case RouteKind::UploadStart:
+    case RouteKind::Upload: return "upload";
+    case RouteKind::Referrers: return "referrers";
+  }
+  return "other";
+}
+
 bool valid_session_id(std::string_view id) {
   if (id.size() < 8 || id.size() > 64) return false;
   for (char c : id)

@@ -25,6 +25,9 @@ struct RouteError {
 };
 std::expected<Route, RouteError> parse_route(std::string_view path);
 
+// The metrics label of a route kind ("manifest", "blob", "upload", ...).
+const char* route_label(RouteKind kind);
+
 // True if `id` looks like an upload session id wharf issued (lowercase hex and dashes, 8..64 chars).
 bool valid_session_id(std::string_view id);
 

@@ -19,9 +19,7 @@ int backup(const config::Config& cfg, const std::vector<std::string>& args) {
     spdlog::error("{}", stores.error());
     return 1;
   }
-  auto& store = *stores->store;
-  auto& index = stores->index;
-  auto r = cache::backup(*index, store, args[0]);
+  auto r = cache::backup(*stores->index, *stores->store, args[0]);
   if (!r) {
     spdlog::error("backup failed: {}", r.error());
     return 1;

@@ -28,9 +28,7 @@ int garbage_collect(const config::Config& cfg, const std::vector<std::string>& a
     spdlog::error("{}", stores.error());
     return 1;
   }
-  auto& store = *stores->store;
-  auto& index = stores->index;
-  auto r = cache::collect(*index, store, opts);
+  auto r = cache::collect(*stores->index, *stores->store, opts);
   if (!r) {
     spdlog::error("{}", r.error());
     return 1;

@@ -24,6 +24,7 @@ struct Request {
   bool http10 = false;  // HTTP/1.0: keep-alive only when asked for, and then acknowledged
   std::string peer;  // client address
   std::string user;  // authenticated user, set by the API layer
+  const char* route = "other";  // resource kind for metrics ("manifest", "blob", ...), set by the API layer
 
   // First value of header `name` (case-insensitive); empty if absent.
   std::string_view header(std::string_view name) const;

@@ -59,3 +59,9 @@ TEST_CASE("valid_session_id") {
   CHECK_FALSE(valid_session_id("short"));
   CHECK_FALSE(valid_session_id("ABCDEF0123"));
 }
+
+TEST_CASE("route_label") {
+  CHECK(std::string(route_label(parse_route("/v2/a/manifests/x")->kind)) == "manifest");
+  CHECK(std::string(route_label(parse_route("/v2/a/blobs/uploads/")->kind)) == "upload");
+  CHECK(std::string(route_label(parse_route("/v2/_catalog")->kind)) == "catalog");
+}
