@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -97,6 +98,20 @@ std::expected<BlobStore, std::string> BlobStore::open(const std::filesystem::pat
   for (const char* sub : {"blobs/sha256", "blobs/sha512", "uploads", "tmp"}) {
     if (auto r = make_dirs(root / sub); !r) return std::unexpected(r.error());
   }
+  // The 256 sha256 fan-out directories exist from the start, so publishing a blob never has to
+  // create one (and fsync its parent) on the request path.
+  const fs::path sha256 = root / "blobs" / "sha256";
+  bool created = false;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 256; ++i) {
+    const char name[3] = {kHex[i >> 4], kHex[i & 15], '\0'};
+    auto r = make_dir(sha256 / name);
+    if (!r) return std::unexpected(r.error());
+    created = created || *r;
+  }
+  if (created) {
+    if (auto r = fsync_dir(sha256); !r) return std::unexpected(r.error());
+  }
   return BlobStore(root);
 }
 
@@ -115,18 +130,65 @@ std::optional<uint64_t> BlobStore::stat(const oci::Digest& d) const {
 int BlobStore::open_read(const oci::Digest& d) const { return open_retry(blob_path(d), O_RDONLY | O_CLOEXEC); }
 
 std::expected<void, std::string> BlobStore::publish(const std::filesystem::path& tmp, const oci::Digest& d) const {
-  const fs::path target = blob_path(d);
-  if (path_exists(target)) {
-    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return failure("cannot remove temporary file", tmp, errno);
-    return {};
+  auto errors = publish_all({{tmp, d}});
+  if (!errors[0].empty()) return std::unexpected(errors[0]);
+  return {};
+}
+
+std::vector<std::string> BlobStore::publish_all(const std::vector<Publication>& items) const {
+  std::vector<std::string> errors(items.size());
+  std::vector<int> fds(items.size(), -1);
+  // Start writeback of every file first so the device works on them together, then wait for each.
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& [tmp, d] = items[i];
+    if (path_exists(blob_path(d))) {
+      if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) errors[i] = failure("cannot remove temporary file", tmp, errno).error();
+      continue;
+    }
+    fds[i] = open_retry(tmp, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) errors[i] = failure("cannot open temporary file", tmp, errno).error();
+    else ::sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
   }
-  int fd = open_retry(tmp, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return failure("cannot open temporary file", tmp, errno);
-  int rc = fsync_retry(fd);
-  int err = errno;
-  close_fd(fd);
-  if (rc < 0) return failure("cannot fsync", tmp, err);
-  return place(tmp, target);
+  std::vector<fs::path> dirs;  // fan-out directories that got a new entry
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (fds[i] < 0) continue;
+    const auto& [tmp, d] = items[i];
+    int rc;
+    do rc = ::fdatasync(fds[i]);
+    while (rc < 0 && errno == EINTR);
+    const int err = errno;
+    close_fd(fds[i]);
+    if (rc < 0) {
+      errors[i] = failure("cannot fsync", tmp, err).error();
+      continue;
+    }
+    const fs::path target = blob_path(d);
+    fs::path dir = target.parent_path();
+    auto created = make_dir(dir);  // sha512, or a fan-out directory removed by hand
+    if (!created) {
+      errors[i] = created.error();
+      continue;
+    }
+    if (*created) {
+      if (auto r = fsync_dir(dir.parent_path()); !r) {
+        errors[i] = r.error();
+        continue;
+      }
+    }
+    if (::rename(tmp.c_str(), target.c_str()) != 0) {
+      errors[i] = "cannot rename '" + tmp.string() + "' to '" + target.string() + "': " + errno_text(errno);
+      continue;
+    }
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(std::move(dir));
+  }
+  // One fsync per directory makes all its new entries durable.
+  for (const auto& dir : dirs) {
+    if (auto r = fsync_dir(dir); !r) {
+      for (size_t i = 0; i < items.size(); ++i)
+        if (errors[i].empty() && blob_path(items[i].digest).parent_path() == dir) errors[i] = r.error();
+    }
+  }
+  return errors;
 }
 
 std::expected<void, std::string> BlobStore::write(const oci::Digest& d, std::string_view bytes) const {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "src/oci/digest.hpp"
 
@@ -31,6 +32,13 @@ class BlobStore {
   // Moves a finished, already verified temp file into place: fsync(file), rename, fsync(parent dir).
   // If the blob already exists the temp file is removed and success is returned. Blocking: call from a worker.
   std::expected<void, std::string> publish(const std::filesystem::path& tmp, const oci::Digest& d) const;
+  // publish() for several files at once: their writeback runs together and each fan-out directory is
+  // fsynced once. Returns one message per item, in order ("" on success).
+  struct Publication {
+    std::filesystem::path tmp;
+    oci::Digest digest;
+  };
+  std::vector<std::string> publish_all(const std::vector<Publication>& items) const;
   // Writes `bytes` (already verified to hash to `d`) durably: temp file, fsync, rename. Blocking: worker only.
   std::expected<void, std::string> write(const oci::Digest& d, std::string_view bytes) const;
   // Removes a stored blob; false if it was absent.

@@ -546,18 +546,24 @@ std::expected<void, std::string> Index::copy_to(const std::filesystem::path& dir
 
 std::expected<void, std::string> Index::link_blob(std::string_view repo, std::string_view digest, uint64_t size,
                                                   Origin origin) {
+  return link_blobs({NewLink{std::string(repo), std::string(digest), size, origin}});
+}
+
+std::expected<void, std::string> Index::link_blobs(const std::vector<NewLink>& links) {
   return impl_->write("link_blob", [&](MDB_txn* t) {
     const int64_t now = now_seconds();
-    impl_->ensure_repo(t, repo, now);
-    std::string_view v;
-    std::optional<BlobRecord> rec;
-    if (lmdb::get(t, impl_->blobs, digest, &v)) rec = decode_blob(v);
-    const bool fresh = !rec;
-    if (fresh) rec = BlobRecord{size, 0, origin, now};
-    const bool linked = lmdb::put(t, impl_->links, key(repo, digest), "", MDB_NOOVERWRITE);
-    if (linked) ++rec->refcount;
-    if (fresh || linked) lmdb::put(t, impl_->blobs, digest, encode(*rec));
-    lmdb::put(t, impl_->access, digest, encode_i64(now));
+    for (const auto& l : links) {
+      impl_->ensure_repo(t, l.repo, now);
+      std::string_view v;
+      std::optional<BlobRecord> rec;
+      if (lmdb::get(t, impl_->blobs, l.digest, &v)) rec = decode_blob(v);
+      const bool fresh = !rec;
+      if (fresh) rec = BlobRecord{l.size, 0, l.origin, now};
+      const bool linked = lmdb::put(t, impl_->links, key(l.repo, l.digest), "", MDB_NOOVERWRITE);
+      if (linked) ++rec->refcount;
+      if (fresh || linked) lmdb::put(t, impl_->blobs, l.digest, encode(*rec));
+      lmdb::put(t, impl_->access, l.digest, encode_i64(now));
+    }
   });
 }
 

@@ -116,6 +116,13 @@ class Index {
   // (creating the repo). Linking twice is a no-op. Sets last access to now.
   std::expected<void, std::string> link_blob(std::string_view repo, std::string_view digest, uint64_t size,
                                              Origin origin);
+  // link_blob() for several blobs in one transaction.
+  struct NewLink {
+    std::string repo, digest;
+    uint64_t size = 0;
+    Origin origin = Origin::Pushed;
+  };
+  std::expected<void, std::string> link_blobs(const std::vector<NewLink>& links);
   // Removes the link of `digest` in `repo` (refcount--); false if not linked. The record stays at refcount 0 (GC removes it).
   std::expected<bool, std::string> unlink_blob(std::string_view repo, std::string_view digest);
   // Stores the manifest record (if new; origin/created of the first put are kept), puts it in `repo`

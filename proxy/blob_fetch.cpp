@@ -111,6 +111,7 @@ std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const st
     f->written_ += n;
     bytes_fetched_ += n;
     if (f->state_ == FetchState::Streaming) f->notify_progress();
+    if (!ready_.empty()) publish_ready();  // a long download must not hold a group back for long
     return true;
   };
   cb.on_done = [weak, this](bool ok, const std::string& error) {
@@ -127,6 +128,7 @@ void FetchTable::finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std:
     f->state_ = FetchState::Failed;
     fetches_.erase(key);
     f->notify_fail(status);
+    publish_ready();
   };
   if (f->error_status_) return fail(f->error_status_, "upstream answered " + std::to_string(f->error_status_));
   if (!ok) return fail(502, error.empty() ? "transfer failed" : error);
@@ -139,19 +141,42 @@ void FetchTable::finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std:
   f->state_ = FetchState::Verified;
   if (head_pending) f->notify_head();
   f->notify_progress();
-  // Publish in the background; the entry stays until then so late requests still share this file.
-  auto keep = f;
-  auto err = std::make_shared<std::string>();
-  std::string tmp = f->tmp_path_, repo = f->cache_repo;
-  oci::Digest d = f->digest_;
-  uint64_t size = f->written_;
+  // Published with its group; the entry stays until then so requests keep sharing the temp file.
+  if (ready_.empty()) ready_since_ = std::chrono::steady_clock::now();
+  ready_.push_back(f);
+  publish_ready();
+}
+
+bool FetchTable::streaming() const {
+  for (const auto& [key, f] : fetches_)
+    if (f->state_ == FetchState::Streaming) return true;  // bytes flowing: on_data checks the delay
+  return false;
+}
+
+void FetchTable::publish_ready(bool force) {
+  if (ready_.empty() || (publishing_ && !force)) return;
+  if (!force && ready_.size() < kMaxGroup && std::chrono::steady_clock::now() - ready_since_ < kPublishDelay &&
+      streaming())
+    return;
+  auto group = std::make_shared<std::vector<std::shared_ptr<BlobFetch>>>(std::move(ready_));
+  ready_.clear();
+  auto items = std::make_shared<std::vector<VerifiedBlob>>();
+  for (const auto& f : *group) items->push_back({f->tmp_path_, f->digest_, f->written_, f->cache_repo});
+  auto errors = std::make_shared<std::vector<std::string>>();
+  publishing_ = true;
   submit_(
-      [this, err, tmp, d, size, repo] { *err = publish_(tmp, d, size, repo); },  // publish fsyncs
-      [this, keep, err, key] {
-        if (!err->empty()) spdlog::error("caching {} failed: {}", key, *err);
-        else keep->tmp_path_.clear();  // renamed into the store: nothing to clean up
-        auto it = fetches_.find(key);
-        if (it != fetches_.end() && it->second == keep) fetches_.erase(it);
+      [this, items, errors] { *errors = publish_(*items); },  // fsyncs, renames, one index transaction
+      [this, group, errors] {
+        for (size_t i = 0; i < group->size(); ++i) {
+          auto& f = (*group)[i];
+          const std::string key = f->digest_.str();
+          if (i < errors->size() && !(*errors)[i].empty()) spdlog::error("caching {} failed: {}", key, (*errors)[i]);
+          else f->tmp_path_.clear();  // renamed into the store: nothing to clean up
+          auto it = fetches_.find(key);
+          if (it != fetches_.end() && it->second == f) fetches_.erase(it);
+        }
+        publishing_ = false;
+        publish_ready();
       });
 }
 

@@ -70,11 +70,23 @@ class BlobFetch {
 
 // Runs `work` off the loop, then `done` on it (the WorkPool's submit).
 using Submit = std::function<void(std::function<void()> work, std::function<void()> done)>;
-// Publishes a verified temp file into the store and index (runs on a worker): returns an error message or "".
-using Publish = std::function<std::string(const std::string& tmp_path, const oci::Digest& d, uint64_t size,
-                                          const std::string& cache_repo)>;
+// A downloaded and verified blob, ready to be published.
+struct VerifiedBlob {
+  std::string tmp_path;
+  oci::Digest digest;
+  uint64_t size = 0;
+  std::string cache_repo;
+};
+// Publishes verified temp files into the store and index (runs on a worker): one error message per
+// blob, in order ("" on success).
+using Publish = std::function<std::vector<std::string>(const std::vector<VerifiedBlob>&)>;
 
 // The in-flight downloads, keyed by digest: concurrent requests for one blob share one download.
+//
+// Verified blobs are published in groups (group commit): a group goes to a worker when no download is
+// still streaming, when its oldest blob has waited kPublishDelay, or at kMaxGroup blobs, and never while
+// the previous group is being published. Until then requests are served from the temp file, so the
+// fsyncs are off the clients' path and one index transaction covers the whole pull.
 class FetchTable {
  public:
   FetchTable(cache::BlobStore& store, Submit submit, Publish publish)
@@ -82,15 +94,26 @@ class FetchTable {
   // The download of `d` in progress, or a new one started from `upstream` (GET /v2/<remote_repo>/blobs/<d>).
   std::shared_ptr<BlobFetch> get_or_start(Upstream& upstream, const std::string& remote_repo,
                                           const std::string& cache_repo, const oci::Digest& d);
+  static constexpr std::chrono::milliseconds kPublishDelay{500};
+  static constexpr size_t kMaxGroup = 64;
   size_t in_flight() const { return fetches_.size(); }
+  bool in_flight(const oci::Digest& d) const { return fetches_.count(d.str()) > 0; }
   uint64_t bytes_fetched() const { return bytes_fetched_; }
+  // Hands every verified, unpublished blob to the workers now (at shutdown, before the pool drains).
+  void flush() { publish_ready(true); }
 
  private:
   void finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std::string& error);
+  // Submits the waiting group if one of the conditions above holds (or `force`).
+  void publish_ready(bool force = false);
+  bool streaming() const;
   cache::BlobStore& store_;
   Submit submit_;
   Publish publish_;
   std::unordered_map<std::string, std::shared_ptr<BlobFetch>> fetches_;
+  std::vector<std::shared_ptr<BlobFetch>> ready_;  // verified, waiting to be published
+  std::chrono::steady_clock::time_point ready_since_;
+  bool publishing_ = false;
   uint64_t bytes_fetched_ = 0;
 };
 

@@ -402,6 +402,7 @@ int serve(const config::Config& cfg) {
   event_base_dispatch(base.base);
   rt.server.reset();
   rt.debug_server.reset();
+  if (rt.mirror) rt.mirror->fetches().flush();  // verified downloads still waiting for their group
   rt.pool->shutdown();
   rt.mirror.reset();
   rt.http_client.reset();

@@ -165,11 +165,17 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
   fetches_ = std::make_unique<proxy::FetchTable>(
       ctx.store,
       [pool](std::function<void()> work, std::function<void()> done) { pool->submit(std::move(work), std::move(done)); },
-      [index, store](const std::string& tmp, const oci::Digest& d, uint64_t size, const std::string& repo) -> std::string {
-        auto pub = store->publish(tmp, d);
-        if (!pub) return pub.error();
-        auto link = index->link_blob(repo, d.str(), size, cache::Origin::Proxied);
-        return link ? std::string() : link.error();
+      [index, store](const std::vector<proxy::VerifiedBlob>& blobs) {
+        std::vector<cache::BlobStore::Publication> files;
+        for (const auto& b : blobs) files.push_back({b.tmp_path, b.digest});
+        auto errors = store->publish_all(files);
+        std::vector<cache::Index::NewLink> links;
+        for (size_t i = 0; i < blobs.size(); ++i)
+          if (errors[i].empty()) links.push_back({blobs[i].cache_repo, blobs[i].digest.str(), blobs[i].size, cache::Origin::Proxied});
+        if (auto r = index->link_blobs(links); !r)
+          for (auto& e : errors)
+            if (e.empty()) e = r.error();
+        return errors;
       });
 }
 
@@ -237,6 +243,26 @@ void Mirror::pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, c
   if (m.status == 404) return fail(ex, oci::ErrorCode::ManifestUnknown, what + " not found upstream");
   if (m.status == 401 || m.status == 403) return fail(ex, oci::ErrorCode::Denied, "the upstream refused access to " + what);
   fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(m.status) + " for " + what, {}, 502);
+}
+
+void Mirror::prefetch(const proxy::Decision& d, const std::vector<std::string>& blobs) {
+  auto* up = upstream(d.upstream);
+  if (!up || up->backing_off() || blobs.empty()) return;
+  std::vector<oci::Digest> wanted;
+  {
+    auto txn = ctx_.index.read();
+    for (const auto& b : blobs) {
+      auto digest = oci::parse_digest(b);
+      if (!digest || fetches_->in_flight(*digest)) continue;
+      if (ctx_.index.blob(txn, b) && ctx_.store.stat(*digest)) continue;  // stored (for this or another repo)
+      wanted.push_back(*digest);
+    }
+  }
+  for (const auto& digest : wanted) {
+    ++stats_.prefetched;
+    (void)fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, digest);
+  }
+  if (!wanted.empty()) spdlog::debug("prefetching {} blob(s) of {}", wanted.size(), d.cache_repo);
 }
 
 void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, std::function<void(FetchedManifest)> done) {
@@ -314,6 +340,7 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     pending_[pkey] = std::make_shared<const FetchedManifest>(*m);
     if (tag) pending_tags_[dec.cache_repo + '\0' + *tag] = m->digest;
     finish(*m);
+    if (ctx_.cfg.prefetch_blobs) prefetch(dec, rec.blobs);
     auto err = std::make_shared<std::string>();
     ctx_.pool.submit(
         [this, m, digest, rec = std::move(rec), tag, dec, err] {

@@ -26,7 +26,7 @@ struct Context;
 
 // Counters for logs and metrics.
 struct MirrorStats {
-  uint64_t hits = 0, misses = 0, stale = 0, revalidated = 0, upstream_errors = 0;
+  uint64_t hits = 0, misses = 0, stale = 0, revalidated = 0, upstream_errors = 0, prefetched = 0;
 };
 
 // A manifest as fetched from an upstream (or the failure to get one).
@@ -67,6 +67,9 @@ class Mirror {
   void serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m, const char* cache_status);
   void serve_cached(const http::ExchangePtr& ex, const proxy::Decision& d, const std::string& ref, const char* status);
   void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const std::string& what);
+  // Starts the downloads of a freshly fetched image manifest's config and layers that are neither
+  // stored nor in flight, so they are under way before the client asks for them (proxy.prefetch).
+  void prefetch(const proxy::Decision& d, const std::vector<std::string>& blobs);
 
   Context& ctx_;
   proxy::RoutingTable table_;

@@ -63,6 +63,7 @@ struct Config {
   std::vector<std::string> local_namespaces; // proxy.localnamespaces (wharf)
   bool allow_push_to_proxied = false;        // proxy.allowpush (wharf)
   std::chrono::seconds tag_freshness{60};    // proxy.tagfreshness (wharf)
+  bool prefetch_blobs = true;                // proxy.prefetch (wharf)
   std::chrono::seconds proxy_ttl{168 * 3600};  // proxy.ttl (registry:2: proxied content expiry; 0 = never)
 };
 

@@ -264,6 +264,7 @@ const Field kFields[] = {
     used("proxy.localnamespaces", KeyType::StringList, set_local_namespaces),
     used("proxy.allowpush", KeyType::Bool, store<&Config::allow_push_to_proxied>),
     used("proxy.tagfreshness", KeyType::Duration, store<&Config::tag_freshness>),
+    used("proxy.prefetch", KeyType::Bool, store<&Config::prefetch_blobs>),
 
     warned("middleware", KeyType::Any, kNotSupported),
     warned("notifications", KeyType::Any, kNotSupported),
