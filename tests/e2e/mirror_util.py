@@ -18,9 +18,11 @@ class Mirror:
     of a second fakehub `ghcr` (upstream ghcr.io). Use it as a context manager: when the test body
     succeeded, leaving it checks that no Authorization header reached any CDN."""
 
-    def __init__(self, ctx, tagfreshness="60s", ghcr=False, hub_user=None, hub_password=None, extra=None):
+    def __init__(self, ctx, tagfreshness="60s", ghcr=False, hub_user=None, hub_password=None, extra=None,
+                 name="wharf"):
         self.ctx = ctx
-        self.hub = FakeHub(ctx, "hub", user=hub_user, password=hub_password).start()
+        hub_name = "hub" if name == "wharf" else name + "-hub"  # a second Mirror in one test gets its own
+        self.hub = FakeHub(ctx, hub_name, user=hub_user, password=hub_password).start()
         self.ghcr = FakeHub(ctx, "ghcr", service="ghcr.io").start() if ghcr else None
         docker_io = {"name": "docker.io", "url": self.hub.url}
         proxy = {"remoteurl": self.hub.url, "tagfreshness": tagfreshness, "upstreams": [docker_io]}
@@ -32,7 +34,7 @@ class Mirror:
         config = {"proxy": proxy}
         for section, values in (extra or {}).items():  # more wharf configuration, e.g. http.debug
             config.setdefault(section, {}).update(values)
-        self.wharf = ctx.registry(name="wharf", extra=config).start()
+        self.wharf = ctx.registry(name=name, extra=config).start()
 
     def __enter__(self):
         return self

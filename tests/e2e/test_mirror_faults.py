@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from harness import TestFailure, check, check_eq, tail, timeout, wharf_only
+from harness import TestFailure, check, check_eq, tail, timeout, wait_for, wharf_only
 from mirror_util import Mirror, check_cdn_once, check_copied, image_blobs
 
 MIRROR = "pull-through mirror (proxy.remoteurl, proxy.upstreams)"
@@ -167,3 +167,40 @@ def test_range_on_a_blob_being_fetched(ctx):
         check(part.body == data[start:end + 1], "the range's bytes (%d received)" % len(part.body))
         check(full["r"].status == 200 and full["r"].body == data, "the full GET's bytes")
         check_eq(m.hub.log.cdn_gets(layer), 1, "CDN GETs for the blob")
+
+
+@wharf_only(MIRROR)
+@timeout(180)
+def test_manifest_fetch_prefetches_its_blobs(ctx):
+    """A manifest miss starts the downloads of the image's config and layers at once (proxy.prefetch,
+    on by default): they reach the store without any client asking, a pull afterwards adds no CDN GET,
+    and with proxy.prefetch: false a manifest GET fetches no blob."""
+    from http_util import request
+    from registry import MANIFEST_ACCEPT
+    img = ctx.image(name="pre", layers=3, size=256 << 10, seed=96)
+
+    def stored(root, digest):
+        hexd = digest.split(":", 1)[1]
+        return os.path.exists(os.path.join(root, "blobs", "sha256", hexd[:2], hexd))
+
+    with Mirror(ctx) as m:
+        m.hub.push(img, "library/pre", "1")
+        m.hub.reset_counters()
+        r = request("GET", m.wharf.url + "/v2/library/pre/manifests/1", {"Accept": MANIFEST_ACCEPT}, timeout=30)
+        check_eq(r.status, 200, "manifest GET through wharf")
+        wait_for(lambda: all(stored(m.wharf.root, d) for d in image_blobs(img)),
+                 "every blob of the image in wharf's store after a manifest GET alone (hub saw %s)"
+                 % m.hub.log.summary(), tries=100, interval=0.1)
+        check_cdn_once(m.hub, img, "prefetch")
+        m.skopeo_pull("library/pre", "1", ctx.path("copy"))
+        check_copied(img, ctx.path("copy"), "pull after the prefetch")
+        check_cdn_once(m.hub, img, "prefetch, then a pull")
+    with Mirror(ctx, extra={"proxy": {"prefetch": False}}, name="noprefetch") as m:
+        m.hub.push(img, "library/pre", "1")
+        m.hub.reset_counters()
+        r = request("GET", m.wharf.url + "/v2/library/pre/manifests/1", {"Accept": MANIFEST_ACCEPT}, timeout=30)
+        check_eq(r.status, 200, "manifest GET through wharf (prefetch off)")
+        time.sleep(1.0)
+        for d in image_blobs(img):
+            check_eq(m.hub.log.cdn_gets(d), 0, "CDN GETs of %s with proxy.prefetch: false" % d[:19])
+            check(not stored(m.wharf.root, d), "%s stored with proxy.prefetch: false" % d[:19])

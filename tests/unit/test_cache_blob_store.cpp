@@ -122,6 +122,42 @@ TEST_CASE("BlobStore::publish") {
   }
 }
 
+TEST_CASE("BlobStore::publish_all") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  const Digest third{DigestAlgo::Sha256, "ab" + std::string(62, '0')};
+  write_file(store.tmp_dir() / "a", "hello");
+  write_file(store.tmp_dir() / "b", "other");
+  write_file(store.tmp_dir() / "dup", "hello");
+  auto errors = store.publish_all({{store.tmp_dir() / "a", kHello},
+                                   {store.tmp_dir() / "missing", third},
+                                   {store.tmp_dir() / "b", kOther},
+                                   {store.tmp_dir() / "dup", kHello}});
+  REQUIRE(errors.size() == 4);
+  CHECK(errors[0].empty());
+  CHECK(errors[1].find("missing") != std::string::npos);  // only the item at fault fails
+  CHECK(errors[2].empty());
+  CHECK(errors[3].empty());  // already stored (by the first item): the temp file goes
+  CHECK(read_file(store.blob_path(kHello)) == "hello");
+  CHECK(read_file(store.blob_path(kOther)) == "other");
+  CHECK_FALSE(store.stat(third));
+  for (const char* name : {"a", "b", "dup"}) CHECK_FALSE(fs::exists(store.tmp_dir() / name));
+}
+
+TEST_CASE("BlobStore::open creates the sha256 fan-out directories") {
+  Scratch s;
+  auto store = open_store(s.dir);
+  int dirs = 0;
+  for (const auto& e : fs::directory_iterator(s.dir / "blobs" / "sha256")) dirs += e.is_directory() ? 1 : 0;
+  CHECK(dirs == 256);
+  CHECK(fs::is_directory(store.blob_path(kHello).parent_path()));
+  fs::remove(store.blob_path(kHello).parent_path());  // removed by hand: publishing recreates it
+  write_file(store.tmp_dir() / "a", "hello");
+  REQUIRE(store.publish(store.tmp_dir() / "a", kHello));
+  CHECK(read_file(store.blob_path(kHello)) == "hello");
+  REQUIRE(BlobStore::open(s.dir));  // reopening an existing store is fine
+}
+
 TEST_CASE("BlobStore::write") {
   Scratch s;
   auto store = open_store(s.dir);

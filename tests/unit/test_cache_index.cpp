@@ -444,6 +444,24 @@ TEST_CASE("Index::link_blob") {
   }
 }
 
+TEST_CASE("Index::link_blobs") {
+  Scratch s;
+  auto idx = open_index(s.dir);
+  REQUIRE(idx->link_blob("r", digest(1), 42, Origin::Pushed));
+  REQUIRE(idx->link_blobs({{"r", digest(1), 42, Origin::Proxied},  // already linked: no-op
+                           {"r", digest(2), 7, Origin::Proxied},
+                           {"other", digest(1), 42, Origin::Proxied},
+                           {"other", digest(2), 7, Origin::Proxied}}));
+  auto txn = idx->read();
+  CHECK(idx->blob(txn, digest(1))->refcount == 2);
+  CHECK(idx->blob(txn, digest(1))->origin == Origin::Pushed);
+  CHECK(idx->blob(txn, digest(2))->refcount == 2);
+  CHECK(idx->blob(txn, digest(2))->size == 7);
+  CHECK(idx->blob_linked(txn, "other", digest(2)));
+  CHECK(idx->repo_exists(txn, "other"));
+  REQUIRE(idx->link_blobs({}));
+}
+
 TEST_CASE("Index::unlink_blob") {
   Scratch s;
   auto idx = open_index(s.dir);

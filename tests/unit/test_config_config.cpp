@@ -429,6 +429,7 @@ proxy: {exec: {command: helper}}
   localnamespaces: [team, internal/tools]
   allowpush: true
   tagfreshness: 5m
+  prefetch: false
 )", warnings);
     REQUIRE(c.upstreams.size() == 3);
     CHECK(c.upstreams[0].name == "docker.io");
@@ -440,6 +441,9 @@ proxy: {exec: {command: helper}}
     CHECK(c.local_namespaces == std::vector<std::string>{"team", "internal/tools"});
     CHECK(c.allow_push_to_proxied);
     CHECK(c.tag_freshness == 5min);
+    CHECK_FALSE(c.prefetch_blobs);
+    CHECK(load_ok(kVersion).prefetch_blobs);
+    CHECK(load_error(kVersion + "proxy: {prefetch: maybe}\n").key == "proxy.prefetch");
     CHECK(c.proxy_ttl == 24h);
     CHECK(has_warning(warnings, "proxy.upstreams[1].colour: unknown key, ignored"));
     CHECK(load_ok(kVersion).proxy_ttl == 168h);
