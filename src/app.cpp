@@ -215,6 +215,8 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
                                    double(rt.mirror->fetches().in_flight())};
     g["wharf_upstream_fetched_bytes_total"] = {"Blob bytes fetched from upstreams.", "counter",
                                                double(rt.mirror->fetches().bytes_fetched())};
+    g["wharf_prefetched_blobs_total"] = {"Blob downloads started by a manifest fetch, before a client asked (proxy.prefetch).",
+                                         "counter", double(rt.mirror->stats().prefetched)};
     for (const auto& [name, remaining] : rt.mirror->rate_limits()) {
       if (remaining < 0) continue;
       g["wharf_upstream_ratelimit_remaining{upstream=\"" + name + "\"}"] = {
