@@ -187,3 +187,57 @@ http {
             self.rss_kib()
             stop_process(self.proc)  # SIGTERM: nginx's fast shutdown stops its worker too
 
+
+
+class NginxCache:
+    """nginx (1 worker process) as a caching reverse proxy of `origin_host` (proxy_cache on disk, keep-alive
+    to the origin): what a mirror that neither verifies digests nor syncs its cache costs on a cold pull."""
+
+    def __init__(self, ctx, name, origin_host, binary="/usr/sbin/nginx"):
+        self.ctx, self.name, self.binary = ctx, name, binary
+        self.port = free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        self.url = "http://" + self.host
+        self.dir = ctx.mkdir(name)
+        self.proc = None
+        conf = """daemon off;
+worker_processes 1;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    proxy_cache_path %(dir)s/cache levels=1:2 keys_zone=mirror:10m max_size=1g;
+    client_body_temp_path %(dir)s/tmp-body;
+    proxy_temp_path %(dir)s/tmp-proxy;
+    fastcgi_temp_path %(dir)s/tmp-fastcgi;
+    uwsgi_temp_path %(dir)s/tmp-uwsgi;
+    scgi_temp_path %(dir)s/tmp-scgi;
+    upstream origin { server %(origin)s; keepalive 16; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache mirror;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1h;
+        }
+    }
+}
+""" % {"dir": self.dir, "port": self.port, "origin": origin_host}
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+
+    def start(self):
+        for d in (self.ctx.dir, self.dir):
+            os.chmod(d, 0o777 if d == self.dir else 0o755)  # the worker (nobody) writes the cache
+        self.proc = self.ctx.spawn([self.binary, "-p", self.dir, "-c", self.conf_path], self.name)
+        wait_http(self.proc, "127.0.0.1", self.port, self.name, self.ctx.path(self.name + ".log"))
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc)
