@@ -1,153 +1,26 @@
-// Pull-through serving: manifests with a freshness window and stale-if-error, blobs streamed from one
-// shared upstream download per digest, tags lists passed through.
+// Pull-through manifests: routing, upstreams, a freshness window for tags and stale-if-error.
 #include "src/api/mirror.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <ctime>
 
-#include <nlohmann/json.hpp>
-
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/manifest.hpp"
 #include "src/oci/names.hpp"
-#include "src/oci/range.hpp"
 
 namespace wharf::api {
 
 namespace {
 
-constexpr size_t kStreamChunk = 1 << 20;
-constexpr uint64_t kMinPiece = 256 << 10;
 const std::vector<std::string> kManifestAccept = {
     "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.docker.distribution.manifest.v2+json"};
 
 bool is_digest_ref(const std::string& ref) { return ref.find(':') != std::string::npos; }
-
-// Fetches a small JSON document (tags list, catalog) from `up`; done(body) on a 200, done(nullopt) otherwise.
-void fetch_listing(proxy::Upstream& up, std::string path, std::string scope_repo,
-                   std::function<void(std::optional<std::string>)> done) {
-  auto status = std::make_shared<int>(0);
-  auto body = std::make_shared<std::string>();
-  proxy::FetchCallbacks cb;
-  cb.on_head = [status](const proxy::UpstreamResponse& res) { *status = res.status; };
-  cb.on_data = [body](const char* p, size_t n) {
-    if (body->size() + n > (8u << 20)) return false;
-    body->append(p, n);
-    return true;
-  };
-  cb.on_done = [status, body, done = std::move(done)](bool ok, const std::string&) {
-    if (!ok || *status != 200) return done(std::nullopt);
-    done(std::move(*body));
-  };
-  up.fetch("GET", std::move(path), std::move(scope_repo), {}, std::move(cb));
-}
-
-// The client's paging parameters (n, last) as a query string for the upstream ("" or "?n=..").
-std::string paging_query(const http::Request& req) {
-  std::string q;
-  for (const char* k : {"n", "last"})
-    if (auto v = req.query_param(k)) q += std::string(q.empty() ? "?" : "&") + k + "=" + http::percent_encode(*v);
-  return q;
-}
-
-// A listing passed through from the upstream.
-void respond_listing(const http::ExchangePtr& ex, std::string body) {
-  auto res = json_response(200, std::move(body));
-  res.cache_status = "MISS";
-  ex->respond(std::move(res));
-}
-
-// One client waiting on a shared blob download: sends the bytes as they become available.
-struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
-  http::ExchangePtr ex;
-  std::shared_ptr<proxy::BlobFetch> fetch;
-  uint64_t listener = 0;
-  uint64_t pos = 0, end = 0;
-  bool started = false;
-  bool done = false;
-
-  void detach() {
-    if (done) return;
-    done = true;
-    fetch->remove_listener(listener);
-    ex->on_drain(nullptr);
-    ex->on_close(nullptr);
-  }
-  void head() {
-    if (started || done) return;
-    const uint64_t total = fetch->total();
-    auto range = oci::parse_range(ex->req().header("range"), total);
-    if (range.kind == oci::RangeKind::Unsatisfiable) {
-      auto err = error_response(oci::ErrorCode::RangeInvalid, {}, {}, 416);
-      err.header("Content-Range", "bytes */" + std::to_string(total));
-      ex->respond(std::move(err));
-      return detach();
-    }
-    http::Response res(200);
-    res.cache_status = "MISS";
-    res.header("Content-Type", "application/octet-stream");
-    res.header("Docker-Content-Digest", fetch->digest().str());
-    res.header("Accept-Ranges", "bytes");
-    pos = 0;
-    end = total;
-    if (range.kind == oci::RangeKind::Satisfiable) {
-      res.status = 206;
-      pos = range.range.first;
-      end = range.range.last + 1;
-      res.header("Content-Range", "bytes " + std::to_string(range.range.first) + "-" +
-                                      std::to_string(range.range.last) + "/" + std::to_string(total));
-    }
-    res.content_length = end - pos;
-    started = true;
-    ex->begin_stream(std::move(res));
-    if (ex->req().method == "HEAD") return detach();
-    pump();
-  }
-  void pump() {
-    if (!started || done) return;
-    if (!ex->alive()) return detach();
-    const uint64_t limit = std::min(fetch->available(), end);
-    const bool complete = fetch->state() == proxy::FetchState::Verified;
-    while (pos < limit && ex->stream_backlog() < kStreamChunk) {
-      // Coalesce: while the client still has bytes queued, wait until a sizeable piece is ready
-      // (each piece costs a dup, a sendfile and a close).
-      if (!complete && limit - pos < kMinPiece && ex->stream_backlog() > 0) break;
-      uint64_t n = std::min<uint64_t>(limit - pos, kStreamChunk);
-      ex->stream_file(fetch->fd(), pos, n);
-      pos += n;
-    }
-    if (pos >= end && fetch->state() == proxy::FetchState::Verified) {
-      auto keep = shared_from_this();
-      detach();
-      ex->end_stream();
-    }
-  }
-  void fail(int status, const std::string& body, const std::string& type) {
-    if (done) return;
-    auto keep = shared_from_this();
-    detach();
-    if (started) return ex->abort();  // mid-body: the client sees a cut connection and retries
-    if (status >= 400 && status < 500 && !body.empty()) {
-      http::Response res(status);
-      res.body = body;
-      res.header("Content-Type", type.empty() ? "application/json" : type);
-      return ex->respond(std::move(res));
-    }
-    if (status >= 400 && status < 500) return fail_code(status);
-    api::fail(ex, oci::ErrorCode::Unavailable, "the upstream transfer failed", {}, 502);
-  }
-  void fail_code(int status) {
-    if (status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + fetch->digest().str() + "\"}");
-    if (status == 429) return api::fail(ex, oci::ErrorCode::TooManyRequests);
-    if (status == 401) return api::fail(ex, oci::ErrorCode::Unauthorized, "the upstream refused wharf's credentials", {}, 502);
-    api::fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(status), {}, 502);
-  }
-};
 
 }  // namespace
 
@@ -453,145 +326,6 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
     ++stats_.misses;
     serve_fetched(ex, m, "MISS");
   });
-}
-
-void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d) {
-  auto digest = oci::parse_digest(r.ref);
-  if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
-  const std::string dstr = digest->str();
-  std::optional<cache::BlobRecord> rec;
-  bool linked = false;
-  {
-    auto txn = ctx_.index.read();
-    linked = ctx_.index.blob_linked(txn, d.cache_repo, dstr) || ctx_.index.manifest_in_repo(txn, d.cache_repo, dstr);
-    if (!linked) rec = ctx_.index.blob(txn, dstr);
-  }
-  if (linked) {
-    ++stats_.hits;
-    return api::get_blob(ctx_, ex, Route{RouteKind::Blob, d.cache_repo, dstr}, "HIT");
-  }
-  if (rec && ctx_.store.stat(*digest)) {
-    // Already stored for another repository: link it here too and serve it.
-    std::string repo = d.cache_repo;
-    uint64_t size = rec->size;
-    auto* index = &ctx_.index;
-    ctx_.pool.submit([index, repo, dstr, size] { (void)index->link_blob(repo, dstr, size, cache::Origin::Proxied); },
-                     [this, ex, repo, dstr] {
-                       ++stats_.hits;
-                       api::get_blob(ctx_, ex, Route{RouteKind::Blob, repo, dstr}, "HIT");
-                     });
-    return;
-  }
-  auto* up = upstream(d.upstream);
-  if (!up) return fail(ex, oci::ErrorCode::Unavailable, "no upstream named " + d.upstream, {}, 503);
-  if (ex->req().method == "HEAD") {
-    // Answer from the upstream's HEAD; do not download the blob for a HEAD.
-    auto res = std::make_shared<http::Response>(404);
-    proxy::FetchCallbacks cb;
-    cb.on_head = [res](const proxy::UpstreamResponse& u) {
-      res->status = u.status;
-      if (u.status == 200) {
-        res->header("Content-Type", "application/octet-stream");
-        res->header("Accept-Ranges", "bytes");
-        auto cl = u.header("content-length");
-        res->content_length = cl.empty() ? 0 : std::stoull(std::string(cl));
-      }
-    };
-    cb.on_data = [](const char*, size_t) { return true; };
-    cb.on_done = [ex, res, dstr](bool ok, const std::string&) {
-      if (!ok) return fail(ex, oci::ErrorCode::Unavailable, "upstream unreachable", {}, 503);
-      if (res->status != 200) return fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + dstr + "\"}", res->status == 404 ? 0 : 502);
-      res->header("Docker-Content-Digest", dstr);
-      res->cache_status = "MISS";
-      ex->respond(std::move(*res));
-    };
-    up->fetch("HEAD", "/v2/" + d.remote_repo + "/blobs/" + dstr, d.remote_repo, {}, std::move(cb));
-    return;
-  }
-  ++stats_.misses;
-  auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest);
-  auto w = std::make_shared<BlobWaiter>();
-  w->ex = ex;
-  w->fetch = fetch;
-  if (fetch->state() == proxy::FetchState::Failed) {
-    w->done = true;
-    return fail(ex, oci::ErrorCode::Unavailable, "cannot start the upstream download", {}, 503);
-  }
-  proxy::FetchListener l;
-  std::weak_ptr<BlobWaiter> weak = w;
-  l.on_head = [w] { w->head(); };
-  l.on_progress = [weak] {
-    if (auto s = weak.lock()) s->pump();
-  };
-  l.on_fail = [weak](int status, const std::string& body, const std::string& type) {
-    if (auto s = weak.lock()) s->fail(status, body, type);
-  };
-  w->listener = fetch->add_listener(std::move(l));
-  ex->on_drain([weak] {
-    if (auto s = weak.lock()) s->pump();
-  });
-  ex->on_close([w] { w->detach(); });
-  if (fetch->state() == proxy::FetchState::Streaming || fetch->state() == proxy::FetchState::Verified) w->head();
-}
-
-void Mirror::list_tags(const http::ExchangePtr& ex, const Route&, const proxy::Decision& d) {
-  auto* up = upstream(d.upstream);
-  Route cached{RouteKind::Tags, d.cache_repo, {}};
-  if (!up || up->backing_off()) return api::list_tags(ctx_, ex, cached);
-  fetch_listing(*up, "/v2/" + d.remote_repo + "/tags/list" + paging_query(ex->req()), d.remote_repo,
-                [this, ex, cached](std::optional<std::string> body) {
-                  if (!body) return api::list_tags(ctx_, ex, cached);
-                  respond_listing(ex, std::move(*body));
-                });
-}
-
-}  // namespace wharf::api
-
-namespace wharf::api {
-
-namespace {
-
-// The cached repositories of one upstream ("<ns>/..." in the store), with the prefix removed.
-void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string& ns) {
-  const std::string prefix = ns + "/";
-  std::vector<std::string> names;
-  {
-    auto txn = ctx.index.read();
-    std::string last = prefix;
-    for (int page = 0; page < 100; ++page) {
-      bool more = false;
-      auto repos = ctx.index.repos(txn, last, 1000, &more);
-      bool past = false;
-      for (auto& r : repos) {
-        if (!r.starts_with(prefix)) {
-          past = true;
-          break;
-        }
-        names.push_back(r.substr(prefix.size()));
-      }
-      if (past || !more || repos.empty()) break;
-      last = repos.back();
-    }
-  }
-  auto res = json_response(200, nlohmann::json{{"repositories", names}}.dump());
-  res.cache_status = "STALE";
-  ex->respond(std::move(res));
-}
-
-}  // namespace
-
-bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns) {
-  auto* up = upstream(ns);
-  if (!up) return false;
-  if (up->backing_off()) {
-    cached_catalog(ctx_, ex, ns);
-    return true;
-  }
-  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "", [this, ex, ns](std::optional<std::string> body) {
-    if (!body) return cached_catalog(ctx_, ex, ns);
-    respond_listing(ex, std::move(*body));
-  });
-  return true;
 }
 
 }  // namespace wharf::api

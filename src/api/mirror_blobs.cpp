@@ -1,0 +1,184 @@
+// Pull-through blobs: each client streamed from the one shared upstream download of its digest.
+#include "src/api/mirror.hpp"
+
+#include "src/api/context.hpp"
+#include "src/api/handlers.hpp"
+#include "src/api/respond.hpp"
+#include "src/oci/range.hpp"
+
+namespace wharf::api {
+
+namespace {
+
+constexpr size_t kStreamChunk = 1 << 20;
+constexpr uint64_t kMinPiece = 256 << 10;
+
+// One client waiting on a shared blob download: sends the bytes as they become available.
+struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
+  http::ExchangePtr ex;
+  std::shared_ptr<proxy::BlobFetch> fetch;
+  uint64_t listener = 0;
+  uint64_t pos = 0, end = 0;
+  bool started = false;
+  bool done = false;
+
+  void detach() {
+    if (done) return;
+    done = true;
+    fetch->remove_listener(listener);
+    ex->on_drain(nullptr);
+    ex->on_close(nullptr);
+  }
+  void head() {
+    if (started || done) return;
+    const uint64_t total = fetch->total();
+    auto range = oci::parse_range(ex->req().header("range"), total);
+    if (range.kind == oci::RangeKind::Unsatisfiable) {
+      auto err = error_response(oci::ErrorCode::RangeInvalid, {}, {}, 416);
+      err.header("Content-Range", "bytes */" + std::to_string(total));
+      ex->respond(std::move(err));
+      return detach();
+    }
+    http::Response res(200);
+    res.cache_status = "MISS";
+    res.header("Content-Type", "application/octet-stream");
+    res.header("Docker-Content-Digest", fetch->digest().str());
+    res.header("Accept-Ranges", "bytes");
+    pos = 0;
+    end = total;
+    if (range.kind == oci::RangeKind::Satisfiable) {
+      res.status = 206;
+      pos = range.range.first;
+      end = range.range.last + 1;
+      res.header("Content-Range", "bytes " + std::to_string(range.range.first) + "-" +
+                                      std::to_string(range.range.last) + "/" + std::to_string(total));
+    }
+    res.content_length = end - pos;
+    started = true;
+    ex->begin_stream(std::move(res));
+    if (ex->req().method == "HEAD") return detach();
+    pump();
+  }
+  void pump() {
+    if (!started || done) return;
+    if (!ex->alive()) return detach();
+    const uint64_t limit = std::min(fetch->available(), end);
+    const bool complete = fetch->state() == proxy::FetchState::Verified;
+    while (pos < limit && ex->stream_backlog() < kStreamChunk) {
+      // Coalesce: while the client still has bytes queued, wait until a sizeable piece is ready
+      // (each piece costs a dup, a sendfile and a close).
+      if (!complete && limit - pos < kMinPiece && ex->stream_backlog() > 0) break;
+      uint64_t n = std::min<uint64_t>(limit - pos, kStreamChunk);
+      ex->stream_file(fetch->fd(), pos, n);
+      pos += n;
+    }
+    if (pos >= end && fetch->state() == proxy::FetchState::Verified) {
+      auto keep = shared_from_this();
+      detach();
+      ex->end_stream();
+    }
+  }
+  void fail(int status, const std::string& body, const std::string& type) {
+    if (done) return;
+    auto keep = shared_from_this();
+    detach();
+    if (started) return ex->abort();  // mid-body: the client sees a cut connection and retries
+    if (status >= 400 && status < 500 && !body.empty()) {
+      http::Response res(status);
+      res.body = body;
+      res.header("Content-Type", type.empty() ? "application/json" : type);
+      return ex->respond(std::move(res));
+    }
+    if (status >= 400 && status < 500) return fail_code(status);
+    api::fail(ex, oci::ErrorCode::Unavailable, "the upstream transfer failed", {}, 502);
+  }
+  void fail_code(int status) {
+    if (status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + fetch->digest().str() + "\"}");
+    if (status == 429) return api::fail(ex, oci::ErrorCode::TooManyRequests);
+    if (status == 401) return api::fail(ex, oci::ErrorCode::Unauthorized, "the upstream refused wharf's credentials", {}, 502);
+    api::fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(status), {}, 502);
+  }
+};
+
+}  // namespace
+
+void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d) {
+  auto digest = oci::parse_digest(r.ref);
+  if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+  const std::string dstr = digest->str();
+  std::optional<cache::BlobRecord> rec;
+  bool linked = false;
+  {
+    auto txn = ctx_.index.read();
+    linked = ctx_.index.blob_linked(txn, d.cache_repo, dstr) || ctx_.index.manifest_in_repo(txn, d.cache_repo, dstr);
+    if (!linked) rec = ctx_.index.blob(txn, dstr);
+  }
+  if (linked) {
+    ++stats_.hits;
+    return api::get_blob(ctx_, ex, Route{RouteKind::Blob, d.cache_repo, dstr}, "HIT");
+  }
+  if (rec && ctx_.store.stat(*digest)) {
+    // Already stored for another repository: link it here too and serve it.
+    std::string repo = d.cache_repo;
+    uint64_t size = rec->size;
+    auto* index = &ctx_.index;
+    ctx_.pool.submit([index, repo, dstr, size] { (void)index->link_blob(repo, dstr, size, cache::Origin::Proxied); },
+                     [this, ex, repo, dstr] {
+                       ++stats_.hits;
+                       api::get_blob(ctx_, ex, Route{RouteKind::Blob, repo, dstr}, "HIT");
+                     });
+    return;
+  }
+  auto* up = upstream(d.upstream);
+  if (!up) return fail(ex, oci::ErrorCode::Unavailable, "no upstream named " + d.upstream, {}, 503);
+  if (ex->req().method == "HEAD") {
+    // Answer from the upstream's HEAD; do not download the blob for a HEAD.
+    auto res = std::make_shared<http::Response>(404);
+    proxy::FetchCallbacks cb;
+    cb.on_head = [res](const proxy::UpstreamResponse& u) {
+      res->status = u.status;
+      if (u.status == 200) {
+        res->header("Content-Type", "application/octet-stream");
+        res->header("Accept-Ranges", "bytes");
+        auto cl = u.header("content-length");
+        res->content_length = cl.empty() ? 0 : std::stoull(std::string(cl));
+      }
+    };
+    cb.on_data = [](const char*, size_t) { return true; };
+    cb.on_done = [ex, res, dstr](bool ok, const std::string&) {
+      if (!ok) return fail(ex, oci::ErrorCode::Unavailable, "upstream unreachable", {}, 503);
+      if (res->status != 200) return fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + dstr + "\"}", res->status == 404 ? 0 : 502);
+      res->header("Docker-Content-Digest", dstr);
+      res->cache_status = "MISS";
+      ex->respond(std::move(*res));
+    };
+    up->fetch("HEAD", "/v2/" + d.remote_repo + "/blobs/" + dstr, d.remote_repo, {}, std::move(cb));
+    return;
+  }
+  ++stats_.misses;
+  auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest);
+  auto w = std::make_shared<BlobWaiter>();
+  w->ex = ex;
+  w->fetch = fetch;
+  if (fetch->state() == proxy::FetchState::Failed) {
+    w->done = true;
+    return fail(ex, oci::ErrorCode::Unavailable, "cannot start the upstream download", {}, 503);
+  }
+  proxy::FetchListener l;
+  std::weak_ptr<BlobWaiter> weak = w;
+  l.on_head = [w] { w->head(); };
+  l.on_progress = [weak] {
+    if (auto s = weak.lock()) s->pump();
+  };
+  l.on_fail = [weak](int status, const std::string& body, const std::string& type) {
+    if (auto s = weak.lock()) s->fail(status, body, type);
+  };
+  w->listener = fetch->add_listener(std::move(l));
+  ex->on_drain([weak] {
+    if (auto s = weak.lock()) s->pump();
+  });
+  ex->on_close([w] { w->detach(); });
+  if (fetch->state() == proxy::FetchState::Streaming || fetch->state() == proxy::FetchState::Verified) w->head();
+}
+
+}  // namespace wharf::api
