@@ -9,8 +9,9 @@
 #include <event2/event.h>
 
 #include <algorithm>
-#include <cctype>
 #include <unordered_map>
+
+#include "proxy/http_text.hpp"
 
 #ifndef WHARF_VERSION
 #define WHARF_VERSION "0.0.0-dev"
@@ -32,14 +33,10 @@ struct SlistFree {
 struct EventFree {
   void operator()(event* e) const { event_free(e); }
 };
-struct UrlFree {
-  void operator()(CURLU* u) const { curl_url_cleanup(u); }
-};
 using EasyPtr = std::unique_ptr<CURL, EasyFree>;
 using MultiPtr = std::unique_ptr<CURLM, MultiFree>;
 using SlistPtr = std::unique_ptr<curl_slist, SlistFree>;
 using EventPtr = std::unique_ptr<event, EventFree>;
-using UrlPtr = std::unique_ptr<CURLU, UrlFree>;
 
 // Holds a reference on libcurl's global state (curl_global_init is reference counted).
 class CurlGlobal {
@@ -59,18 +56,6 @@ class CurlGlobal {
 timeval to_timeval(std::chrono::milliseconds ms) {
   const long long v = std::max<long long>(ms.count(), 0);
   return timeval{static_cast<time_t>(v / 1000), static_cast<suseconds_t>((v % 1000) * 1000)};
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
-  return s;
 }
 
 std::string seconds_text(std::chrono::milliseconds ms) {
@@ -211,8 +196,8 @@ struct HttpClient::Impl {
     const size_t len = size * n;
     if (t->cancelled) return 0;
     if (t->head_done) return len;  // trailers
-    const std::string_view line = trim(std::string_view(buf, len));
-    if (std::string_view(buf, len).starts_with("HTTP/")) {
+    const std::string_view raw(buf, len);
+    if (raw.starts_with("HTTP/")) {
       t->head.headers.clear();
       if (t->phase != Phase::Receiving) {
         t->phase = Phase::Receiving;
@@ -221,17 +206,8 @@ struct HttpClient::Impl {
       }
       return len;
     }
-    if ((buf[0] == ' ' || buf[0] == '\t') && !line.empty() && !t->head.headers.empty()) {
-      t->head.headers.back().second += ' ';  // obsolete line folding
-      t->head.headers.back().second += line;
-      return len;
-    }
-    if (!line.empty()) {
-      const size_t colon = line.find(':');
-      if (colon != std::string_view::npos)
-        t->head.headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
-      return len;
-    }
+    if (add_header_line(t->head.headers, raw)) return len;
+    // the blank line ending a head
     long code = 0;
     curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &code);
     if (code < 200) {  // interim response (100 Continue...): the real head follows
@@ -460,61 +436,5 @@ size_t HttpClient::active() const {
 }
 
 std::string default_user_agent() { return std::string("wharf/") + WHARF_VERSION; }
-
-namespace {
-
-std::optional<std::string> url_get(CURLU* u, CURLUPart part, unsigned flags = 0) {
-  char* p = nullptr;
-  if (curl_url_get(u, part, &p, flags) != CURLUE_OK || p == nullptr) return std::nullopt;
-  std::string s(p);
-  curl_free(p);
-  return s;
-}
-
-UrlPtr parse_http_url(const std::string& url) {
-  UrlPtr u(curl_url());
-  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return nullptr;
-  const auto scheme = url_get(u.get(), CURLUPART_SCHEME);
-  if (!scheme || (lower(*scheme) != "http" && lower(*scheme) != "https")) return nullptr;
-  return u;
-}
-
-}  // namespace
-
-std::optional<std::string> resolve_url(const std::string& base, const std::string& ref) {
-  UrlPtr u = parse_http_url(base);
-  if (!u || curl_url_set(u.get(), CURLUPART_URL, ref.c_str(), 0) != CURLUE_OK) return std::nullopt;
-  const auto scheme = url_get(u.get(), CURLUPART_SCHEME);
-  if (!scheme || (lower(*scheme) != "http" && lower(*scheme) != "https")) return std::nullopt;
-  return url_get(u.get(), CURLUPART_URL);
-}
-
-std::optional<std::string> url_origin(const std::string& url) {
-  UrlPtr u = parse_http_url(url);
-  if (!u) return std::nullopt;
-  const auto scheme = url_get(u.get(), CURLUPART_SCHEME);
-  const auto host = url_get(u.get(), CURLUPART_HOST);
-  if (!scheme || !host) return std::nullopt;
-  std::string out = lower(*scheme) + "://" + lower(*host);
-  if (const auto port = url_get(u.get(), CURLUPART_PORT, CURLU_NO_DEFAULT_PORT)) out += ":" + *port;
-  return out;
-}
-
-std::string redact_url(std::string_view url) {
-  std::string out;
-  const size_t scheme_end = url.find("://");
-  size_t rest = 0;
-  if (scheme_end != std::string_view::npos) {
-    rest = scheme_end + 3;
-    const size_t authority_end = std::min(url.find_first_of("/?#", rest), url.size());
-    const size_t at = url.substr(rest, authority_end - rest).rfind('@');
-    out.append(url.substr(0, rest));
-    if (at != std::string_view::npos) rest += at + 1;
-  }
-  const size_t cut = url.find_first_of("?#", rest);
-  out.append(url.substr(rest, cut == std::string_view::npos ? std::string_view::npos : cut - rest));
-  if (cut != std::string_view::npos && url[cut] == '?') out += "?<redacted>";
-  return out;
-}
 
 }  // namespace wharf::proxy

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/http_text.hpp"  // the URL helpers, still reached through this header by its includers
+
 struct event_base;
 
 namespace wharf::proxy {
@@ -82,12 +84,5 @@ class HttpClient {
 
 // "wharf/<WHARF_VERSION>".
 std::string default_user_agent();
-// `ref` (absolute, or relative like "/x" or "../y") resolved against the absolute URL `base`;
-// nullopt if either is malformed or the result is not http(s).
-std::optional<std::string> resolve_url(const std::string& base, const std::string& ref);
-// "scheme://host[:port]" of an absolute URL, lowercased, default port omitted; nullopt if malformed.
-std::optional<std::string> url_origin(const std::string& url);
-// `url` without user info, query and fragment (a removed query shows as "?…"): safe to log.
-std::string redact_url(std::string_view url);
 
 }  // namespace wharf::proxy
