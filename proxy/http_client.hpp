@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/http_text.hpp"  // the URL helpers, still reached through this header by its includers
 
 struct event_base;
 

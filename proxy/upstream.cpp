@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "proxy/http_client.hpp"
+#include "proxy/http_text.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/www_authenticate.hpp"
 

@@ -111,50 +111,78 @@ class Server:
         return len(re.findall(r'"GET /v2/\S+/blobs/sha256:[0-9a-f]{64} HTTP/[\d.]+" 200 ', text))
 
 
-class Nginx:
-    """nginx (1 worker process) serving DIR/www as static files: every path as
-    application/octet-stream, manifests under /v2/<repo>/manifests/ with their media type."""
+class NginxProcess:
+    """One nginx (1 worker process) in its own directory under the run directory: the config boilerplate
+    (pid, logs, temp paths inside that directory), start on a free port, peak RSS and stop by PID."""
 
-    def __init__(self, ctx, manifest_type, binary="/usr/sbin/nginx"):
-        self.ctx = ctx
-        self.binary = binary
+    def __init__(self, ctx, name, binary="/usr/sbin/nginx"):
+        self.ctx, self.name, self.binary = ctx, name, binary
         self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.dir = ctx.mkdir("nginx")
-        self.www = ctx.mkdir("nginx", "www")
+        self.host = "127.0.0.1:%d" % self.port
+        self.url = "http://" + self.host
+        self.dir = ctx.mkdir(name)
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
         self.proc = None
         self.peak_kib = 0
+
+    def write_conf(self, http_body):
+        """nginx.conf with `http_body` (may use %(dir)s and %(port)d) inside the http block."""
         conf = """daemon off;
 worker_processes 1;
 pid %(dir)s/nginx.pid;
 error_log %(dir)s/error.log warn;
 events { worker_connections 1024; }
 http {
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
     access_log off;
-    default_type application/octet-stream;
-    types { }
     client_body_temp_path %(dir)s/tmp-body;
     proxy_temp_path %(dir)s/tmp-proxy;
     fastcgi_temp_path %(dir)s/tmp-fastcgi;
     uwsgi_temp_path %(dir)s/tmp-uwsgi;
     scgi_temp_path %(dir)s/tmp-scgi;
+""" + http_body + "}\n"
+        with open(self.conf_path, "w") as f:
+            f.write(conf % {"dir": self.dir, "port": self.port})
+
+    def start(self):
+        self.proc = self.ctx.spawn([self.binary, "-p", self.dir, "-c", self.conf_path], self.name)
+        wait_http(self.proc, "127.0.0.1", self.port, self.name, self.ctx.path(self.name + ".log"))
+        return self
+
+    def rss_kib(self):
+        """Peak RSS of master + worker processes."""
+        if self.proc is not None and self.proc.poll() is None:
+            total = peak_rss_kib(self.proc.pid) + sum(peak_rss_kib(p) for p in child_pids(self.proc.pid))
+            self.peak_kib = max(self.peak_kib, total)
+        return self.peak_kib
+
+    def stop(self):
+        if self.proc is not None:
+            self.rss_kib()
+            stop_process(self.proc)  # SIGTERM: nginx's fast shutdown stops its worker too
+
+
+class Nginx(NginxProcess):
+    """nginx serving DIR/www as static files with sendfile: every path as application/octet-stream,
+    manifests under /v2/<repo>/manifests/ with their media type."""
+
+    def __init__(self, ctx, manifest_type, binary="/usr/sbin/nginx"):
+        super().__init__(ctx, "nginx", binary)
+        self.www = ctx.mkdir("nginx", "www")
+        self.write_conf("""    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    types { }
     server {
-        listen 127.0.0.1:%(port)d;
-        root %(www)s;
+        listen 127.0.0.1:%%(port)d;
+        root %s;
         location ~ ^/v2/.+/manifests/ {
             types { }
-            default_type %(mt)s;
+            default_type %s;
         }
     }
-}
-""" % {"dir": self.dir, "port": self.port, "www": self.www, "mt": manifest_type}
-        self.conf_path = os.path.join(self.dir, "nginx.conf")
-        with open(self.conf_path, "w") as f:
-            f.write(conf)
+""" % (self.www, manifest_type))
 
     def put(self, url_path, data):
         """Writes `data` as the file served at `url_path`."""
@@ -171,51 +199,19 @@ http {
             os.chmod(top, 0o755)
             for name in files:
                 os.chmod(os.path.join(top, name), 0o644)
-        self.proc = self.ctx.spawn([self.binary, "-p", self.dir, "-c", self.conf_path], "nginx")
-        wait_http(self.proc, "127.0.0.1", self.port, "nginx", self.ctx.path("nginx.log"))
-        return self
-
-    def rss_kib(self):
-        """Peak RSS of master + worker processes."""
-        if self.proc is not None and self.proc.poll() is None:
-            total = peak_rss_kib(self.proc.pid) + sum(peak_rss_kib(p) for p in child_pids(self.proc.pid))
-            self.peak_kib = max(self.peak_kib, total)
-        return self.peak_kib
-
-    def stop(self):
-        if self.proc is not None:
-            self.rss_kib()
-            stop_process(self.proc)  # SIGTERM: nginx's fast shutdown stops its worker too
+        return super().start()
 
 
-
-class NginxCache:
-    """nginx (1 worker process) as a caching reverse proxy of `origin_host` (proxy_cache on disk, keep-alive
-    to the origin): what a mirror that neither verifies digests nor syncs its cache costs on a cold pull."""
+class NginxCache(NginxProcess):
+    """nginx as a caching reverse proxy of `origin_host` (proxy_cache on disk, keep-alive to the origin):
+    what a mirror that neither verifies digests nor syncs its cache costs on a cold pull."""
 
     def __init__(self, ctx, name, origin_host, binary="/usr/sbin/nginx"):
-        self.ctx, self.name, self.binary = ctx, name, binary
-        self.port = free_port()
-        self.host = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.host
-        self.dir = ctx.mkdir(name)
-        self.proc = None
-        conf = """daemon off;
-worker_processes 1;
-pid %(dir)s/nginx.pid;
-error_log %(dir)s/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    proxy_cache_path %(dir)s/cache levels=1:2 keys_zone=mirror:10m max_size=1g;
-    client_body_temp_path %(dir)s/tmp-body;
-    proxy_temp_path %(dir)s/tmp-proxy;
-    fastcgi_temp_path %(dir)s/tmp-fastcgi;
-    uwsgi_temp_path %(dir)s/tmp-uwsgi;
-    scgi_temp_path %(dir)s/tmp-scgi;
-    upstream origin { server %(origin)s; keepalive 16; }
+        super().__init__(ctx, name, binary)
+        self.write_conf("""    proxy_cache_path %%(dir)s/cache levels=1:2 keys_zone=mirror:10m max_size=1g;
+    upstream origin { server %s; keepalive 16; }
     server {
-        listen 127.0.0.1:%(port)d;
+        listen 127.0.0.1:%%(port)d;
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -225,19 +221,9 @@ http {
             proxy_cache_valid 200 1h;
         }
     }
-}
-""" % {"dir": self.dir, "port": self.port, "origin": origin_host}
-        self.conf_path = os.path.join(self.dir, "nginx.conf")
-        with open(self.conf_path, "w") as f:
-            f.write(conf)
+""" % origin_host)
 
     def start(self):
-        for d in (self.ctx.dir, self.dir):
-            os.chmod(d, 0o777 if d == self.dir else 0o755)  # the worker (nobody) writes the cache
-        self.proc = self.ctx.spawn([self.binary, "-p", self.dir, "-c", self.conf_path], self.name)
-        wait_http(self.proc, "127.0.0.1", self.port, self.name, self.ctx.path(self.name + ".log"))
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            stop_process(self.proc)
+        os.chmod(self.ctx.dir, 0o755)
+        os.chmod(self.dir, 0o777)  # the worker (nobody) writes the cache
+        return super().start()

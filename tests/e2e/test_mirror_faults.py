@@ -175,20 +175,12 @@ def test_manifest_fetch_prefetches_its_blobs(ctx):
     """A manifest miss starts the downloads of the image's config and layers at once (proxy.prefetch,
     on by default): they reach the store without any client asking, a pull afterwards adds no CDN GET,
     and with proxy.prefetch: false a manifest GET fetches no blob."""
-    from http_util import request
-    from registry import MANIFEST_ACCEPT
     img = ctx.image(name="pre", layers=3, size=256 << 10, seed=96)
-
-    def stored(root, digest):
-        hexd = digest.split(":", 1)[1]
-        return os.path.exists(os.path.join(root, "blobs", "sha256", hexd[:2], hexd))
-
     with Mirror(ctx) as m:
         m.hub.push(img, "library/pre", "1")
         m.hub.reset_counters()
-        r = request("GET", m.wharf.url + "/v2/library/pre/manifests/1", {"Accept": MANIFEST_ACCEPT}, timeout=30)
-        check_eq(r.status, 200, "manifest GET through wharf")
-        wait_for(lambda: all(stored(m.wharf.root, d) for d in image_blobs(img)),
+        check_eq(m.manifest("library/pre/manifests/1").status, 200, "manifest GET through wharf")
+        wait_for(lambda: all(os.path.exists(m.stored_blob(d)) for d in image_blobs(img)),
                  "every blob of the image in wharf's store after a manifest GET alone (hub saw %s)"
                  % m.hub.log.summary(), tries=100, interval=0.1)
         check_cdn_once(m.hub, img, "prefetch")
@@ -198,9 +190,8 @@ def test_manifest_fetch_prefetches_its_blobs(ctx):
     with Mirror(ctx, extra={"proxy": {"prefetch": False}}, name="noprefetch") as m:
         m.hub.push(img, "library/pre", "1")
         m.hub.reset_counters()
-        r = request("GET", m.wharf.url + "/v2/library/pre/manifests/1", {"Accept": MANIFEST_ACCEPT}, timeout=30)
-        check_eq(r.status, 200, "manifest GET through wharf (prefetch off)")
+        check_eq(m.manifest("library/pre/manifests/1").status, 200, "manifest GET through wharf (prefetch off)")
         time.sleep(1.0)
         for d in image_blobs(img):
             check_eq(m.hub.log.cdn_gets(d), 0, "CDN GETs of %s with proxy.prefetch: false" % d[:19])
-            check(not stored(m.wharf.root, d), "%s stored with proxy.prefetch: false" % d[:19])
+            check(not os.path.exists(m.stored_blob(d)), "%s stored with proxy.prefetch: false" % d[:19])

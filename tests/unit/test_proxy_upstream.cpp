@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/http_client.hpp"
+#include "proxy/http_text.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/upstream.hpp"
 #include "src/http/server.hpp"
