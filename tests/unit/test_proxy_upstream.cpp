@@ -126,6 +126,14 @@ struct Outcome {
     };
     return cb;
   }
+  // The same for a bare HttpClient transfer (body and end only).
+  HttpCallbacks http_callbacks() {
+    auto fetch = callbacks();
+    HttpCallbacks cb;
+    cb.on_data = std::move(fetch.on_data);
+    cb.on_done = std::move(fetch.on_done);
+    return cb;
+  }
 };
 
 constexpr const char* kUser = "alice";
@@ -611,18 +619,8 @@ TEST_CASE("HttpClient: streaming, cancellation from callbacks, parallel transfer
     CHECK(other_calls == 0);
   }
   SUBCASE("first-byte and stall timeouts") {
-    bool done = false, ok = true;
-    std::string error, body;
-    HttpCallbacks cb;
-    cb.on_data = [&](const char* d, size_t n) {
-      body.append(d, n);
-      return true;
-    };
-    cb.on_done = [&](bool o, const std::string& e) {
-      done = true;
-      ok = o;
-      error = e;
-    };
+    Outcome out;
+    HttpCallbacks cb = out.http_callbacks();
     HttpRequest r;
     r.first_byte_timeout = 300ms;
     r.stall_timeout = 400ms;
@@ -630,16 +628,16 @@ TEST_CASE("HttpClient: streaming, cancellation from callbacks, parallel transfer
     SUBCASE("head and 10 bytes, then nothing") { r.url = fake.url() + "/v2/hang"; }
     const auto t0 = std::chrono::steady_clock::now();
     client.start(r, cb);
-    REQUIRE(loop.run_until([&] { return done; }));
+    REQUIRE(loop.run_until([&] { return out.finished(); }));
     const auto took = std::chrono::steady_clock::now() - t0;
-    CHECK_FALSE(ok);
+    CHECK_FALSE(out.ok);
     if (r.url.ends_with("slow")) {
-      CHECK(error == "timeout: no response within 0.3 s");
+      CHECK(out.error == "timeout: no response within 0.3 s");
       CHECK(took >= 250ms);  // libevent times from its cached clock
       CHECK(took < 390ms + 200ms);
     } else {
-      CHECK(error == "timeout: no data for 0.4 s");
-      CHECK(body == "0123456789");
+      CHECK(out.error == "timeout: no data for 0.4 s");
+      CHECK(out.body == "0123456789");
       CHECK(took >= 350ms);
       CHECK(took < 1000ms);
     }
@@ -701,33 +699,23 @@ TEST_CASE("HttpClient: TLS is verified, against an extra CA file when given") {
   auto created = HttpClient::create(loop.base);
   REQUIRE(created.has_value());
 
-  bool done = false, ok = false;
-  std::string error, body;
-  HttpCallbacks cb;
-  cb.on_data = [&](const char* d, size_t n) {
-    body.append(d, n);
-    return true;
-  };
-  cb.on_done = [&](bool o, const std::string& e) {
-    done = true;
-    ok = o;
-    error = e;
-  };
+  Outcome out;
+  HttpCallbacks cb = out.http_callbacks();
   HttpRequest r;
   r.url = "https://127.0.0.1:" + std::to_string((*server)->port()) + "/v2/";
   SUBCASE("trusted through ca_file") {
     r.ca_file = cert;
     (*created)->start(r, cb);
-    REQUIRE(loop.run_until([&] { return done; }));
-    CHECK(ok);
-    CHECK(body == "over tls");
+    REQUIRE(loop.run_until([&] { return out.finished(); }));
+    CHECK(out.ok);
+    CHECK(out.body == "over tls");
   }
   SUBCASE("refused without it") {
     (*created)->start(r, cb);
-    REQUIRE(loop.run_until([&] { return done; }));
-    CHECK_FALSE(ok);
-    CHECK(body.empty());
-    CHECK(error.find("certificate") != std::string::npos);
+    REQUIRE(loop.run_until([&] { return out.finished(); }));
+    CHECK_FALSE(out.ok);
+    CHECK(out.body.empty());
+    CHECK(out.error.find("certificate") != std::string::npos);
   }
   created->reset();
   loop.run_until([&] { return (*server)->open_connections() == 0; }, 2s);
