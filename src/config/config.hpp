@@ -65,6 +65,21 @@ struct Config {
   std::chrono::seconds tag_freshness{60};    // proxy.tagfreshness (wharf)
   bool prefetch_blobs = true;                // proxy.prefetch (wharf)
   std::chrono::seconds proxy_ttl{168 * 3600};  // proxy.ttl (registry:2: proxied content expiry; 0 = never)
+
+  // Limits that keep one client or one upstream from starving the others (all wharf extensions;
+  // conf/README.md says what happens at each limit).
+  std::chrono::seconds header_timeout{10};   // http.limits.headertimeout: whole request head must arrive within
+  uint64_t min_body_rate = 1024;             // http.limits.minbodyrate: bytes/s averaged over bodyrateperiod; 0 = off
+  std::chrono::seconds body_rate_period{30}; // http.limits.bodyrateperiod: window for minbodyrate
+  int max_uploads = 1000;                    // http.limits.uploads: open upload sessions in total (429 beyond)
+  int max_uploads_per_client = 100;          // http.limits.uploadsperclient: open upload sessions per client address
+  int password_checks = 256;                 // http.limits.passwordchecks: queued bcrypt checks (beyond: 429)
+  int auth_failures_per_client = 8;          // http.limits.authfailures: concurrent failed checks per address before backoff
+  int upstream_downloads = 64;               // proxy.limits.downloads: concurrent upstream blob downloads in total
+  int upstream_downloads_per_upstream = 16;  // proxy.limits.downloadsperupstream: ... per upstream (the rest queue)
+  uint64_t upstream_min_rate = 1024;         // proxy.limits.minrate: bytes/s over stalltime, else the transfer aborts; 0 = off
+  std::chrono::seconds upstream_stall_time{30};  // proxy.limits.stalltime
+  uint64_t upstream_manifest_max = 4 * 1024 * 1024;  // proxy.limits.manifestsize: largest upstream manifest accepted
 };
 
 // A problem found while loading: the key path (e.g. "http.addr") and what is wrong with it.

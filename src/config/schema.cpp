@@ -139,6 +139,24 @@ Result set_threshold(Draft& d, const Value& v, const Notes&) {
   return {};
 }
 
+// Positive integer limits (1 .. 1,000,000).
+template <auto Member>
+Result store_limit(Draft& d, const Value& v, const Notes&) {
+  const int64_t t = std::get<int64_t>(v);
+  if (t < 1 || t > 1000000) return std::unexpected("must be an integer from 1 to 1000000");
+  d.*Member = static_cast<int>(t);
+  return {};
+}
+
+// Durations that must not be zero.
+template <auto Member>
+Result store_positive_duration(Draft& d, const Value& v, const Notes&) {
+  const auto s = std::get<std::chrono::seconds>(v);
+  if (s.count() <= 0) return std::unexpected("must be at least 1s");
+  d.*Member = s;
+  return {};
+}
+
 Result set_local_namespaces(Draft& d, const Value& v, const Notes&) {
   const auto& list = std::get<std::vector<std::string>>(v);
   for (const std::string& ns : list) {
@@ -241,6 +259,14 @@ const Field kFields[] = {
     used("http.debug.prometheus.enabled", KeyType::Bool, store<&Config::prometheus_enabled>),
     used("http.debug.prometheus.path", KeyType::String, store_checked<&Config::prometheus_path, absolute_path>),
     used("http.headers", KeyType::HeaderMap, store<&Config::http_headers>),
+    section("http.limits"),
+    used("http.limits.headertimeout", KeyType::Duration, store_positive_duration<&Config::header_timeout>),
+    used("http.limits.minbodyrate", KeyType::Size, store<&Config::min_body_rate>),
+    used("http.limits.bodyrateperiod", KeyType::Duration, store_positive_duration<&Config::body_rate_period>),
+    used("http.limits.uploads", KeyType::Int, store_limit<&Config::max_uploads>),
+    used("http.limits.uploadsperclient", KeyType::Int, store_limit<&Config::max_uploads_per_client>),
+    used("http.limits.passwordchecks", KeyType::Int, store_limit<&Config::password_checks>),
+    used("http.limits.authfailures", KeyType::Int, store_limit<&Config::auth_failures_per_client>),
     ignored("http.http2"),
     ignored("http.h2c"),
 
@@ -265,6 +291,12 @@ const Field kFields[] = {
     used("proxy.allowpush", KeyType::Bool, store<&Config::allow_push_to_proxied>),
     used("proxy.tagfreshness", KeyType::Duration, store<&Config::tag_freshness>),
     used("proxy.prefetch", KeyType::Bool, store<&Config::prefetch_blobs>),
+    section("proxy.limits"),
+    used("proxy.limits.downloads", KeyType::Int, store_limit<&Config::upstream_downloads>),
+    used("proxy.limits.downloadsperupstream", KeyType::Int, store_limit<&Config::upstream_downloads_per_upstream>),
+    used("proxy.limits.minrate", KeyType::Size, store<&Config::upstream_min_rate>),
+    used("proxy.limits.stalltime", KeyType::Duration, store_positive_duration<&Config::upstream_stall_time>),
+    used("proxy.limits.manifestsize", KeyType::Size, store<&Config::upstream_manifest_max>),
 
     warned("middleware", KeyType::Any, kNotSupported),
     warned("notifications", KeyType::Any, kNotSupported),
