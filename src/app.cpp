@@ -18,6 +18,7 @@
 #include "cache/index.hpp"
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
+#include "src/preflight.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/metrics.hpp"
 #include "src/api/respond.hpp"
@@ -48,6 +49,7 @@ using EventOwner = std::unique_ptr<event, EventFree>;
 
 // Everything a running server needs, in destruction-safe order.
 struct Runtime {
+  Runtime(const config::Config& c, event_base* b) : cfg(c), base(b) {}
   const config::Config& cfg;
   event_base* base;
   std::unique_ptr<cache::Index> index;
@@ -229,6 +231,10 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
 }  // namespace
 
 int serve(const config::Config& cfg) {
+  if (auto problems = preflight(cfg); !problems.empty()) {
+    for (const auto& p : problems) spdlog::critical("invalid configuration: {}", p);
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   evthread_use_pthreads();
   // The epoll changelist folds an add and a delete of the same interest within one loop turn into

@@ -11,6 +11,7 @@
 #include "src/commands/commands.hpp"
 #include "src/config/config.hpp"
 #include "src/log.hpp"
+#include "src/preflight.hpp"
 
 namespace {
 
@@ -83,6 +84,11 @@ int main(int argc, char** argv) {
     }
     auto cfg = load(args[1]);
     if (!cfg) return 1;
+    // The same checks serve runs before it starts: files readable, TLS pair matching, root creatable.
+    if (auto problems = wharf::preflight(*cfg); !problems.empty()) {
+      for (const auto& p : problems) std::fprintf(stderr, "invalid configuration: %s\n", p.c_str());
+      return 1;
+    }
     std::printf("configuration OK: listen %s, root %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
                 cfg->root_directory.c_str(), cfg->htpasswd_path.empty() ? "off" : "htpasswd",
                 cfg->delete_enabled ? "enabled" : "disabled", cfg->upstreams.size());

@@ -37,3 +37,38 @@ def test_check_config_names_the_bad_key(ctx):
 
     res = run([SERVER_BIN, "serve", bad], check_rc=False, timeout=20)
     check_eq(res.returncode, 1, "serve refuses an invalid config")
+
+
+@wharf_only("wharf's own CLI")
+def test_check_config_checks_what_serve_checks(ctx):
+    """check-config runs serve's preflight: a config it accepts must not stop serve for a missing file."""
+    def config(name, root, extra_http="", extra=""):
+        path = ctx.path(name + ".yml")
+        with open(path, "w") as f:
+            f.write("version: 0.1\nhttp:\n  addr: 127.0.0.1:5990\n%sstorage:\n  filesystem:\n"
+                    "    rootdirectory: %s\n%s" % (extra_http, root, extra))
+        return path
+
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=a", "-days", "1",
+         "-keyout", ctx.path("a.key"), "-out", ctx.path("a.crt")])
+    run(["openssl", "genrsa", "-out", ctx.path("b.key"), "2048"])
+    with open(ctx.path("plainfile"), "w") as f:
+        f.write("x")
+    cases = [
+        ("htpasswd", config("htpasswd", ctx.path("r1"), extra="auth:\n  htpasswd:\n    realm: r\n    path: %s\n"
+                            % ctx.path("missing.htpasswd")), "auth.htpasswd.path"),
+        ("tls", config("tls", ctx.path("r2"), extra_http="  tls:\n    certificate: %s\n    key: %s\n"
+                       % (ctx.path("a.crt"), ctx.path("b.key"))), "http.tls.key"),
+        ("root", config("root", ctx.path("plainfile") + "/data"), "storage.filesystem.rootdirectory"),
+    ]
+    for name, cfg, key in cases:
+        res = run([SERVER_BIN, "check-config", cfg], check_rc=False)
+        check_eq(res.returncode, 1, "check-config exit code with a bad %s" % name)
+        check(key in res.stderr, "check-config names %s: %r" % (key, res.stderr))
+        res = run([SERVER_BIN, "serve", cfg], check_rc=False, timeout=20)
+        check_eq(res.returncode, 1, "serve refuses the same %s config" % name)
+    # The matching pair passes both.
+    good = config("good", ctx.path("r3"), extra_http="  tls:\n    certificate: %s\n    key: %s\n"
+                  % (ctx.path("a.crt"), ctx.path("a.key")))
+    res = run([SERVER_BIN, "check-config", good], check_rc=False)
+    check_eq(res.returncode, 0, "check-config accepts a matching certificate and key (%s)" % res.stderr.strip())

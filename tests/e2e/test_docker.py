@@ -7,7 +7,7 @@ import json
 import os
 import re
 
-from harness import (DOCKER_CLI, TestFailure, check, check_eq, child_pids, pid_alive, run, stop_process, tail,
+from harness import (DOCKER_CLI, CommandFailed, TestFailure, check, check_eq, child_pids, pid_alive, run, stop_process, tail,
                      timeout, unmount_all, wait_for)
 
 
@@ -53,7 +53,12 @@ class Dockerd:
         return self
 
     def docker(self, *args, check_rc=True, timeout=180, input=None):
-        return run([DOCKER_CLI] + list(args), env=self.env, check_rc=check_rc, timeout=timeout, input=input)
+        """Runs the docker CLI against this daemon. A failure quotes the daemon's own errors too: the
+        CLI often says only "unknown", while the reason (e.g. "failed to register layer") is in dockerd's log."""
+        try:
+            return run([DOCKER_CLI] + list(args), env=self.env, check_rc=check_rc, timeout=timeout, input=input)
+        except CommandFailed as exc:
+            raise CommandFailed("%s; dockerd says: %s" % (exc, self.log_tail())) from None
 
     def stop(self):
         """Stops dockerd by PID (TERM, then KILL) and returns the containerd PIDs still alive afterwards."""

@@ -1,0 +1,15 @@
+#pragma once
+// What `serve` needs from the machine before it starts: files it reads, the TLS pair, the root directory.
+// `wharf check-config` runs the same checks, so a config it accepts does not stop `serve`.
+#include <string>
+#include <vector>
+
+#include "src/config/config.hpp"
+
+namespace wharf {
+
+// Every problem found, each naming the config key and the file or directory; empty when all is well.
+// Reads files but creates and changes nothing.
+std::vector<std::string> preflight(const config::Config& cfg);
+
+}  // namespace wharf
