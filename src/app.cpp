@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -244,8 +245,18 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
 
 }  // namespace
 
+// Raises the soft limit on open files to the hard one, so a busy server does not hit EMFILE early.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const rlim_t was = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("cannot raise the open-file limit above {}", was);
+}
+
 int serve(const config::Config& cfg) {
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   evthread_use_pthreads();
   // The epoll changelist folds an add and a delete of the same interest within one loop turn into
   // nothing, saving epoll_ctl calls on every request.

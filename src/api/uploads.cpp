@@ -167,8 +167,8 @@ class UploadSink : public http::BodySink {
   bool finished_ = false;
 };
 
-// Opens a session's data file for appending and streams the request body into it; answers 503 itself
-// (and runs `dropped`) if the file cannot be opened.
+// Opens a session's data file for appending and streams the request body into it; if the file cannot
+// be opened, runs `dropped` and answers 404 BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
 void write_body(const http::ExchangePtr& ex, const std::shared_ptr<UploadSession>& s, int open_flags,
                 UploadSink::Done done, UploadSink::Done dropped = nullptr) {
   int fd = ::open(s->path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | open_flags, 0644);
@@ -176,6 +176,7 @@ void write_body(const http::ExchangePtr& ex, const std::shared_ptr<UploadSession
     const int err = errno;
     s->busy = false;
     if (dropped) dropped();
+    if (err == ENOENT && !(open_flags & O_CREAT)) return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
     return fail(ex, oci::ErrorCode::Unavailable, "cannot open upload file: " + std::string(std::strerror(err)));
   }
   s->busy = true;
