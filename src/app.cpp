@@ -306,7 +306,7 @@ int serve(const config::Config& cfg) {
     for (const auto& u : cfg.upstreams) spdlog::info("mirroring {} from {}", u.name, u.url);
   }
   auto auth = api::AuthGate::create(cfg.htpasswd_realm, cfg.htpasswd_path, base.base,
-                                    api::AuthLimits{cfg.password_checks, cfg.auth_failures_per_client});
+                                    api::AuthLimits{cfg.password_checks, cfg.auth_failures_per_client, 1});
   if (!auth) {
     spdlog::critical("{}", auth.error());
     return 1;
