@@ -44,6 +44,7 @@ class AuthGate {
   static std::expected<std::unique_ptr<AuthGate>, std::string> create(std::string realm, std::string path,
                                                                      event_base* base, AuthLimits limits = {});
   ~AuthGate();
+  // Whether an htpasswd file is configured (otherwise every request passes).
   bool enabled() const { return !path_.empty(); }
   // Calls `next` with the request's user set if it is authorized; otherwise answers 401, 429 or 503 itself.
   void check(const http::ExchangePtr& ex, std::function<void()> next);
@@ -52,6 +53,7 @@ class AuthGate {
   void reload();
   // The reason Basic authentication is refusing everyone, or nullopt while the htpasswd file is in use.
   std::optional<std::string> problem() const;
+  // Counters for the metrics.
   const AuthStats& stats() const { return stats_; }
 
  private:

@@ -47,6 +47,7 @@ class UploadTable {
   void put(std::shared_ptr<UploadSession> s);
   // Removes a session and frees its slot; unknown ids are ignored.
   void erase(const std::string& id);
+  // Sessions open now.
   size_t size() const { return sessions_.size(); }
   // Sessions held by `client`.
   size_t held_by(const std::string& client) const;

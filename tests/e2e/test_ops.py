@@ -3,7 +3,6 @@ clean stop on SIGTERM."""
 import json
 import os
 import signal
-import time
 
 from harness import check, check_eq, run, wait_for, wharf_only
 from http_util import basic_auth
