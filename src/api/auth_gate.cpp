@@ -71,7 +71,7 @@ void AuthGate::check(const http::ExchangePtr& ex, std::function<void()> next) {
   }
   auto creds = auth::parse_basic(authz);
   if (!creds) return deny(ex, "only Basic authentication is accepted");
-  const std::string client = ex->req().peer;
+  const std::string client = auth::client_key(ex->req().peer);
   if (auto wait = throttle_.begin(client)) {
     ++stats_.throttled;
     return refuse(ex, oci::ErrorCode::TooManyRequests,
@@ -88,7 +88,7 @@ void AuthGate::check(const http::ExchangePtr& ex, std::function<void()> next) {
         if (!ex->alive()) return;
         if (generation != file_->generation()) return check(ex, std::move(next));  // the file changed meanwhile
         if (!*ok) {
-          spdlog::warn("authentication failed for user '{}' from {}", creds->first, client);
+          spdlog::warn("authentication failed for user '{}' from {}", creds->first, ex->req().peer);
           return deny(ex, "invalid username or password");
         }
         cache_->remember(authz, creds->first);

@@ -14,6 +14,7 @@
 
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
+#include "src/auth/throttle.hpp"
 #include "src/oci/names.hpp"
 #include "src/oci/range.hpp"
 
@@ -87,7 +88,7 @@ std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id,
 
 // Answers 429 TOOMANYREQUESTS and returns false if `client` may not open another upload session now.
 bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
-  const std::string& client = ex->req().peer;
+  const std::string client = auth::client_key(ex->req().peer);
   switch (ctx.uploads.admit(client)) {
     case UploadTable::Admit::Ok:
       return true;
@@ -294,7 +295,7 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
   auto s = std::make_shared<UploadSession>();
   s->id = new_session_id();
   s->repo = repo;
-  s->client = ex->req().peer;
+  s->client = auth::client_key(ex->req().peer);
   s->path = ctx.store.upload_path(s->id);
   s->started = time(nullptr);
   s->hasher.emplace();
@@ -381,7 +382,7 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     auto s = std::make_shared<UploadSession>();
     s->id = new_session_id();
     s->repo = r.name;
-    s->client = req.peer;
+    s->client = auth::client_key(req.peer);
     s->kind = UploadSession::Kind::Monolithic;
     s->path = ctx.store.tmp_dir() / ("upload-" + s->id);
     s->started = time(nullptr);

@@ -1,7 +1,10 @@
 // Per-address password-check limits: in-flight cap and exponential backoff after repeated failures.
 #include "src/auth/throttle.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstring>
 
 namespace wharf::auth {
 
@@ -14,6 +17,22 @@ std::chrono::seconds wait_until(FailureThrottle::Clock::time_point until, Failur
 }
 
 }  // namespace
+
+std::string client_key(std::string_view peer) {
+  if (peer.find(':') == std::string_view::npos || peer.size() >= INET6_ADDRSTRLEN) return std::string(peer);
+  const std::string text(peer);
+  in6_addr a{};
+  if (::inet_pton(AF_INET6, text.c_str(), &a) != 1) return text;
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    char v4[INET_ADDRSTRLEN];
+    if (::inet_ntop(AF_INET, &a.s6_addr[12], v4, sizeof v4)) return v4;
+    return text;
+  }
+  std::memset(&a.s6_addr[8], 0, 8);
+  char out[INET6_ADDRSTRLEN];
+  if (!::inet_ntop(AF_INET6, &a, out, sizeof out)) return text;
+  return std::string(out) + "/64";
+}
 
 FailureThrottle::FailureThrottle(int max_failures, std::chrono::seconds base, std::chrono::seconds max_wait)
     : max_failures_(std::max(max_failures, 1)),

@@ -5,9 +5,14 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace wharf::auth {
+
+// The key per-client limits count under: an IPv4 address as it is, an IPv6 address by its /64 (one
+// host usually holds a whole /64), anything else unchanged.
+std::string client_key(std::string_view peer);
 
 class FailureThrottle {
  public:

@@ -263,3 +263,15 @@ def test_aborted_monolithic_uploads_leave_no_temp_files(ctx):
     r = reg.req("PUT", with_query(loc, "digest=" + imagegen.sha256(b"a" * 1000 + rest)),
                 {"Content-Range": "1000-1499", "Content-Type": "application/octet-stream"}, rest)
     check_eq(r.status, 201, "resumed upload (%r)" % r)
+
+
+@wharf_only("purged upload sessions free their slot (http.limits.uploadsperclient)")
+def test_purged_upload_sessions_free_their_slots(ctx):
+    reg = ctx.registry(extra={
+        "http": {"limits": {"uploadsperclient": 2}},
+        "storage": {"maintenance": {"uploadpurging": {"enabled": True, "age": "1s", "interval": "1s"}}}}).start()
+    first = [reg.start_upload("e2e/purged") for _ in range(2)]
+    expect_error(reg.req("POST", "/v2/e2e/purged/blobs/uploads/"), 429, "TOOMANYREQUESTS", "a 3rd session")
+    wait_for(lambda: reg.req("GET", first[0]).status == 404, "the abandoned sessions purged", tries=100, interval=0.1)
+    check_eq(reg.req("GET", first[1]).status, 404, "the other abandoned session")
+    check_eq(reg.req("POST", "/v2/e2e/purged/blobs/uploads/").status, 202, "a new session once the old ones were purged")

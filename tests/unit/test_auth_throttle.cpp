@@ -92,3 +92,14 @@ TEST_CASE("FailureThrottle::begin") {
     CHECK(th.tracked() == 1);
   }
 }
+
+TEST_CASE("client_key") {
+  CHECK(client_key("192.0.2.7") == "192.0.2.7");
+  CHECK(client_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64");
+  CHECK(client_key("2001:db8:1:2::9") == client_key("2001:db8:1:2:ffff::1"));
+  CHECK(client_key("2001:db8:1:3::9") != client_key("2001:db8:1:2::9"));
+  CHECK(client_key("::ffff:192.0.2.7") == "192.0.2.7");
+  CHECK(client_key("::1") == "::/64");
+  CHECK(client_key("not:an:address") == "not:an:address");
+  CHECK(client_key("") == "");
+}
