@@ -243,8 +243,6 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   return g;
 }
 
-}  // namespace
-
 // Raises the soft limit on open files to the hard one, so a busy server does not hit EMFILE early.
 void raise_fd_limit() {
   rlimit lim{};
@@ -253,6 +251,8 @@ void raise_fd_limit() {
   lim.rlim_cur = lim.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("cannot raise the open-file limit above {}", was);
 }
+
+}  // namespace
 
 int serve(const config::Config& cfg) {
   signal(SIGPIPE, SIG_IGN);
