@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -184,12 +185,15 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
   event_base_loopexit(rt->base, &deadline);
 }
 
-// /debug/health: 200 {} while storage and index are fine, else 503 naming the failing check.
+// /debug/health: 200 {} while storage, index and the htpasswd file are fine, else 503 naming each failing check.
 void answer_health(Runtime& rt, const http::ExchangePtr& ex) {
+  nlohmann::json body = nlohmann::json::object();
   std::string error;
-  if (!rt.health || rt.health->healthy(&error)) return ex->respond(api::json_response(200, "{}"));
-  nlohmann::json body{{"storagedriver_filesystem", error}};
-  ex->respond(api::json_response(503, body.dump()));
+  if (rt.health && !rt.health->healthy(&error)) body["storagedriver_filesystem"] = error;
+  if (rt.auth) {
+    if (auto problem = rt.auth->problem()) body["auth_htpasswd"] = *problem;
+  }
+  ex->respond(api::json_response(body.empty() ? 200 : 503, body.dump()));
 }
 
 // Sums the sizes of the stored blobs (a worker job; the result feeds the store-size gauge).
@@ -212,6 +216,19 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   g["wharf_http_open_connections"] = {"Open client connections.", "gauge",
                                       double(rt.server ? rt.server->open_connections() : 0)};
   g["wharf_upload_sessions"] = {"Open upload sessions in memory.", "gauge", double(rt.uploads.size())};
+  g["wharf_upload_refused_total"] = {"Upload sessions refused with 429 (http.limits.uploads / uploadsperclient).",
+                                     "counter", double(rt.uploads.refused())};
+  if (rt.auth && rt.auth->enabled()) {
+    const auto& a = rt.auth->stats();
+    g["wharf_auth_checks_total"] = {"Password (bcrypt) checks run.", "counter", double(a.checks)};
+    g["wharf_auth_failures_total"] = {"Password checks that failed (wrong password or unknown user).", "counter",
+                                      double(a.failures)};
+    g["wharf_auth_throttled_total"] = {"Logins refused with 429: the address had too many checks in flight or was "
+                                       "backing off after failures (http.limits.authfailures).",
+                                       "counter", double(a.throttled)};
+    g["wharf_auth_overloaded_total"] = {"Logins refused with 503: the password check queue was full "
+                                        "(http.limits.passwordchecks).", "counter", double(a.overloaded)};
+  }
   if (rt.mirror) {
     g["wharf_inflight_fetches"] = {"Blob downloads from upstreams in progress.", "gauge",
                                    double(rt.mirror->fetches().in_flight())};
@@ -228,6 +245,15 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   return g;
 }
 
+// Raises the soft limit on open files to the hard one, so a busy server does not hit EMFILE early.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const rlim_t was = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("cannot raise the open-file limit above {}", was);
+}
+
 }  // namespace
 
 int serve(const config::Config& cfg) {
@@ -236,6 +262,7 @@ int serve(const config::Config& cfg) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   evthread_use_pthreads();
   // The epoll changelist folds an add and a delete of the same interest within one loop turn into
   // nothing, saving epoll_ctl calls on every request.
@@ -270,6 +297,7 @@ int serve(const config::Config& cfg) {
   }
   rt.index = std::move(*index);
   rt.pool = std::make_unique<util::WorkPool>(base.base, 2);
+  rt.uploads.set_limits(size_t(cfg.max_uploads), size_t(cfg.max_uploads_per_client));
   rt.ctx.reset(new api::Context{cfg, *rt.index, *rt.store, *rt.pool, base.base, rt.access, rt.uploads});
   if (!cfg.upstreams.empty()) {
     auto client = proxy::HttpClient::create(base.base);
@@ -283,7 +311,8 @@ int serve(const config::Config& cfg) {
     rt.ctx->mirror = rt.mirror.get();
     for (const auto& u : cfg.upstreams) spdlog::info("mirroring {} from {}", u.name, u.url);
   }
-  auto auth = api::AuthGate::create(cfg.htpasswd_realm, cfg.htpasswd_path, *rt.pool);
+  auto auth = api::AuthGate::create(cfg.htpasswd_realm, cfg.htpasswd_path, base.base,
+                                    api::AuthLimits{cfg.password_checks, cfg.auth_failures_per_client, 1});
   if (!auth) {
     spdlog::critical("{}", auth.error());
     return 1;

@@ -1,8 +1,11 @@
 #pragma once
-// Open upload sessions: their data file, the bytes received so far and a running digest.
-// Sessions survive restarts through the index record and the data file; a restored session has no
-// running digest and is re-hashed from its file when completed.
+// Open upload sessions: their data file, the bytes received so far and a running digest, and the
+// limits on how many a client address, and everyone together, may hold open.
+// A session holds no file descriptor: a request that writes to it opens the file for as long as it
+// writes. Resumable sessions survive restarts through the index record and the data file; a restored
+// session has no running digest and is re-hashed from its file when completed.
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,28 +16,50 @@
 namespace wharf::api {
 
 struct UploadSession {
+  // Resumable: POST/PATCH/PUT, data under uploads/, kept until completed, cancelled or purged.
+  // Monolithic: POST ?digest= with the body, data under tmp/, removed whenever it is not published.
+  enum class Kind { Resumable, Monolithic };
   std::string id;
   std::string repo;
-  int fd = -1;           // data file, opened for appending
-  uint64_t offset = 0;   // bytes received
+  std::string client;   // address that opened it; empty for one restored after a restart
+  Kind kind = Kind::Resumable;
+  std::filesystem::path path;  // data file
+  uint64_t offset = 0;         // bytes received
   std::optional<oci::Hasher> hasher;  // sha256 over bytes 0..offset, if contiguous in this process
   bool busy = false;     // a request is writing or completing it
   int64_t started = 0;
+  // Removes a monolithic upload's data file (nothing, once published: it was renamed away).
   ~UploadSession();
 };
 
 class UploadTable {
  public:
-  std::shared_ptr<UploadSession> find(const std::string& id) const {
-    auto it = sessions_.find(id);
-    return it == sessions_.end() ? nullptr : it->second;
-  }
-  void put(std::shared_ptr<UploadSession> s) { sessions_[s->id] = std::move(s); }
-  void erase(const std::string& id) { sessions_.erase(id); }
+  // Why a new session may not open.
+  enum class Admit { Ok, ClientFull, TotalFull };
+
+  // Sets the caps (each at least 1): sessions in total, and per client address.
+  void set_limits(size_t total, size_t per_client);
+  // Whether `client` may open one more session now; a refusal is counted for refused().
+  Admit admit(const std::string& client);
+  // The resumable session `id`; nullptr if unknown (monolithic sessions are never found by id).
+  std::shared_ptr<UploadSession> find(const std::string& id) const;
+  // Adds (or replaces) a session; it holds a slot of its client until erased.
+  void put(std::shared_ptr<UploadSession> s);
+  // Removes a session and frees its slot; unknown ids are ignored.
+  void erase(const std::string& id);
+  // Sessions open now.
   size_t size() const { return sessions_.size(); }
+  // Sessions held by `client`.
+  size_t held_by(const std::string& client) const;
+  // Sessions refused by admit() so far.
+  uint64_t refused() const { return refused_; }
 
  private:
+  size_t max_total_ = 1000;
+  size_t max_per_client_ = 100;
+  uint64_t refused_ = 0;
   std::unordered_map<std::string, std::shared_ptr<UploadSession>> sessions_;
+  std::unordered_map<std::string, size_t> per_client_;
 };
 
 }  // namespace wharf::api

@@ -14,14 +14,11 @@
 
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
+#include "src/auth/throttle.hpp"
 #include "src/oci/names.hpp"
 #include "src/oci/range.hpp"
 
 namespace wharf::api {
-
-UploadSession::~UploadSession() {
-  if (fd >= 0) ::close(fd);
-}
 
 namespace {
 
@@ -75,14 +72,13 @@ std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id,
     rec = ctx.index.upload(txn, id);
   }
   if (!rec || rec->repo != repo) return nullptr;
-  int fd = ::open(ctx.store.upload_path(id).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) return nullptr;
+  auto path = ctx.store.upload_path(id);
   struct stat st{};
-  fstat(fd, &st);
+  if (::stat(path.c_str(), &st) != 0) return nullptr;
   s = std::make_shared<UploadSession>();
   s->id = id;
   s->repo = repo;
-  s->fd = fd;
+  s->path = std::move(path);
   s->offset = uint64_t(st.st_size);
   s->started = rec->started;
   if (s->offset == 0) s->hasher.emplace();
@@ -90,27 +86,63 @@ std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id,
   return s;
 }
 
-// Appends request body bytes to a session's data file, hashing them as they arrive.
+// Answers 429 TOOMANYREQUESTS and returns false if `client` may not open another upload session now.
+bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
+  const std::string client = auth::client_key(ex->req().peer);
+  switch (ctx.uploads.admit(client)) {
+    case UploadTable::Admit::Ok:
+      return true;
+    case UploadTable::Admit::ClientFull:
+      fail(ex, oci::ErrorCode::TooManyRequests,
+           "too many open upload sessions from " + client + " (http.limits.uploadsperclient: " +
+               std::to_string(ctx.cfg.max_uploads_per_client) + "); complete or cancel some first");
+      return false;
+    case UploadTable::Admit::TotalFull:
+      fail(ex, oci::ErrorCode::TooManyRequests,
+           "too many open upload sessions (http.limits.uploads: " + std::to_string(ctx.cfg.max_uploads) +
+               "); retry later");
+      return false;
+  }
+  return false;
+}
+
+// Owns the descriptor a request writes an upload's data through; closed when the request ends.
+struct UploadFd {
+  int fd = -1;
+  explicit UploadFd(int f) : fd(f) {}
+  UploadFd(const UploadFd&) = delete;
+  UploadFd& operator=(const UploadFd&) = delete;
+  ~UploadFd() { reset(); }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+// Appends request body bytes to a session's data file, hashing them as they arrive. The file is open
+// only while the request writes; `dropped` runs if the request ends without its body complete.
 class UploadSink : public http::BodySink {
  public:
   using Done = std::function<void()>;
-  UploadSink(http::ExchangePtr ex, std::shared_ptr<UploadSession> s, Done done)
-      : ex_(std::move(ex)), s_(std::move(s)), done_(std::move(done)) {}
+  UploadSink(http::ExchangePtr ex, std::shared_ptr<UploadSession> s, int fd, Done done, Done dropped = nullptr)
+      : ex_(std::move(ex)), s_(std::move(s)), fd_(fd), done_(std::move(done)), dropped_(std::move(dropped)) {}
   ~UploadSink() override {
-    if (!finished_) s_->busy = false;
+    if (finished_) return;
+    s_->busy = false;
+    if (dropped_) dropped_();
   }
   bool on_data(const char* p, size_t n) override {
     const char* cur = p;
     size_t left = n;
     while (left > 0) {
-      ssize_t w = ::write(s_->fd, cur, left);
+      ssize_t w = ::write(fd_.fd, cur, left);
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) {
         // Roll back to the last complete write so the offset stays truthful.
         fail(ex_, oci::ErrorCode::Unavailable, std::string("cannot store upload data: ") + std::strerror(errno));
         s_->hasher.reset();
         struct stat st{};
-        if (fstat(s_->fd, &st) == 0) s_->offset = uint64_t(st.st_size);
+        if (fstat(fd_.fd, &st) == 0) s_->offset = uint64_t(st.st_size);
         return false;
       }
       cur += w;
@@ -122,6 +154,7 @@ class UploadSink : public http::BodySink {
   }
   void on_end() override {
     finished_ = true;
+    fd_.reset();
     done_();
   }
   void on_abort() override {}
@@ -129,9 +162,27 @@ class UploadSink : public http::BodySink {
  private:
   http::ExchangePtr ex_;
   std::shared_ptr<UploadSession> s_;
+  UploadFd fd_;
   Done done_;
+  Done dropped_;
   bool finished_ = false;
 };
+
+// Opens a session's data file for appending and streams the request body into it; if the file cannot
+// be opened, runs `dropped` and answers 404 BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
+void write_body(const http::ExchangePtr& ex, const std::shared_ptr<UploadSession>& s, int open_flags,
+                UploadSink::Done done, UploadSink::Done dropped = nullptr) {
+  int fd = ::open(s->path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | open_flags, 0644);
+  if (fd < 0) {
+    const int err = errno;
+    s->busy = false;
+    if (dropped) dropped();
+    if (err == ENOENT && !(open_flags & O_CREAT)) return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
+    return fail(ex, oci::ErrorCode::Unavailable, "cannot open upload file: " + std::string(std::strerror(err)));
+  }
+  s->busy = true;
+  ex->read_body(std::make_unique<UploadSink>(ex, s, fd, std::move(done), std::move(dropped)));
+}
 
 struct FinishResult {
   enum class Kind { Ok, Mismatch, Error } kind = Kind::Ok;
@@ -140,17 +191,13 @@ struct FinishResult {
 };
 
 // Verifies the digest, publishes the data file into the store and links the blob: one worker job.
-void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<UploadSession> s, oci::Digest want,
-                   bool recorded) {
+void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<UploadSession> s, oci::Digest want) {
   s->busy = true;
   std::optional<oci::Digest> computed;
   if (s->hasher && s->hasher->algo() == want.algo) computed = s->hasher->finish();
   s->hasher.reset();
-  if (s->fd >= 0) {
-    ::close(s->fd);
-    s->fd = -1;
-  }
-  auto path = recorded ? ctx.store.upload_path(s->id) : ctx.store.tmp_dir() / ("upload-" + s->id);
+  const bool recorded = s->kind == UploadSession::Kind::Resumable;
+  auto path = s->path;
   auto result = std::make_shared<FinishResult>();
   result->size = s->offset;
   ctx.pool.submit(
@@ -241,30 +288,50 @@ bool check_content_range(const http::ExchangePtr& ex, const UploadSession& s) {
   return true;
 }
 
-// Creates a new session: data file plus a durable index record, then answers 202.
+// Creates a new session: data file plus a durable index record, then answers 202. The session holds
+// its client's slot from now on; if the client is gone before it learns the session, it is removed.
 void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& repo) {
+  if (!admit_session(ctx, ex)) return;
   auto s = std::make_shared<UploadSession>();
   s->id = new_session_id();
   s->repo = repo;
+  s->client = auth::client_key(ex->req().peer);
+  s->path = ctx.store.upload_path(s->id);
   s->started = time(nullptr);
   s->hasher.emplace();
   s->busy = true;
+  ctx.uploads.put(s);
   auto err = std::make_shared<std::string>();
   ctx.pool.submit(
       [&ctx, s, err] {
-        int fd = ::open(ctx.store.upload_path(s->id).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+        int fd = ::open(s->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0) {
           *err = std::string("cannot create upload file: ") + std::strerror(errno);
           return;
         }
-        s->fd = fd;
+        ::close(fd);
         auto rec = ctx.index.put_upload(s->id, cache::UploadRecord{s->repo, s->started});
-        if (!rec) *err = rec.error();
+        if (!rec) {
+          *err = rec.error();
+          ::unlink(s->path.c_str());
+        }
       },
       [&ctx, ex, s, err] {
         s->busy = false;
-        if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
-        ctx.uploads.put(s);
+        if (!err->empty()) {
+          ctx.uploads.erase(s->id);
+          return fail(ex, oci::ErrorCode::Unavailable, *err);
+        }
+        if (!ex->alive()) {  // nobody knows this session: drop it now rather than at the purge
+          ctx.uploads.erase(s->id);
+          ctx.pool.submit(
+              [&ctx, s] {
+                ::unlink(s->path.c_str());
+                (void)ctx.index.delete_upload(s->id);
+              },
+              nullptr);
+          return;
+        }
         ex->respond(progress_response(202, *s));
       });
 }
@@ -311,17 +378,20 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   if (auto d = req.query_param("digest")) {
     auto digest = oci::parse_digest(*d);
     if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
+    if (!admit_session(ctx, ex)) return;
     auto s = std::make_shared<UploadSession>();
     s->id = new_session_id();
     s->repo = r.name;
+    s->client = auth::client_key(req.peer);
+    s->kind = UploadSession::Kind::Monolithic;
+    s->path = ctx.store.tmp_dir() / ("upload-" + s->id);
     s->started = time(nullptr);
     s->hasher.emplace(digest->algo);
-    auto path = ctx.store.tmp_dir() / ("upload-" + s->id);
-    s->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (s->fd < 0) return fail(ex, oci::ErrorCode::Unavailable, std::string("cannot create upload file: ") + std::strerror(errno));
-    s->busy = true;
+    ctx.uploads.put(s);
     oci::Digest want = *digest;
-    ex->read_body(std::make_unique<UploadSink>(ex, s, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want, false); }));
+    // An aborted body frees the slot; the last reference to the session then removes its file.
+    write_body(ex, s, O_CREAT | O_EXCL, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); },
+               [&ctx, id = s->id] { ctx.uploads.erase(id); });
     return;
   }
   open_session(ctx, ex, r.name);
@@ -332,11 +402,10 @@ void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
   if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
   if (!check_content_range(ex, *s)) return;
-  s->busy = true;
-  ex->read_body(std::make_unique<UploadSink>(ex, s, [ex, s] {
+  write_body(ex, s, 0, [ex, s] {
     s->busy = false;
     ex->respond(progress_response(202, *s));
-  }));
+  });
 }
 
 void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
@@ -348,9 +417,8 @@ void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   auto digest = oci::parse_digest(*d);
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
   if (!check_content_range(ex, *s)) return;
-  s->busy = true;
   oci::Digest want = *digest;
-  ex->read_body(std::make_unique<UploadSink>(ex, s, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want, true); }));
+  write_body(ex, s, 0, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
 }
 
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {

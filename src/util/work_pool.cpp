@@ -5,7 +5,7 @@
 
 namespace wharf::util {
 
-WorkPool::WorkPool(event_base* base, unsigned threads) {
+WorkPool::WorkPool(event_base* base, unsigned threads, size_t max_queued) : max_queued_(max_queued) {
   notify_ = event_new(base, -1, 0, &WorkPool::on_notify, this);
   for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { worker_loop(); });
 }
@@ -21,9 +21,23 @@ void WorkPool::submit(std::function<void()> work, std::function<void()> done) {
   cv_.notify_one();
 }
 
-void WorkPool::shutdown() {
+bool WorkPool::try_submit(std::function<void()> work, std::function<void()> done) {
+  std::lock_guard lock(mu_);
+  if (stopping_ || (max_queued_ > 0 && jobs_.size() >= max_queued_)) return false;
+  jobs_.emplace_back(std::move(work), std::move(done));
+  cv_.notify_one();
+  return true;
+}
+
+size_t WorkPool::queued() const {
+  std::lock_guard lock(mu_);
+  return jobs_.size();
+}
+
+void WorkPool::shutdown(Pending pending) {
   {
     std::lock_guard lock(mu_);
+    if (pending == Pending::Drop) jobs_.clear();
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
     cv_.notify_all();

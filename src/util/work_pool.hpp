@@ -16,22 +16,31 @@ namespace wharf::util {
 class WorkPool {
  public:
   // Starts `threads` workers; completions are delivered on `base` (libevent must be thread-enabled).
-  WorkPool(event_base* base, unsigned threads);
+  // `max_queued` bounds the jobs waiting for a worker that try_submit accepts (0: no bound).
+  WorkPool(event_base* base, unsigned threads, size_t max_queued = 0);
   ~WorkPool();
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
 
   // Runs `work` on a worker, then `done` on the loop thread. Never throws; exceptions in `work` are logged.
   void submit(std::function<void()> work, std::function<void()> done);
-  // Stops accepting work, finishes queued jobs and joins the workers (completions still pending are dropped).
-  void shutdown();
+  // As submit, but refuses (returns false, runs nothing) when `max_queued` jobs already wait or after shutdown.
+  bool try_submit(std::function<void()> work, std::function<void()> done);
+  // Jobs waiting for a worker (not counting the ones running).
+  size_t queued() const;
+  // What shutdown does with jobs still waiting for a worker.
+  enum class Pending { Finish, Drop };
+  // Stops accepting work, finishes (or drops) queued jobs and joins the workers; completions still
+  // pending are dropped.
+  void shutdown(Pending pending = Pending::Finish);
 
  private:
   static void on_notify(int, short, void* arg);
   void worker_loop();
   void drain_completions();
 
-  std::mutex mu_;
+  size_t max_queued_ = 0;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<std::function<void()>, std::function<void()>>> jobs_;
   std::vector<std::function<void()>> completions_;

@@ -1,0 +1,55 @@
+// The table of open upload sessions and its per-client and total caps.
+#include "src/api/upload_table.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace wharf::api {
+
+UploadSession::~UploadSession() {
+  if (kind == Kind::Monolithic && !path.empty()) ::unlink(path.c_str());
+}
+
+void UploadTable::set_limits(size_t total, size_t per_client) {
+  max_total_ = std::max<size_t>(total, 1);
+  max_per_client_ = std::max<size_t>(per_client, 1);
+}
+
+UploadTable::Admit UploadTable::admit(const std::string& client) {
+  Admit a = Admit::Ok;
+  if (sessions_.size() >= max_total_) a = Admit::TotalFull;
+  else if (held_by(client) >= max_per_client_) a = Admit::ClientFull;
+  if (a != Admit::Ok) ++refused_;
+  return a;
+}
+
+std::shared_ptr<UploadSession> UploadTable::find(const std::string& id) const {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second->kind != UploadSession::Kind::Resumable) return nullptr;
+  return it->second;
+}
+
+void UploadTable::put(std::shared_ptr<UploadSession> s) {
+  auto [it, inserted] = sessions_.try_emplace(s->id, s);
+  if (!inserted) {
+    if (--per_client_[it->second->client] == 0) per_client_.erase(it->second->client);
+    it->second = s;
+  }
+  ++per_client_[s->client];
+}
+
+void UploadTable::erase(const std::string& id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  auto pc = per_client_.find(it->second->client);
+  if (pc != per_client_.end() && --pc->second == 0) per_client_.erase(pc);
+  sessions_.erase(it);
+}
+
+size_t UploadTable::held_by(const std::string& client) const {
+  auto it = per_client_.find(client);
+  return it == per_client_.end() ? 0 : it->second;
+}
+
+}  // namespace wharf::api

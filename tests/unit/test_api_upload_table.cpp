@@ -1,0 +1,83 @@
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "src/api/upload_table.hpp"
+
+using namespace wharf::api;
+
+namespace {
+
+std::shared_ptr<UploadSession> session(const std::string& id, const std::string& client,
+                                       UploadSession::Kind kind = UploadSession::Kind::Resumable) {
+  auto s = std::make_shared<UploadSession>();
+  s->id = id;
+  s->client = client;
+  s->kind = kind;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("UploadTable::admit") {
+  UploadTable t;
+  t.set_limits(5, 2);
+  SUBCASE("per client, then in total") {
+    CHECK(t.admit("a") == UploadTable::Admit::Ok);
+    t.put(session("1", "a"));
+    t.put(session("2", "a"));
+    CHECK(t.admit("a") == UploadTable::Admit::ClientFull);
+    CHECK(t.admit("b") == UploadTable::Admit::Ok);
+    t.put(session("3", "b"));
+    t.put(session("4", "c"));
+    t.put(session("5", "d"));
+    CHECK(t.admit("e") == UploadTable::Admit::TotalFull);
+    CHECK(t.refused() == 2);
+  }
+  SUBCASE("erasing frees the client's slot") {
+    t.put(session("1", "a"));
+    t.put(session("2", "a"));
+    t.erase("1");
+    CHECK(t.held_by("a") == 1);
+    CHECK(t.admit("a") == UploadTable::Admit::Ok);
+    t.erase("2");
+    t.erase("2");  // twice: ignored
+    CHECK(t.held_by("a") == 0);
+    CHECK(t.size() == 0);
+  }
+  SUBCASE("replacing a session moves its slot") {
+    t.put(session("1", "a"));
+    t.put(session("1", ""));
+    CHECK(t.held_by("a") == 0);
+    CHECK(t.held_by("") == 1);
+    CHECK(t.size() == 1);
+  }
+}
+
+TEST_CASE("UploadTable::find") {
+  UploadTable t;
+  t.put(session("r", "a"));
+  t.put(session("m", "a", UploadSession::Kind::Monolithic));
+  CHECK(t.find("r"));
+  CHECK_FALSE(t.find("m"));  // a monolithic upload's id is nobody's to PATCH
+  CHECK_FALSE(t.find("x"));
+}
+
+TEST_CASE("UploadSession::~UploadSession") {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "wharf-upload-XXXXXX").string();
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const std::filesystem::path dir = tmpl;
+  std::ofstream(dir / "mono") << "data";
+  std::ofstream(dir / "resumable") << "data";
+  {
+    auto m = session("m", "a", UploadSession::Kind::Monolithic);
+    m->path = dir / "mono";
+    auto r = session("r", "a");
+    r->path = dir / "resumable";
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "mono"));  // an unpublished monolithic upload leaves nothing
+  CHECK(std::filesystem::exists(dir / "resumable"));   // a resumable one lives on for PATCH after a restart
+  std::filesystem::remove_all(dir);
+}
