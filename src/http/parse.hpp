@@ -28,8 +28,6 @@ class HeadScanner {
   size_t head_length() const { return pos_; }
   // Bytes looked at so far (feed the bytes after these next time).
   size_t scanned() const { return pos_; }
-  // True once some byte of a request (not just blank lines) has arrived.
-  bool started() const { return line_ > 0 || line_len_ > 0; }
   // Why the scan failed (valid after Error).
   const ParseError& error() const { return error_; }
 

@@ -238,6 +238,7 @@ def test_running_out_of_fds_backs_off_and_recovers(ctx):
             text = f.read()
         check(b"accept() on" in text and b"Too many open files" in text,
               "the accept failure is logged with its reason: %r" % text[-300:])
+        check(b"open files limit: 64" in text, "the open files limit is logged at start")
     finally:
         for s in socks:
             s.close()
