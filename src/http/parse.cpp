@@ -185,6 +185,7 @@ std::expected<void, ParseError> parse_request_head(std::string_view head, Reques
     req.headers.emplace_back(std::string(name), std::string(value));
   }
   if (req.chunked && req.content_length) return bad(400, "both Content-Length and chunked");
+  if (req.chunked && req.http10) req.keep_alive = false;  // RFC 9112 6.1: faulty framing, close after it
   return {};
 }
 

@@ -49,7 +49,8 @@ class HeadScanner {
 // Parses a whole head (request line, header lines, blank line; CRLF or LF endings, leading blank lines
 // skipped) into `req`. Fails with 400 on malformed lines, control characters, obs-fold, bad or
 // conflicting Content-Length, Transfer-Encoding with Content-Length, duplicate Host; 501 on a
-// Transfer-Encoding other than chunked; 505 on an HTTP version other than 1.0 and 1.1.
+// Transfer-Encoding other than chunked; 505 on an HTTP version other than 1.0 and 1.1. An HTTP/1.0
+// request with Transfer-Encoding is read, then the connection closes (RFC 9112 6.1).
 std::expected<void, ParseError> parse_request_head(std::string_view head, Request& req);
 
 // Incremental request body framing: Content-Length countdown or chunked decoding (trailers skipped).

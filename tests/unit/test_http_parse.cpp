@@ -73,6 +73,9 @@ TEST_CASE("HTTP/1.0 keep-alive is opt-in") {
   CHECK(a.keep_alive);
   REQUIRE(parse_request_head("HEAD /v2/ HTTP/1.0\r\n\r\n", b));
   CHECK_FALSE(b.keep_alive);
+  Request c;
+  REQUIRE(parse_request_head("PUT /v2/ HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n", c));
+  CHECK_FALSE(c.keep_alive);  // chunked in HTTP/1.0: read it, then close
 }
 
 namespace {
