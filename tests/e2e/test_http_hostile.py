@@ -3,6 +3,7 @@ bare-LF and HTTP/0.9 request lines, answers sent before the body was read, runni
 descriptors. Every wait is bounded; no check depends on how long something took."""
 import os
 import socket
+import ssl
 import time
 
 from harness import SERVER_BIN, check, check_eq, wharf_only
@@ -254,3 +255,38 @@ def test_running_out_of_fds_backs_off_and_recovers(ctx):
         time.sleep(0.1)
     check(ok, "wharf did not serve again after the connections closed: %s" % reg.log_tail(3))
     check(open_fds(reg.proc.pid) < 64, "wharf still holds %d descriptors" % open_fds(reg.proc.pid))
+
+
+@wharf_only("wharf's header deadline covers the TLS handshake")
+def test_tls_handshake_and_head_within_the_deadline(ctx):
+    from test_tls import make_cert  # noqa: PLC0415 - the TLS tests' certificate helper
+    cert, key, _ = make_cert(ctx)
+    reg = ctx.registry(tls=(cert, key), extra={"http": {"limits": {"headertimeout": "1s"}}}).start()
+    # A client that connects and never starts the handshake is closed after the deadline (no answer:
+    # there is no TLS session to answer on).
+    s = connect(reg)
+    try:
+        data, closed = read_response(s, 15)
+        check(closed and data == b"", "a silent TLS connection: closed %s, got %r" % (closed, data[:60]))
+    finally:
+        s.close()
+    # A client that completes the handshake, then trickles its head, gets 408 over TLS.
+    tls = ssl._create_unverified_context()  # noqa: SLF001 - the test pins nothing
+    s = tls.wrap_socket(connect(reg), server_hostname="127.0.0.1")
+    try:
+        s.sendall(b"GET /v2/ HTTP/1.1\r\n")
+        data = b""
+        for _ in range(100):  # at most 20 s
+            try:
+                s.sendall(b"x")
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                break
+            s.settimeout(0.2)
+            try:
+                data = s.recv(4096)
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            break
+        check_eq(status_of(data), 408, "status for a slow head over TLS (%r)" % data[:60])
+    finally:
+        s.close()
