@@ -245,13 +245,15 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   return g;
 }
 
-// Raises the soft limit on open files to the hard one, so a busy server does not hit EMFILE early.
-void raise_fd_limit() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
-  const rlim_t was = lim.rlim_cur;
-  lim.rlim_cur = lim.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("cannot raise the open-file limit above {}", was);
+// Raises the open-files soft limit to the hard limit (each connection, upload and download holds an fd).
+void raise_open_files_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised{rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  spdlog::info("open files limit: {}", rl.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(rl.rlim_cur));
 }
 
 }  // namespace
@@ -262,7 +264,7 @@ int serve(const config::Config& cfg) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  raise_open_files_limit();
   evthread_use_pthreads();
   // The epoll changelist folds an add and a delete of the same interest within one loop turn into
   // nothing, saving epoll_ctl calls on every request.
@@ -325,6 +327,9 @@ int serve(const config::Config& cfg) {
   opts.tls_certificate = cfg.tls_certificate;
   opts.tls_key = cfg.tls_key;
   opts.location_base = cfg.http_host;
+  opts.header_timeout = cfg.header_timeout;
+  opts.min_body_rate = cfg.min_body_rate;
+  opts.body_rate_period = cfg.body_rate_period;
   while (!opts.location_base.empty() && opts.location_base.back() == '/') opts.location_base.pop_back();
   opts.extra_headers.emplace_back("Docker-Distribution-API-Version", "registry/2.0");
   for (const auto& h : cfg.http_headers) opts.extra_headers.push_back(h);

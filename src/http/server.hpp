@@ -8,10 +8,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "src/http/message.hpp"
 
+struct event;
 struct event_base;
 struct evconnlistener;
 struct ssl_ctx_st;
@@ -87,6 +89,13 @@ struct ServerOptions {
   size_t max_header_bytes = 64 * 1024;
   std::chrono::seconds idle_timeout{60};   // waiting for a request or for body bytes
   std::chrono::seconds write_timeout{300}; // a stalled client during a response
+  // A request head must be complete this long after its first byte (after accept for the first
+  // request, including the TLS handshake); beyond it: 408 and close.
+  std::chrono::seconds header_timeout{10};
+  // A request body must average at least this many bytes/s over each body_rate_period (0 = no check);
+  // below it: 408 (if no response started) and close.
+  uint64_t min_body_rate = 0;
+  std::chrono::seconds body_rate_period{30};
   std::vector<std::pair<std::string, std::string>> extra_headers;  // added to every response
   std::string location_base;  // e.g. "https://registry.example.com": prefixed to Location headers that are paths
 };
@@ -96,7 +105,10 @@ class Server {
   // Binds and listens; fails with a message naming the address or the TLS file.
   static std::expected<std::unique_ptr<Server>, std::string> start(event_base* base, ServerOptions opts,
                                                                   Handler handler, AccessLogger logger);
+  // Closes every open connection (their exchanges see the client gone), then the listener.
   ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
   // Stops accepting new connections (open ones finish).
   void stop_accepting();
   // Re-reads the TLS certificate and key for new connections (open ones keep theirs); on failure the
@@ -104,12 +116,15 @@ class Server {
   std::expected<void, std::string> reload_tls();
   // The bound port (useful with port 0).
   int port() const { return port_; }
-  size_t open_connections() const { return conns_; }
+  // Connections open now (including ones finishing a lingering close).
+  size_t open_connections() const { return conns_.size(); }
 
  private:
   friend class Connection;
   Server() = default;
   static void on_accept(evconnlistener*, int fd, ::sockaddr* sa, int socklen, void* arg);
+  static void on_accept_error(evconnlistener*, void* arg);
+  static void on_accept_resume(int, short, void* arg);
 
   event_base* base_ = nullptr;
   evconnlistener* listener_ = nullptr;
@@ -118,7 +133,12 @@ class Server {
   Handler handler_;
   AccessLogger logger_;
   int port_ = 0;
-  size_t conns_ = 0;
+  std::unordered_set<Connection*> conns_;  // owned: each deletes itself on close, ~Server deletes the rest
+  // accept() failures (EMFILE, ...): the listener pauses for a growing while, and one log line a second.
+  event* accept_timer_ = nullptr;
+  std::chrono::milliseconds accept_backoff_{0};
+  uint64_t accept_failures_ = 0;  // since the last log line
+  std::chrono::steady_clock::time_point accept_logged_{};
   std::string extra_header_block_;  // pre-rendered extra headers
 };
 

@@ -1,0 +1,108 @@
+#pragma once
+// One client connection of http::Server (internal to src/http): parses requests, streams bodies, writes
+// responses in order, enforces the header deadline and the minimum body rate, and closes with a
+// bounded lingering close so that a client still sending a body reads the answer instead of a reset.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "src/http/parse.hpp"
+#include "src/http/server.hpp"
+
+struct bufferevent;
+struct event;
+
+namespace wharf::http {
+
+class Connection {
+ public:
+  // Takes ownership of `bev`; registers itself with `srv`, which deletes it at the latest in ~Server.
+  Connection(Server* srv, bufferevent* bev, std::string peer, bool tls);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Sends a response head (and body unless streaming) for the current exchange; ignored for others.
+  void respond(Exchange& ex, Response r, bool streaming = false);
+  // Starts feeding the request body to `sink`; aborts the sink if `ex` is not the current exchange.
+  void read_body(Exchange& ex, std::unique_ptr<BodySink> sink);
+  // Queues a file region of a streamed response; aborts the exchange if the fd cannot be duplicated.
+  void stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len);
+  // Bytes queued for the socket.
+  size_t backlog() const;
+  // Finishes a streamed response once its queued bytes are written.
+  void end_stream(Exchange& ex);
+  // Drops the connection at once.
+  void abort(Exchange& ex);
+
+  static constexpr std::chrono::seconds kLingerTime{5};       // longest lingering close
+  static constexpr std::chrono::seconds kLingerIdle{2};       // ... or this long without a byte
+  static constexpr uint64_t kLingerBytes = 64ull << 20;       // ... or this many bytes discarded
+
+ private:
+  enum class State { Headers, Handling, Body, Waiting, Streaming, Writing, Lingering };
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t kStreamLowWater = 256 * 1024;
+  static constexpr size_t kInputHighWater = 1024 * 1024;
+
+  static void on_read_cb(bufferevent*, void* arg);
+  static void on_write_cb(bufferevent*, void* arg);
+  static void on_event_cb(bufferevent*, short what, void* arg);
+  static void on_timer_cb(int, short, void* arg);
+
+  // Runs `f` and deletes the connection afterwards if it asked to close; re-entrancy safe.
+  template <class F>
+  void guarded(F f) {
+    ++depth_;
+    f(this);
+    --depth_;
+    if (depth_ == 0 && dead_) delete this;
+  }
+  void kill() {
+    dead_ = true;
+    if (depth_ == 0) delete this;
+  }
+
+  void process();
+  bool parse_headers();
+  void feed_body();
+  void finish_body();
+  void on_written();
+  void on_event(short what);
+  void on_timer();
+  void arm_timer(Clock::duration after);
+  void time_out(std::string_view what);
+  void start_linger();
+  void discard_input();
+  void send_simple_error(int status, std::string_view msg);
+  void send_raw_and_close(std::string_view raw, int status = 400);
+
+  Server* srv_;
+  bufferevent* bev_;
+  event* timer_ = nullptr;  // header deadline, body rate checks, lingering close (one per connection)
+  std::string peer_;
+  bool tls_;
+  State state_ = State::Headers;
+  ExchangePtr ex_;
+  std::unique_ptr<BodySink> sink_;
+  BodyDecoder decoder_;
+  HeadScanner scanner_;
+  Clock::time_point head_start_{};  // first byte of the current head (or accept); unset: none yet
+  uint64_t body_bytes_ = 0;         // request body bytes read so far
+  uint64_t rate_mark_ = 0;          // body_bytes_ at the start of the current rate period
+  uint64_t linger_bytes_ = 0;
+  Clock::time_point linger_end_{};
+  bool body_done_ = true;  // the current request's body has been consumed entirely
+  bool close_after_ = false;
+  bool linger_ = false;    // the client may still be sending: linger before closing
+  bool peer_eof_ = false;  // the client half-closed
+  int status_ = 0;
+  uint64_t bytes_ = 0;
+  std::string cache_status_;
+  int depth_ = 0;
+  bool dead_ = false;
+};
+
+}  // namespace wharf::http
