@@ -300,7 +300,8 @@ int serve(const config::Config& cfg) {
   rt.index = std::move(*index);
   rt.pool = std::make_unique<util::WorkPool>(base.base, 2);
   rt.uploads.set_limits(size_t(cfg.max_uploads), size_t(cfg.max_uploads_per_client));
-  rt.ctx.reset(new api::Context{cfg, *rt.index, *rt.store, *rt.pool, base.base, rt.access, rt.uploads});
+  rt.ctx.reset(new api::Context{.cfg = cfg, .index = *rt.index, .store = *rt.store, .pool = *rt.pool, .base = base.base,
+                                .access = rt.access, .uploads = rt.uploads});
   if (!cfg.upstreams.empty()) {
     auto client = proxy::HttpClient::create(base.base);
     if (!client) {
