@@ -91,7 +91,7 @@ std::expected<BackupResult, std::string> restore(const fs::path& dir, const fs::
   std::error_code ec;
   const fs::path data = dir / "index" / "data.mdb";
   if (!fs::is_regular_file(data, ec))
-    return std::unexpected("'" + dir.string() + "' is not a wharf backup (no index/data.mdb)");
+    return std::unexpected(std::string("'").append(dir.string()).append("' is not a wharf backup (no index/data.mdb)"));
   if (!empty_or_absent(root)) {
     if (force == Force::No)
       return std::unexpected("root directory '" + root.string() + "' is not empty; use --force to replace it");

@@ -131,7 +131,8 @@ void apply_below(YAML::Node& root, const Field& f, const std::string& name, std:
   std::string path(spec.path);
   if (!spec.driver_error.empty()) {
     const std::string rest = name.substr(env_var_name(spec.path).size() + 1);
-    path += "." + lower(rest.substr(0, rest.find('_')));
+    path += '.';
+    path += lower(rest.substr(0, rest.find('_')));
     if (find_field(path) != nullptr) {
       warnings.push_back(name + ": unknown environment variable, ignored");
       return;

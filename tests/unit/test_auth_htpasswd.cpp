@@ -79,7 +79,7 @@ TEST_CASE("Htpasswd::parse") {
     auto no_colon = Htpasswd::parse("alice:" + bcrypt("a") + "\njustaname\n");
     REQUIRE_FALSE(no_colon);
     CHECK(no_colon.error().find("line 2") != std::string::npos);
-    auto no_user = Htpasswd::parse(":" + bcrypt("a"));
+    auto no_user = Htpasswd::parse(std::string(":").append(bcrypt("a")));
     REQUIRE_FALSE(no_user);
     CHECK(no_user.error().find("line 1") != std::string::npos);
     auto truncated = Htpasswd::parse("alice:" + bcrypt("a").substr(0, 40));
@@ -220,7 +220,7 @@ TEST_CASE("CredentialCache::remember") {
     CHECK(cache.lookup("new", t0 + 61s) == "carol");
   }
   SUBCASE("a full cache of live entries starts over") {
-    for (size_t i = 0; i < CredentialCache::kMaxEntries; ++i) cache.remember("k" + std::to_string(i), "u", t0);
+    for (size_t i = 0; i < CredentialCache::kMaxEntries; ++i) cache.remember(std::string("k").append(std::to_string(i)), "u", t0);
     cache.remember("last", "dave", t0 + 1s);
     CHECK(cache.lookup("last", t0 + 1s) == "dave");
     CHECK_FALSE(cache.lookup("k0", t0 + 1s));
