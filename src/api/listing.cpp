@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/util/json.hpp"
+
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/digest.hpp"
@@ -46,7 +48,7 @@ void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   std::vector<std::string> tags;
   {
     auto txn = ctx.index.read();
-    if (!ctx.index.repo_exists(txn, r.name)) return fail(ex, oci::ErrorCode::NameUnknown, {}, R"({"name":")" + r.name + "\"}");
+    if (!ctx.index.repo_exists(txn, r.name)) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", r.name}});
     if (!has_n || n > 0) tags = ctx.index.tags(txn, r.name, last, has_n ? std::min(n, kMaxPage) : 0, &more);
   }
   nlohmann::json body{{"name", r.name}, {"tags", tags}};
@@ -88,8 +90,8 @@ void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     nlohmann::json d{{"mediaType", ref.media_type}, {"digest", ref.digest}, {"size", ref.size}};
     if (!ref.artifact_type.empty()) d["artifactType"] = ref.artifact_type;
     if (!ref.annotations_json.empty()) {
-      auto a = nlohmann::json::parse(ref.annotations_json, nullptr, false);
-      if (!a.is_discarded()) d["annotations"] = a;
+      auto a = util::parse_json(ref.annotations_json);  // from the index: bounded like any outside JSON
+      if (a) d["annotations"] = std::move(*a);
     }
     manifests.push_back(std::move(d));
   }
