@@ -38,10 +38,12 @@ class ManifestSink : public http::BodySink {
   std::string body_;
 };
 
-void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body) {
-  const auto& req = ex->req();
-  auto content_type = std::string(req.header("content-type"));
-  auto info = oci::parse_manifest(body, content_type);
+using Validated = std::expected<oci::ManifestInfo, oci::Error>;
+
+// Bodies larger than this are validated on the work pool (a 4 MiB manifest takes tens of ms).
+constexpr size_t kInlineManifestBytes = 64 * 1024;
+
+void store_validated(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body, Validated info) {
   if (!info) return fail(ex, info.error().code, info.error().message, info.error().detail);
 
   const bool by_digest = r.ref.find(':') != std::string::npos;
@@ -125,6 +127,22 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
         if (subject) res.header("OCI-Subject", subject->digest.str());
         ex->respond(std::move(res));
       });
+}
+
+// Validates the body (on the work pool when large, so the loop never stalls on it), then stores it.
+void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body) {
+  auto content_type = std::string(ex->req().header("content-type"));
+  if (body.size() <= kInlineManifestBytes) {
+    auto info = oci::parse_manifest(body, content_type);
+    return store_validated(ctx, ex, r, std::move(body), std::move(info));
+  }
+  auto shared = std::make_shared<std::string>(std::move(body));
+  auto info = std::make_shared<std::optional<Validated>>();
+  ctx.pool.submit([shared, info, content_type] { info->emplace(oci::parse_manifest(*shared, content_type)); },
+                  [&ctx, ex, r, shared, info] {
+                    if (!*info) return fail(ex, oci::ErrorCode::Unavailable, "manifest validation failed");
+                    store_validated(ctx, ex, r, std::move(*shared), std::move(**info));
+                  });
 }
 
 }  // namespace

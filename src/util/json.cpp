@@ -12,7 +12,7 @@ using nlohmann::json;
 using DomBuilder = nlohmann::detail::json_sax_dom_parser<json>;
 
 // Estimated heap bytes per DOM element (libstdc++ + glibc malloc), rounded up on purpose.
-constexpr uint64_t kValueBytes = 16;      // a json value inside its parent's vector/map
+constexpr uint64_t kValueBytes = 32;      // a json value in its parent's vector (16), doubled for growth
 constexpr uint64_t kContainerBytes = 64;  // the vector/map object behind an array/object
 constexpr uint64_t kStringBytes = 48;     // the std::string object behind a string
 constexpr uint64_t kMemberBytes = 80;     // an object member's map node and key string

@@ -17,7 +17,7 @@ struct JsonLimits {
   size_t max_depth = 64;                  // arrays/objects nested deeper than this are refused
   size_t max_bytes = 4 * 1024 * 1024;     // longer text is refused before parsing
   uint64_t dom_fixed = 256 * 1024;        // DOM budget independent of the text size
-  uint64_t dom_per_byte = 12;             // DOM budget per byte of text
+  uint64_t dom_per_byte = 8;              // DOM budget per byte of text (real manifests need about 5)
 };
 
 // Why a parse failed: which bound was hit, or a syntax error.

@@ -223,3 +223,25 @@ def test_import_of_hostile_tars_fails_with_a_message(ctx):
     check(out.returncode != 0, "import of a bundle with a deeply nested index.json succeeded")
     check("nested deeper than" in (out.stdout + out.stderr), "deep index.json: no reason given: %r"
           % (out.stdout + out.stderr)[-300:])
+
+
+@wharf_only("wharf validates large manifests off the event loop")
+def test_large_manifests_are_validated_and_stored(ctx):
+    reg = ctx.registry().start()
+    layer = reg.push_blob("e2e/big", b"layer bytes")
+    config = reg.push_blob("e2e/big", b'{"architecture":"amd64","os":"linux"}')
+    desc = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 11,
+            "annotations": {"org.opencontainers.image.title": "x" * 100}}
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 37},
+                "layers": [desc] * 3000}
+    r, digest = reg.push_manifest("e2e/big", "v1", manifest)
+    check(len(json.dumps(manifest)) > 256 * 1024, "test manifest should be large")
+    check_eq(r.status, 201, "PUT of a 3,000-layer manifest (%r)" % r)
+    got = reg.manifest("e2e/big", "v1")
+    check_eq(got.status, 200, "GET of the large manifest")
+    check_eq(got.header("Docker-Content-Digest"), digest, "digest of the large manifest")
+    bad = dict(manifest, layers=[dict(desc, size=-1)] * 3000)
+    r, _ = reg.push_manifest("e2e/big", "v2", bad)
+    expect_error(r, 400, "MANIFEST_INVALID", "a large manifest with a negative layer size")
+    check_alive(reg, "large manifests")
