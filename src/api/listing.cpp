@@ -1,14 +1,14 @@
 // Tags list, catalog and the referrers API: paginated, lexically sorted listings from the index.
-#include <charconv>
+#include <limits>
 
 #include <nlohmann/json.hpp>
-
-#include "src/util/json.hpp"
 
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/digest.hpp"
 #include "src/oci/manifest.hpp"
+#include "src/util/json.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::api {
 
@@ -23,8 +23,9 @@ bool page_params(const http::ExchangePtr& ex, size_t& n, bool& has_n, std::strin
   n = 0;
   if (auto v = req.query_param("n")) {
     has_n = true;
-    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (v->empty() || ec != std::errc() || p != v->data() + v->size()) {
+    const auto parsed = util::parse_u64(*v, std::numeric_limits<size_t>::max());
+    if (parsed) n = size_t(*parsed);
+    if (!parsed) {
       fail(ex, oci::ErrorCode::Unsupported, "query parameter n must be a non-negative integer", {}, 400);
       return false;
     }
