@@ -2,7 +2,9 @@
 #include "proxy/token_cache.hpp"
 
 #include <algorithm>
-#include <charconv>
+
+#include "src/util/json.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::proxy {
 
@@ -35,8 +37,13 @@ void TokenCache::put(const TokenKey& key, std::string token, std::optional<std::
                      std::optional<std::chrono::system_clock::time_point> issued_at) {
   const auto now = clock_();
   prune(now);
-  const std::chrono::seconds lifetime = std::max(expires_in.value_or(kDefaultLifetime), std::chrono::seconds{0});
+  // Clamped here too, so no caller can push a time point out of the clock's range.
+  const std::chrono::seconds lifetime =
+      std::clamp(expires_in.value_or(kDefaultLifetime), std::chrono::seconds{0}, kMaxLifetime);
   const std::chrono::seconds margin = std::min(kSafetyMargin, lifetime / 2);
+  // An issue time before the lifetime could reach now only makes the token expired: treat it as such
+  // without arithmetic near the clock's limits.
+  if (issued_at && *issued_at < now - kMaxLifetime) return;
   const auto start = issued_at ? std::min(*issued_at, now) : now;
   const auto expires = start + lifetime - margin;
   if (expires <= now || token.empty()) return;
@@ -47,13 +54,26 @@ void TokenCache::erase(const TokenKey& key) { entries_.erase(flatten(key)); }
 
 namespace {
 
-// Reads exactly `n` digits at `pos`.
+constexpr std::chrono::sys_seconds kEarliest{std::chrono::sys_days{std::chrono::year{1970} / 1 / 1}};
+constexpr std::chrono::sys_seconds kLatest{std::chrono::sys_days{std::chrono::year{2200} / 1 / 1}};
+
+// A JSON number of seconds clamped to [0, kMaxLifetime]: 1e300, 10000000000 or -5 never overflow.
+std::chrono::seconds lifetime_of(const nlohmann::json& v) {
+  const int64_t max = TokenCache::kMaxLifetime.count();
+  if (v.is_number_unsigned()) return std::chrono::seconds(std::min<uint64_t>(v.get<uint64_t>(), uint64_t(max)));
+  if (v.is_number_integer()) return util::clamp_seconds(v.get<int64_t>(), max);
+  const double d = v.get<double>();  // nlohmann never yields NaN or infinity from JSON text
+  if (!(d > 0)) return std::chrono::seconds{0};
+  if (d >= double(max)) return TokenCache::kMaxLifetime;
+  return std::chrono::seconds(int64_t(d));
+}
+
+// Reads exactly `n` decimal digits at `pos` (no sign, no spaces).
 std::optional<int> digits(std::string_view s, size_t pos, size_t n) {
-  if (pos + n > s.size()) return std::nullopt;
-  int v = 0;
-  const auto [p, ec] = std::from_chars(s.data() + pos, s.data() + pos + n, v);
-  if (ec != std::errc{} || p != s.data() + pos + n) return std::nullopt;
-  return v;
+  if (pos > s.size() || n > s.size() - pos) return std::nullopt;
+  const auto v = util::parse_u64(s.substr(pos, n));
+  if (!v) return std::nullopt;
+  return int(*v);
 }
 
 }  // namespace
@@ -95,8 +115,32 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     return std::nullopt;
   }
   if (i != s.size()) return std::nullopt;
-  const auto t = sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
-  return time_point_cast<system_clock::duration>(t + frac);
+  // In seconds first (safe for any 4-digit year), then only if system_clock can hold it.
+  const sys_seconds t = sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - offset;
+  if (t < kEarliest || t > kLatest) return std::nullopt;
+  return time_point_cast<system_clock::duration>(t) + duration_cast<system_clock::duration>(frac);
+}
+
+std::optional<TokenResponse> parse_token_response(std::string_view body) {
+  util::JsonLimits limits;
+  limits.max_bytes = kMaxTokenResponseBytes;
+  limits.max_depth = 16;
+  const auto j = util::parse_json(body, limits);
+  if (!j || !j->is_object()) return std::nullopt;
+  TokenResponse out;
+  for (const char* name : {"token", "access_token"}) {
+    const auto it = j->find(name);
+    if (it != j->end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+      out.token = it->get<std::string>();
+      break;
+    }
+  }
+  if (out.token.empty()) return std::nullopt;
+  if (const auto it = j->find("expires_in"); it != j->end() && it->is_number())
+    out.expires_in = lifetime_of(*it);
+  if (const auto it = j->find("issued_at"); it != j->end() && it->is_string())
+    out.issued_at = parse_rfc3339(it->get_ref<const std::string&>());
+  return out;
 }
 
 }  // namespace wharf::proxy

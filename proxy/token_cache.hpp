@@ -26,13 +26,16 @@ class TokenCache {
   using Clock = std::function<std::chrono::system_clock::time_point()>;
   static constexpr std::chrono::seconds kDefaultLifetime{60};
   static constexpr std::chrono::seconds kSafetyMargin{5};
+  // Longest lifetime honoured, whatever the token service says.
+  static constexpr std::chrono::seconds kMaxLifetime{24 * 3600};
 
   explicit TokenCache(Clock clock = [] { return std::chrono::system_clock::now(); });
 
   // The cached token for `key`; nullopt if absent or expired (an expired entry is dropped).
   std::optional<std::string> get(const TokenKey& key);
-  // Caches `token` until (issued_at, or now if absent or in the future) + expires_in (60 s if absent)
-  // minus a safety margin of 5 s (at most half the lifetime); a token already expired is not stored.
+  // Caches `token` until (issued_at, or now if absent or in the future) + expires_in (60 s if absent,
+  // clamped to [0, kMaxLifetime]) minus a safety margin of 5 s (at most half the lifetime); a token
+  // already expired (or issued more than kMaxLifetime ago) is not stored.
   void put(const TokenKey& key, std::string token, std::optional<std::chrono::seconds> expires_in,
            std::optional<std::chrono::system_clock::time_point> issued_at = std::nullopt);
   // Forgets the token for `key` (e.g. after the upstream rejected it); absent keys are ignored.
@@ -52,8 +55,22 @@ class TokenCache {
   std::map<std::string, Entry> entries_;
 };
 
-// Parses an RFC 3339 timestamp ("2024-05-01T12:00:00Z", fractions and "+02:00" offsets allowed);
-// nullopt if malformed.
+// Parses an RFC 3339 timestamp ("2024-05-01T12:00:00Z", fractions and "+02:00" offsets allowed); every
+// field is digits only. nullopt if malformed or outside 1970..2200 (system_clock's range is 1677..2262).
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s);
+
+// Largest token-service answer read.
+inline constexpr size_t kMaxTokenResponseBytes = 1024 * 1024;
+
+// A token service's answer, range-checked: safe to hand to TokenCache::put as is.
+struct TokenResponse {
+  std::string token;                                               // "token", else "access_token"
+  std::optional<std::chrono::seconds> expires_in;                  // clamped to [0, kMaxLifetime]
+  std::optional<std::chrono::system_clock::time_point> issued_at;  // absent if malformed or out of range
+};
+
+// Parses a token service's JSON body with the bounded JSON parser. nullopt if it is not a JSON object
+// with a non-empty "token" or "access_token"; a non-numeric expires_in or a bad issued_at is ignored.
+std::optional<TokenResponse> parse_token_response(std::string_view body);
 
 }  // namespace wharf::proxy

@@ -340,31 +340,10 @@ struct Upstream::Impl {
     retry_with_token(op, token->token);
   }
 
-  struct IssuedToken {
-    std::string token;
-    std::optional<std::chrono::seconds> expires_in;
-    std::optional<std::chrono::system_clock::time_point> issued_at;
-  };
-
   // The token in a token-service answer; nullopt if the answer is not a 2xx JSON object carrying one.
-  static std::optional<IssuedToken> parse_token(const std::string& body, int status) {
+  static std::optional<TokenResponse> parse_token(const std::string& body, int status) {
     if (status / 100 != 2) return std::nullopt;
-    const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-    if (!j.is_object()) return std::nullopt;
-    std::string token;
-    for (const char* name : {"token", "access_token"})
-      if (const auto it = j.find(name); it != j.end() && it->is_string() && !it->get<std::string>().empty()) {
-        token = it->get<std::string>();
-        break;
-      }
-    if (token.empty()) return std::nullopt;
-    std::optional<std::chrono::seconds> expires_in;
-    if (const auto it = j.find("expires_in"); it != j.end() && it->is_number())
-      expires_in = std::chrono::seconds(it->get<int64_t>());
-    std::optional<std::chrono::system_clock::time_point> issued_at;
-    if (const auto it = j.find("issued_at"); it != j.end() && it->is_string())
-      issued_at = parse_rfc3339(it->get<std::string>());
-    return IssuedToken{std::move(token), expires_in, issued_at};
+    return parse_token_response(body);
   }
 
   void follow(const OpPtr& op) {

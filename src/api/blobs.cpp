@@ -24,7 +24,7 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const c
       if (auto rec = ctx.index.manifest(txn, dstr)) size = rec->size;
     }
   }
-  if (!size) return fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + dstr + "\"}");
+  if (!size) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}});
   const auto& req = ex->req();
   const bool head = req.method == "HEAD";
   http::Response res(200);
@@ -56,7 +56,7 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const c
   auto cached = *size <= SmallCache::kMaxItem ? ctx.small.get(dstr) : nullptr;
   if (!cached) {
     int fd = ctx.store.open_read(*digest);
-    if (fd < 0) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", R"({"digest":")" + dstr + "\"}");
+    if (fd < 0) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
     if (*size > SmallCache::kMaxItem) {
       res.file = http::FileBody{fd, first, length};
       return ex->respond(std::move(res));
@@ -81,7 +81,7 @@ void delete_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   ctx.pool.submit([&ctx, result, repo, dstr] { *result = ctx.index.unlink_blob(repo, dstr); },
                   [ex, result, dstr] {
                     if (!*result) return fail(ex, oci::ErrorCode::Unavailable, result->error());
-                    if (!**result) return fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + dstr + "\"}");
+                    if (!**result) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}});
                     http::Response res(202);
                     res.header("Docker-Content-Digest", dstr);
                     ex->respond(std::move(res));

@@ -1,5 +1,5 @@
 // Tags list, catalog and the referrers API: paginated, lexically sorted listings from the index.
-#include <charconv>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -7,6 +7,8 @@
 #include "src/api/respond.hpp"
 #include "src/oci/digest.hpp"
 #include "src/oci/manifest.hpp"
+#include "src/util/json.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::api {
 
@@ -21,8 +23,9 @@ bool page_params(const http::ExchangePtr& ex, size_t& n, bool& has_n, std::strin
   n = 0;
   if (auto v = req.query_param("n")) {
     has_n = true;
-    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (v->empty() || ec != std::errc() || p != v->data() + v->size()) {
+    const auto parsed = util::parse_u64(*v, std::numeric_limits<size_t>::max());
+    if (parsed) n = size_t(*parsed);
+    if (!parsed) {
       fail(ex, oci::ErrorCode::Unsupported, "query parameter n must be a non-negative integer", {}, 400);
       return false;
     }
@@ -46,7 +49,7 @@ void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   std::vector<std::string> tags;
   {
     auto txn = ctx.index.read();
-    if (!ctx.index.repo_exists(txn, r.name)) return fail(ex, oci::ErrorCode::NameUnknown, {}, R"({"name":")" + r.name + "\"}");
+    if (!ctx.index.repo_exists(txn, r.name)) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", r.name}});
     if (!has_n || n > 0) tags = ctx.index.tags(txn, r.name, last, has_n ? std::min(n, kMaxPage) : 0, &more);
   }
   nlohmann::json body{{"name", r.name}, {"tags", tags}};
@@ -88,8 +91,8 @@ void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     nlohmann::json d{{"mediaType", ref.media_type}, {"digest", ref.digest}, {"size", ref.size}};
     if (!ref.artifact_type.empty()) d["artifactType"] = ref.artifact_type;
     if (!ref.annotations_json.empty()) {
-      auto a = nlohmann::json::parse(ref.annotations_json, nullptr, false);
-      if (!a.is_discarded()) d["annotations"] = a;
+      auto a = util::parse_json(ref.annotations_json);  // from the index: bounded like any outside JSON
+      if (a) d["annotations"] = std::move(*a);
     }
     manifests.push_back(std::move(d));
   }

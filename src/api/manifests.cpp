@@ -14,7 +14,7 @@ namespace wharf::api {
 
 namespace {
 
-std::string digest_detail(const std::string& d) { return R"({"digest":")" + d + "\"}"; }
+oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", d}}; }
 
 // Buffers a manifest body up to the size limit; answers 413 past it.
 class ManifestSink : public http::BodySink {
@@ -38,11 +38,13 @@ class ManifestSink : public http::BodySink {
   std::string body_;
 };
 
-void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body) {
-  const auto& req = ex->req();
-  auto content_type = std::string(req.header("content-type"));
-  auto info = oci::parse_manifest(body, content_type);
-  if (!info) return fail(ex, info.error().code, info.error().message, info.error().detail_json);
+using Validated = std::expected<oci::ManifestInfo, oci::Error>;
+
+// Bodies larger than this are validated on the work pool (a 4 MiB manifest takes tens of ms).
+constexpr size_t kInlineManifestBytes = 64 * 1024;
+
+void store_validated(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body, Validated info) {
+  if (!info) return fail(ex, info.error().code, info.error().message, info.error().detail);
 
   const bool by_digest = r.ref.find(':') != std::string::npos;
   oci::Digest digest;
@@ -88,8 +90,8 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
     }
   }
   if (!missing.empty()) {
-    std::string detail = missing.size() == 1 ? digest_detail(missing[0].get<std::string>())
-                                             : nlohmann::json{{"digests", missing}}.dump();
+    oci::Detail detail = missing.size() == 1 ? digest_detail(missing[0].get<std::string>())
+                                             : oci::Detail().list("digests", missing.get<std::vector<std::string>>());
     return fail(ex, oci::ErrorCode::ManifestBlobUnknown,
                 "manifest references " + std::to_string(missing.size()) + " unknown blob(s), first " +
                     missing[0].get<std::string>(),
@@ -127,6 +129,22 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
       });
 }
 
+// Validates the body (on the work pool when large, so the loop never stalls on it), then stores it.
+void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body) {
+  auto content_type = std::string(ex->req().header("content-type"));
+  if (body.size() <= kInlineManifestBytes) {
+    auto info = oci::parse_manifest(body, content_type);
+    return store_validated(ctx, ex, r, std::move(body), std::move(info));
+  }
+  auto shared = std::make_shared<std::string>(std::move(body));
+  auto info = std::make_shared<std::optional<Validated>>();
+  ctx.pool.submit([shared, info, content_type] { info->emplace(oci::parse_manifest(*shared, content_type)); },
+                  [&ctx, ex, r, shared, info] {
+                    if (!*info) return fail(ex, oci::ErrorCode::Unavailable, "manifest validation failed");
+                    store_validated(ctx, ex, r, std::move(*shared), std::move(**info));
+                  });
+}
+
 }  // namespace
 
 void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
@@ -151,8 +169,8 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     if (!rec) repo_known = ctx.index.repo_exists(txn, r.name);
   }
   if (!rec) {
-    if (!repo_known) return fail(ex, oci::ErrorCode::NameUnknown, {}, R"({"name":")" + r.name + "\"}");
-    return fail(ex, oci::ErrorCode::ManifestUnknown, {}, by_digest ? digest_detail(dstr) : R"({"tag":")" + r.ref + "\"}");
+    if (!repo_known) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", r.name}});
+    return fail(ex, oci::ErrorCode::ManifestUnknown, {}, by_digest ? digest_detail(dstr) : oci::Detail{{"tag", r.ref}});
   }
   http::Response res(200);
   res.cache_status = cache_status;
@@ -186,7 +204,7 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
 void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   const bool by_digest = r.ref.find(':') != std::string::npos;
   if (!by_digest && !oci::valid_tag(r.ref))
-    return fail(ex, oci::ErrorCode::ManifestInvalid, "invalid tag '" + r.ref + "'", R"({"tag":")" + r.ref + "\"}");
+    return fail(ex, oci::ErrorCode::ManifestInvalid, "invalid tag '" + r.ref + "'", oci::Detail{{"tag", r.ref}});
   if (by_digest && !oci::parse_digest(r.ref)) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
   if (auto len = ex->req().content_length; len && *len > oci::kMaxManifestBytes)
     return fail(ex, oci::ErrorCode::SizeInvalid,

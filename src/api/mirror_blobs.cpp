@@ -93,7 +93,7 @@ struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
     api::fail(ex, oci::ErrorCode::Unavailable, "the upstream transfer failed", {}, 502);
   }
   void fail_code(int status) {
-    if (status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + fetch->digest().str() + "\"}");
+    if (status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", fetch->digest().str()}});
     if (status == 429) return api::fail(ex, oci::ErrorCode::TooManyRequests);
     if (status == 401) return api::fail(ex, oci::ErrorCode::Unauthorized, "the upstream refused wharf's credentials", {}, 502);
     api::fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(status), {}, 502);
@@ -147,7 +147,7 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
     cb.on_data = [](const char*, size_t) { return true; };
     cb.on_done = [ex, res, dstr](bool ok, const std::string&) {
       if (!ok) return fail(ex, oci::ErrorCode::Unavailable, "upstream unreachable", {}, 503);
-      if (res->status != 200) return fail(ex, oci::ErrorCode::BlobUnknown, {}, R"({"digest":")" + dstr + "\"}", res->status == 404 ? 0 : 502);
+      if (res->status != 200) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}}, res->status == 404 ? 0 : 502);
       res->header("Docker-Content-Digest", dstr);
       res->cache_status = "MISS";
       ex->respond(std::move(*res));

@@ -17,15 +17,15 @@ std::optional<std::string> read_small_file(int fd, uint64_t size) {
   return out;
 }
 
-http::Response error_response(oci::ErrorCode code, std::string message, std::string detail_json, int status) {
+http::Response error_response(oci::ErrorCode code, std::string message, oci::Detail detail, int status) {
   http::Response r(status ? status : oci::error_info(code).status);
-  r.body = oci::error_body(oci::Error{code, std::move(message), std::move(detail_json)});
+  r.body = oci::error_body(oci::Error{code, std::move(message), std::move(detail)});
   r.header("Content-Type", "application/json; charset=utf-8");
   return r;
 }
 
-void fail(const http::ExchangePtr& ex, oci::ErrorCode code, std::string message, std::string detail_json, int status) {
-  ex->respond(error_response(code, std::move(message), std::move(detail_json), status));
+void fail(const http::ExchangePtr& ex, oci::ErrorCode code, std::string message, oci::Detail detail, int status) {
+  ex->respond(error_response(code, std::move(message), std::move(detail), status));
 }
 
 http::Response json_response(int status, std::string body) {

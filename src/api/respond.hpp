@@ -9,10 +9,10 @@
 namespace wharf::api {
 
 // An OCI JSON error response; `status` 0 means the table's status for `code`.
-http::Response error_response(oci::ErrorCode code, std::string message = {}, std::string detail_json = {},
+http::Response error_response(oci::ErrorCode code, std::string message = {}, oci::Detail detail = {},
                               int status = 0);
 // Sends error_response(...) on `ex`.
-void fail(const http::ExchangePtr& ex, oci::ErrorCode code, std::string message = {}, std::string detail_json = {},
+void fail(const http::ExchangePtr& ex, oci::ErrorCode code, std::string message = {}, oci::Detail detail = {},
           int status = 0);
 // A JSON body response with Content-Type application/json.
 http::Response json_response(int status, std::string body);

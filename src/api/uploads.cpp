@@ -59,7 +59,7 @@ void fail_range(const http::ExchangePtr& ex, const UploadSession& s, std::string
   ex->respond(std::move(res));
 }
 
-std::string digest_detail(const std::string& d) { return R"({"digest":")" + d + "\"}"; }
+oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", d}}; }
 
 // Finds a session in memory, or restores it from the index after a restart. nullptr if unknown.
 std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id, const std::string& repo) {
@@ -280,9 +280,9 @@ bool check_content_range(const http::ExchangePtr& ex, const UploadSession& s) {
                           std::to_string(s.offset));
     return false;
   }
-  auto len = ex->req().content_length;
-  if (len && *len != range->length()) {
-    fail_range(ex, s, "Content-Range length does not match Content-Length");
+  // Without Content-Length (and not chunked) the body is empty: its length must match the range too.
+  if (!ex->req().chunked && ex->req().content_length.value_or(0) != range->length()) {
+    fail_range(ex, s, "Content-Range length does not match the body length");
     return false;
   }
   return true;

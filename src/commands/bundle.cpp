@@ -19,6 +19,7 @@
 #include "src/commands/progress.hpp"
 #include "src/commands/source.hpp"
 #include "src/commands/tar.hpp"
+#include "src/util/json.hpp"
 #include "src/oci/names.hpp"
 
 namespace wharf::commands {
@@ -95,8 +96,9 @@ std::expected<void, std::string> walk(ImageSource& src, const proxy::Decision& d
 // "linux/arm64" or "linux/arm/v7" against an index child's platform object.
 bool platform_matches(const std::string& want, const std::string& platform_json) {
   if (platform_json.empty()) return false;
-  auto p = json::parse(platform_json, nullptr, false);
-  if (!p.is_object()) return false;
+  auto parsed = util::parse_json(platform_json);
+  if (!parsed || !parsed->is_object()) return false;
+  const json& p = *parsed;
   std::string os = p.value("os", ""), arch = p.value("architecture", ""), variant = p.value("variant", "");
   auto parts = want.find('/');
   if (parts == std::string::npos) return false;
@@ -111,7 +113,8 @@ bool platform_matches(const std::string& want, const std::string& platform_json)
 json descriptor_json(const std::string& media_type, const std::string& digest, uint64_t size,
                      const std::string& platform_json, const ImageRef& ref) {
   json d{{"mediaType", media_type}, {"digest", digest}, {"size", size}};
-  if (!platform_json.empty()) d["platform"] = json::parse(platform_json, nullptr, false);
+  if (!platform_json.empty())
+    if (auto p = util::parse_json(platform_json); p) d["platform"] = std::move(*p);
   json ann{{kRepoAnnotation, ref.name}};
   if (!ref.tag.empty()) ann[kRefAnnotation] = ref.tag;
   d["annotations"] = ann;

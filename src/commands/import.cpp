@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,8 @@
 #include "src/commands/progress.hpp"
 #include "src/commands/source.hpp"
 #include "src/commands/tar.hpp"
+#include "src/util/json.hpp"
+#include "src/util/number.hpp"
 #include "src/oci/names.hpp"
 
 namespace wharf::commands {
@@ -47,7 +51,11 @@ struct ImportImage {
   std::optional<std::string> tag;
   std::vector<std::pair<std::string, cache::ManifestRecord>> manifests;
   std::vector<std::pair<std::string, uint64_t>> blobs;
+  std::set<std::string> seen;  // digests already verified for this image (a DAG is walked once per node)
 };
+
+// Indexes nested deeper than this inside a bundle are refused (real images use 1 or 2 levels).
+constexpr size_t kMaxIndexDepth = 8;
 
 class Importer {
  public:
@@ -56,7 +64,9 @@ class Importer {
   // Checks that `d` is in the bundle with the descriptor's size; for manifests, recursively everything
   // they reference. Fills `img`.
   std::expected<void, std::string> verify(const oci::Descriptor& d, bool manifest, const std::string& parent,
-                                          ImportImage& img) {
+                                          ImportImage& img, size_t depth = 0) {
+    if (depth > kMaxIndexDepth) return std::unexpected(parent + ": indexes nested too deeply");
+    if (!img.seen.insert(d.digest.str()).second) return {};
     const std::string entry = "blobs/" + std::string(d.digest.algo == oci::DigestAlgo::Sha256 ? "sha256/" : "sha512/") + d.digest.hex;
     auto it = staged_.find(d.digest.str());
     if (it == staged_.end()) {
@@ -84,7 +94,7 @@ class Importer {
     auto info = oci::parse_manifest(body, d.media_type);
     if (!info) return std::unexpected(entry + " is not a valid manifest: " + info.error().message);
     for (const auto& c : info->manifests)
-      if (auto v = verify(c, true, entry, img); !v) return v;
+      if (auto v = verify(c, true, entry, img, depth + 1); !v) return v;
     if (info->config)
       if (auto v = verify(*info->config, false, entry, img); !v) return v;
     for (const auto& l : info->layers)
@@ -229,7 +239,9 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
   if (!index_text) return fail(path + " has no index.json (not an OCI image layout)");
 
   // 2. Check every image against its descriptors before anything becomes visible.
-  auto index_json = json::parse(*index_text, nullptr, false);
+  auto parsed_index = util::parse_json(*index_text);
+  if (!parsed_index) return fail("index.json: " + parsed_index.error().message);
+  json index_json = std::move(*parsed_index);
   if (!index_json.is_object() || !index_json.contains("manifests") || !index_json["manifests"].is_array())
     return fail("index.json is not an OCI image index");
   Importer importer(staged);
@@ -239,11 +251,13 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
     auto name = image_name(desc, n);
     if (!name) return fail(name.error());
     auto d = oci::parse_digest(desc.is_object() ? desc.value("digest", "") : "");
-    if (!d || !desc.contains("size") || !desc["size"].is_number_integer())
-      return fail("index.json entry " + std::to_string(n + 1) + " has no valid digest and size");
+    const auto size = d && desc.contains("size") && desc["size"].is_number_integer()
+                          ? util::json_int(desc["size"], 0, std::numeric_limits<int64_t>::max())
+                          : std::nullopt;
+    if (!size) return fail("index.json entry " + std::to_string(n + 1) + " has no valid digest and size");
     oci::Descriptor top;
     top.digest = *d;
-    top.size = desc["size"].get<int64_t>();
+    top.size = *size;
     top.media_type = desc.value("mediaType", "");
     ImportImage img;
     img.repo = name->first;

@@ -5,6 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
+
+#include "src/util/number.hpp"
 
 namespace wharf::commands {
 
@@ -12,6 +15,9 @@ namespace {
 
 constexpr size_t kBlock = 512;
 constexpr uint64_t kMaxOctalSize = 077777777777ULL;  // 11 octal digits
+// Largest entry size read: a file offset, so size + padding and any sum of a few sizes cannot wrap.
+constexpr uint64_t kMaxEntrySize = uint64_t(std::numeric_limits<int64_t>::max()) - kBlock;
+constexpr uint64_t kMaxMetadataSize = 1u << 20;  // pax / GNU long-name bodies
 
 std::string sys_error(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -24,18 +30,34 @@ void put_octal(char* field, size_t width, uint64_t value) {
   field[width - 1] = '\0';
 }
 
-std::optional<uint64_t> get_octal(const char* field, size_t width) {
-  if (static_cast<unsigned char>(field[0]) & 0x80) {  // GNU base-256
-    uint64_t v = static_cast<unsigned char>(field[0]) & 0x7f;
-    for (size_t i = 1; i < width; ++i) v = (v << 8) | static_cast<unsigned char>(field[i]);
+// A numeric header field: octal digits (leading spaces, then NUL/space padding only) or GNU base-256
+// (high bit set; negative values refused). nullopt if malformed or above `max`.
+std::optional<uint64_t> get_octal(const char* field, size_t width, uint64_t max) {
+  const auto* u = reinterpret_cast<const unsigned char*>(field);
+  if (u[0] & 0x80) {  // GNU base-256, big-endian two's complement; bit 6 set means negative
+    if (u[0] & 0x40) return std::nullopt;
+    uint64_t v = u[0] & 0x3f;
+    for (size_t i = 1; i < width; ++i) {
+      if (v > (max >> 8)) return std::nullopt;
+      v = (v << 8) | u[i];
+    }
+    if (v > max) return std::nullopt;
     return v;
   }
-  uint64_t v = 0;
   size_t i = 0;
   while (i < width && field[i] == ' ') ++i;
-  bool any = false;
-  for (; i < width && field[i] >= '0' && field[i] <= '7'; ++i, any = true) v = (v << 3) | uint64_t(field[i] - '0');
-  if (!any) return std::nullopt;
+  const size_t start = i;
+  while (i < width && field[i] >= '0' && field[i] <= '7') ++i;
+  const std::string_view digits(field + start, i - start);
+  for (; i < width; ++i)
+    if (field[i] != ' ' && field[i] != '\0') return std::nullopt;
+  if (digits.empty()) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : digits) {
+    if (v > (max >> 3)) return std::nullopt;
+    v = (v << 3) | uint64_t(c - '0');
+  }
+  if (v > max) return std::nullopt;
   return v;
 }
 
@@ -51,6 +73,35 @@ std::string pax_record(std::string_view key, std::string_view value) {
   size_t len = body + std::to_string(body).size();
   if (std::to_string(len).size() + body != len) ++len;
   return std::to_string(len) + " " + std::string(key) + "=" + std::string(value) + "\n";
+}
+
+// Applies the "path" and "size" records of a pax extended header body ("<len> key=value\n" each, len
+// counting the whole record); fails on any malformed record rather than guessing.
+std::expected<void, std::string> apply_pax(std::string_view body, std::optional<std::string>& path,
+                                           std::optional<uint64_t>& size) {
+  const std::unexpected<std::string> corrupt("corrupt pax header");
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t sp = body.find(' ', pos);
+    if (sp == std::string_view::npos) return corrupt;
+    const auto len = util::parse_u64(body.substr(pos, sp - pos), body.size() - pos);
+    // The record holds at least "<len> k=\n" and ends with a newline inside the body.
+    if (!len || *len < sp - pos + 4 || body[pos + *len - 1] != '\n') return corrupt;
+    const std::string_view rec = body.substr(sp + 1, pos + *len - sp - 2);
+    pos += *len;
+    const size_t eq = rec.find('=');
+    if (eq == 0 || eq == std::string_view::npos) return corrupt;
+    const std::string_view key = rec.substr(0, eq), val = rec.substr(eq + 1);
+    if (key == "path") {
+      if (val.empty() || val.find('\0') != std::string_view::npos) return corrupt;
+      path = std::string(val);
+    } else if (key == "size") {
+      const auto v = util::parse_u64(val, kMaxEntrySize);
+      if (!v) return corrupt;
+      size = *v;
+    }
+  }
+  return {};
 }
 
 size_t pad_of(uint64_t size) { return size_t((kBlock - size % kBlock) % kBlock); }
@@ -177,46 +228,39 @@ std::expected<std::optional<TarEntry>, std::string> TarReader::next() {
     bool zero = true;
     for (char c : b) zero = zero && c == 0;
     if (zero) return std::nullopt;
-    auto stored = get_octal(b + 148, 8);
+    auto stored = get_octal(b + 148, 8, 255 * kBlock);
     if (!stored || *stored != checksum(b)) return std::unexpected("corrupt tar header (bad checksum)");
-    auto size = get_octal(b + 124, 12);
+    auto size = get_octal(b + 124, 12, kMaxEntrySize);
     if (!size) return std::unexpected("corrupt tar header (bad size)");
-    TarEntry e;
-    e.type = b[156] == '\0' ? '0' : b[156];
+    const char type = b[156] == '\0' ? '0' : b[156];
+    const bool metadata = type == 'x' || type == 'g' || type == 'L' || type == 'K';
     std::string name(b, strnlen(b, 100));
     if (std::memcmp(b + 257, "ustar", 5) == 0 && b[345] != '\0') name = std::string(b + 345, strnlen(b + 345, 155)) + "/" + name;
-    e.name = long_name.value_or(name);
-    e.size = long_size.value_or(*size);
+    TarEntry e;
+    e.type = type;
+    // pax/GNU overrides apply to the next real entry only, never to another metadata header.
+    e.name = metadata ? name : long_name.value_or(name);
+    e.size = metadata ? *size : long_size.value_or(*size);
     current_ = e.name;
     remaining_ = e.size;
     padding_ = pad_of(e.size);
-    if (e.type != 'x' && e.type != 'g' && e.type != 'L') return e;
+    if (!metadata) return e;
     // Metadata entry: read its body (bounded) and apply it to the next header.
-    if (e.size > (1u << 20)) return std::unexpected("tar metadata entry too large");
+    if (e.size > kMaxMetadataSize) return std::unexpected("tar metadata entry too large");
     std::string body(size_t(e.size), '\0');
     if (auto rr = read_exact(body.data(), body.size()); !rr || !*rr)
       return std::unexpected(rr ? "archive truncated in " + e.name : rr.error());
     remaining_ = 0;
     if (auto s = skip_rest(); !s) return std::unexpected(s.error());
     if (e.type == 'L') {
-      long_name = std::string(body.c_str());
+      std::string ln(body.c_str());
+      if (ln.empty()) return std::unexpected("corrupt GNU long name");
+      long_name = std::move(ln);
       continue;
     }
-    if (e.type == 'g') continue;
-    for (size_t pos = 0; pos < body.size();) {
-      size_t sp = body.find(' ', pos);
-      if (sp == std::string::npos) break;
-      size_t len = std::strtoull(body.c_str() + pos, nullptr, 10);
-      if (len == 0 || pos + len > body.size()) return std::unexpected("corrupt pax header");
-      std::string rec = body.substr(sp + 1, pos + len - sp - 2);
-      size_t eq = rec.find('=');
-      if (eq != std::string::npos) {
-        std::string key = rec.substr(0, eq), val = rec.substr(eq + 1);
-        if (key == "path") long_name = val;
-        else if (key == "size") long_size = std::strtoull(val.c_str(), nullptr, 10);
-      }
-      pos += len;
-    }
+    if (e.type != 'x') continue;  // global pax headers and GNU long link names are ignored
+    auto applied = apply_pax(body, long_name, long_size);
+    if (!applied) return std::unexpected(applied.error());
   }
 }
 

@@ -40,7 +40,9 @@ struct TarEntry {
   char type = '0';    // '0' regular ('\0' is reported as '0'), '5' directory, ...
 };
 
-// Reads entries from `fd` (not owned). Malformed headers (bad checksum) and truncation are errors.
+// Reads entries from `fd` (not owned), treating the archive as hostile: a bad checksum, a size field that is
+// not plain octal or non-negative base-256 below 2^63, a malformed pax record (length with a sign, junk,
+// overflow, or not ending in a newline), metadata over 1 MiB, and truncation are all errors.
 class TarReader {
  public:
   explicit TarReader(int fd) : fd_(fd) {}

@@ -1,11 +1,11 @@
 // Parsers for the value syntaxes used in the configuration: Go durations, sizes, listen addresses, URLs.
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <limits>
 
 #include "src/config/config.hpp"
 #include "src/config/schema.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::config {
 namespace {
@@ -245,17 +245,18 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
     }
     case KeyType::Int: {
       const std::string& s = node.Scalar();
-      int64_t i = 0;
-      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
-      if (ec != std::errc() || end != s.data() + s.size()) return fail("must be an integer, got " + describe(node));
-      return Value{i};
+      const auto i = util::parse_i64(s);
+      if (!i) return fail("must be an integer, got " + describe(node));
+      return Value{*i};
     }
     case KeyType::Duration: {
       const std::string& s = node.Scalar();
-      if (!s.empty() && s != "0" && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 19) {
-        // registry:2 reads a bare integer as nanoseconds.
-        notes.warn("a bare number is nanoseconds (as in registry:2); write a unit, e.g. 10s");
-        return Value{std::chrono::seconds((std::stoll(s) + 999999999) / 1000000000)};
+      if (s != "0") {
+        if (const auto ns = util::parse_u64(s, uint64_t(std::numeric_limits<int64_t>::max()))) {
+          // registry:2 reads a bare integer as nanoseconds (an int64, as Go's time.Duration).
+          notes.warn("a bare number is nanoseconds (as in registry:2); write a unit, e.g. 10s");
+          return Value{std::chrono::seconds(int64_t(*ns / 1000000000 + (*ns % 1000000000 != 0)))};
+        }
       }
       auto d = parse_duration(s);
       if (!d) return fail("must be a duration such as 90s, 10m or 168h, got " + describe(node));

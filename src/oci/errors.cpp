@@ -45,9 +45,11 @@ std::string error_body(const Error& e) {
       {"code", info.wire},
       {"message", e.message.empty() ? std::string(info.message) : e.message},
   };
-  if (!e.detail_json.empty()) {
-    nlohmann::json detail = nlohmann::json::parse(e.detail_json, nullptr, /*allow_exceptions=*/false);
-    entry["detail"] = detail.is_discarded() ? nlohmann::json(e.detail_json) : std::move(detail);
+  if (!e.detail.empty()) {
+    nlohmann::json detail = nlohmann::json::object();
+    for (const auto& [key, value] : e.detail.strings()) detail[key] = value;
+    for (const auto& [key, values] : e.detail.lists()) detail[key] = values;
+    entry["detail"] = std::move(detail);
   }
   nlohmann::json body = {{"errors", nlohmann::json::array({std::move(entry)})}};
   // Replace invalid UTF-8 instead of throwing: this function never fails.

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/util/json.hpp"
+
 namespace wharf::oci {
 namespace {
 
@@ -145,8 +147,12 @@ std::expected<std::string, Error> effective_media_type(const json& body, const s
 }  // namespace
 
 std::expected<ManifestInfo, Error> parse_manifest(std::string_view body_text, std::string_view content_type) {
-  const json body = json::parse(body_text.begin(), body_text.end(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return invalid("manifest is not valid JSON");
+  util::JsonLimits limits;
+  limits.max_depth = kMaxManifestDepth;
+  limits.max_bytes = kMaxManifestBytes;
+  auto parsed = util::parse_json(body_text, limits);
+  if (!parsed) return invalid("manifest " + parsed.error().message);
+  const json body = std::move(*parsed);
   if (!body.is_object()) return invalid("manifest must be a JSON object");
 
   const std::string ct = bare_media_type(content_type);

@@ -21,6 +21,8 @@ inline constexpr std::string_view kOciEmpty = "application/vnd.oci.empty.v1+json
 }  // namespace media
 
 inline constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
+// Deepest nesting of arrays/objects accepted anywhere in a manifest (real ones use 4 or 5).
+inline constexpr size_t kMaxManifestDepth = 64;
 
 struct Descriptor {
   std::string media_type;
@@ -44,7 +46,8 @@ struct ManifestInfo {
 
 // Validates a manifest body: JSON, schemaVersion 2, a known media type that agrees with `content_type`
 // (when both are given), well-formed descriptors with valid digests and non-negative sizes.
-// Fails with ManifestInvalid (message names the problem); size is checked by the caller.
+// Fails with ManifestInvalid (message names the problem), also for bodies over kMaxManifestBytes, nesting
+// deeper than kMaxManifestDepth, or a DOM far larger than the body (util::parse_json's bounds).
 std::expected<ManifestInfo, Error> parse_manifest(std::string_view body, std::string_view content_type);
 
 }  // namespace wharf::oci

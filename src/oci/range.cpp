@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
+
+#include "src/util/number.hpp"
 
 namespace wharf::oci {
 namespace {
@@ -25,18 +28,11 @@ bool consume_prefix_icase(std::string_view& s, std::string_view prefix) {
   return true;
 }
 
-// Parses a non-empty all-digit string; nullopt on any other character or on uint64 overflow.
-std::optional<uint64_t> parse_u64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    const auto d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
+// Byte positions are file offsets: at most INT64_MAX - 1, so last + 1 and last - first + 1 never wrap.
+constexpr uint64_t kMaxPosition = uint64_t(std::numeric_limits<int64_t>::max()) - 1;
+
+// A byte position: digits only, at most kMaxPosition; nullopt otherwise.
+std::optional<uint64_t> parse_position(std::string_view s) { return util::parse_u64(s, kMaxPosition); }
 
 RangeRequest unsatisfiable() { return RangeRequest{RangeKind::Unsatisfiable, {}}; }
 
@@ -53,17 +49,17 @@ RangeRequest parse_range(std::string_view header, uint64_t size) {
   const std::string_view last_s = spec.substr(dash + 1);
 
   if (first_s.empty()) {  // suffix range "-n": the last n bytes
-    const auto n = parse_u64(last_s);
+    const auto n = util::parse_u64(last_s);  // a suffix length may be any size: it is clamped to the body
     if (!n) return {};
     if (*n == 0 || size == 0) return unsatisfiable();
     return RangeRequest{RangeKind::Satisfiable, {size - std::min(*n, size), size - 1}};
   }
 
-  const auto first = parse_u64(first_s);
+  const auto first = util::parse_u64(first_s);
   if (!first) return {};
   uint64_t last = UINT64_MAX;
   if (!last_s.empty()) {
-    const auto parsed = parse_u64(last_s);
+    const auto parsed = util::parse_u64(last_s);
     if (!parsed || *parsed < *first) return {};
     last = *parsed;
   }
@@ -77,8 +73,8 @@ std::optional<ByteRange> parse_content_range(std::string_view header) {
   spec = trim(spec);
   const size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return std::nullopt;
-  const auto first = parse_u64(spec.substr(0, dash));
-  const auto last = parse_u64(spec.substr(dash + 1));
+  const auto first = parse_position(spec.substr(0, dash));
+  const auto last = parse_position(spec.substr(dash + 1));
   if (!first || !last || *last < *first) return std::nullopt;
   return ByteRange{*first, *last};
 }

@@ -27,7 +27,8 @@ struct RangeRequest {
 // Multiple ranges ("bytes=0-1,5-6") and malformed values give None (RFC 9110 lets a server ignore them).
 RangeRequest parse_range(std::string_view header, uint64_t size);
 
-// Parses an upload Content-Range "a-b" (also accepts a leading "bytes " or "bytes="); nullopt if malformed or b<a.
+// Parses an upload Content-Range "a-b" (also accepts a leading "bytes " or "bytes="); nullopt if malformed,
+// b<a, or b past INT64_MAX - 1 (so length() never wraps). The caller checks length() against the body.
 std::optional<ByteRange> parse_content_range(std::string_view header);
 
 }  // namespace wharf::oci

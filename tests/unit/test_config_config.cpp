@@ -404,6 +404,20 @@ proxy: {exec: {command: helper}}
     CHECK(load_ok(kVersion + "health: {storagedriver: {interval: 10000000000}}\n", warnings).health_storage_interval == 10s);
     CHECK(has_warning(warnings, "health.storagedriver.interval: "));
   }
+  SUBCASE("numbers: out-of-range or signed bare durations and integers are refused, never thrown") {
+    CHECK(load_ok(kVersion + "health: {storagedriver: {interval: 9223372036854775807}}\n").health_storage_interval ==
+          std::chrono::seconds(9223372037));
+    CHECK(load_ok(kVersion + "health: {storagedriver: {interval: 1}}\n").health_storage_interval == 1s);
+    CHECK(load_error(kVersion + "health: {storagedriver: {interval: 9223372036854775808}}\n").key ==
+          "health.storagedriver.interval");
+    CHECK(load_error(kVersion + "health: {storagedriver: {interval: 99999999999999999999999}}\n").key ==
+          "health.storagedriver.interval");
+    CHECK(load_error(kVersion + "health: {storagedriver: {interval: -5}}\n").key == "health.storagedriver.interval");
+    CHECK(load_error(kVersion + "health: {storagedriver: {threshold: 99999999999999999999}}\n").key ==
+          "health.storagedriver.threshold");
+    CHECK(load_error(kVersion + "health: {storagedriver: {threshold: '+5'}}\n").key == "health.storagedriver.threshold");
+    CHECK(load_error(kVersion + "health: {storagedriver: {threshold: ' 5'}}\n").key == "health.storagedriver.threshold");
+  }
   SUBCASE("proxy.remoteurl becomes the first upstream") {
     const Config hub = load_ok(kVersion + "proxy: {remoteurl: 'https://registry-1.docker.io/', username: u, password: p}\n");
     REQUIRE(hub.upstreams.size() == 1);

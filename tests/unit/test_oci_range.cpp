@@ -83,3 +83,14 @@ TEST_CASE("parse_content_range") {
     CHECK_FALSE(parse_content_range("0-99999999999999999999"));
   }
 }
+
+TEST_CASE("parse_content_range never yields a length that wraps") {
+  CHECK_FALSE(parse_content_range("0-18446744073709551615"));  // length would be 2^64 == 0
+  CHECK_FALSE(parse_content_range("5-18446744073709551614"));
+  CHECK_FALSE(parse_content_range("0-9223372036854775807"));    // past the largest file offset
+  const auto r = parse_content_range("0-9223372036854775806");
+  REQUIRE(r);
+  CHECK(r->length() == 9223372036854775807ULL);
+  CHECK_FALSE(parse_content_range("+0-5"));
+  CHECK_FALSE(parse_content_range("0--5"));
+}

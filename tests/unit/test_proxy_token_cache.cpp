@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <limits>
+#include <string>
+
 #include "proxy/token_cache.hpp"
 
 using namespace wharf::proxy;
@@ -130,5 +133,103 @@ TEST_CASE("parse_rfc3339") {
     CHECK_FALSE(parse_rfc3339("2024-01-01T00:00:00.Z").has_value());
     CHECK_FALSE(parse_rfc3339("2024-01-01T00:00:00Zjunk").has_value());
     CHECK_FALSE(parse_rfc3339("2024-01-01T00:00:00+0200").has_value());
+  }
+}
+
+TEST_CASE("parse_rfc3339 strict grammar and range") {
+  SUBCASE("negative or signed fields are refused") {
+    CHECK_FALSE(parse_rfc3339("2024--1-01T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-01--1T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-01-01T-1:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-01-01T00:-1:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-01-01T00:00:-1Z").has_value());
+    CHECK_FALSE(parse_rfc3339("-024-01-01T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-01-01T00:00:00+-1:00").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-01-01T00:00:00+01:-1").has_value());
+    CHECK_FALSE(parse_rfc3339("+024-01-01T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2024-+1-01T00:00:00Z").has_value());
+  }
+  SUBCASE("years system_clock cannot hold are refused, not overflowed") {
+    CHECK_FALSE(parse_rfc3339("1600-01-01T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("0000-01-01T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("2300-01-01T00:00:00Z").has_value());
+    CHECK_FALSE(parse_rfc3339("9999-12-31T23:59:59Z").has_value());
+    CHECK(parse_rfc3339("2199-12-31T23:59:59Z").has_value());
+  }
+  SUBCASE("a very long fraction is fine") {
+    CHECK(parse_rfc3339("2024-01-01T00:00:00." + std::string(10000, '9') + "Z").has_value());
+  }
+}
+
+TEST_CASE("parse_token_response") {
+  SUBCASE("token or access_token") {
+    auto a = parse_token_response(R"({"token":"t","expires_in":300,"issued_at":"2024-01-01T00:00:00Z"})");
+    REQUIRE(a);
+    CHECK(a->token == "t");
+    CHECK(a->expires_in == 300s);
+    CHECK(a->issued_at.has_value());
+    auto b = parse_token_response(R"({"access_token":"u"})");
+    REQUIRE(b);
+    CHECK(b->token == "u");
+    CHECK_FALSE(b->expires_in.has_value());
+  }
+  SUBCASE("no token, not an object, or not JSON") {
+    CHECK_FALSE(parse_token_response(R"({"token":""})"));
+    CHECK_FALSE(parse_token_response(R"({"token":5})"));
+    CHECK_FALSE(parse_token_response("[]"));
+    CHECK_FALSE(parse_token_response("{"));
+    CHECK_FALSE(parse_token_response(std::string(100000, '[')));
+  }
+  SUBCASE("huge, fractional, negative expires_in are clamped to [0, a day]") {
+    for (const char* body : {R"({"token":"t","expires_in":10000000000})", R"({"token":"t","expires_in":1e300})",
+                             R"({"token":"t","expires_in":18446744073709551615})",
+                             R"({"token":"t","expires_in":9223372036854775807})"}) {
+      CAPTURE(body);
+      auto r = parse_token_response(body);
+      REQUIRE(r);
+      CHECK(r->expires_in == TokenCache::kMaxLifetime);
+    }
+    for (const char* body : {R"({"token":"t","expires_in":-1e300})", R"({"token":"t","expires_in":-5})",
+                             R"({"token":"t","expires_in":-9223372036854775808})"}) {
+      CAPTURE(body);
+      auto r = parse_token_response(body);
+      REQUIRE(r);
+      CHECK(r->expires_in == 0s);
+    }
+    auto frac = parse_token_response(R"({"token":"t","expires_in":90.9})");
+    REQUIRE(frac);
+    CHECK(frac->expires_in == 90s);
+    auto str = parse_token_response(R"({"token":"t","expires_in":"300"})");
+    REQUIRE(str);
+    CHECK_FALSE(str->expires_in.has_value());
+  }
+  SUBCASE("issued_at outside the clock's range is ignored") {
+    for (const char* body : {R"({"token":"t","issued_at":"1600-01-01T00:00:00Z"})",
+                             R"({"token":"t","issued_at":"2300-01-01T00:00:00Z"})",
+                             R"({"token":"t","issued_at":"2024-01--1T00:00:00Z"})",
+                             R"({"token":"t","issued_at":12})"}) {
+      CAPTURE(body);
+      auto r = parse_token_response(body);
+      REQUIRE(r);
+      CHECK_FALSE(r->issued_at.has_value());
+    }
+  }
+}
+
+TEST_CASE("TokenCache::put clamps what it is given") {
+  FakeClock clock;
+  TokenCache cache(clock.fn());
+  SUBCASE("a lifetime beyond a day is cut to a day") {
+    cache.put(key(), "t", std::chrono::seconds(std::numeric_limits<int64_t>::max() / 2));
+    clock.now += TokenCache::kMaxLifetime - 10s;
+    CHECK(cache.get(key()) == "t");
+    clock.now += 10s;
+    CHECK_FALSE(cache.get(key()).has_value());
+  }
+  SUBCASE("an issued_at near the clock's minimum is an expired token, not an overflow") {
+    cache.put(key(), "t", 300s, TimePoint::min() + 1s);
+    CHECK_FALSE(cache.get(key()).has_value());
+    cache.put(key(), "t", 300s, TimePoint::max());
+    CHECK(cache.get(key()) == "t");
   }
 }
