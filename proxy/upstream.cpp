@@ -15,6 +15,7 @@
 #include "proxy/http_text.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/www_authenticate.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::proxy {
 
@@ -25,6 +26,7 @@ constexpr size_t kMaxHeldBody = 64 * 1024;        // a 401 or 3xx body we may ha
 constexpr size_t kMaxTokenBody = 1024 * 1024;
 constexpr std::chrono::seconds kDefaultBackoff{60};
 constexpr std::chrono::seconds kMaxBackoff{24 * 3600};
+constexpr std::chrono::seconds kMaxTokenLife{366LL * 24 * 3600};  // longer expires_in values are not believed
 
 std::string url_encode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -146,6 +148,8 @@ struct Upstream::Impl {
     r.connect_timeout = timeouts.connect;
     r.first_byte_timeout = timeouts.first_byte;
     r.stall_timeout = timeouts.stall;
+    r.min_rate = timeouts.min_rate;
+    r.min_rate_period = timeouts.min_rate_period;
     return r;
   }
 
@@ -255,6 +259,8 @@ struct Upstream::Impl {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count();
     spdlog::debug("upstream {}: {} {} -> {} in {:.3f}s", cfg.name, op->method, redact_url(op->url),
                   op->head_seen ? std::to_string(op->status) : "error: " + error, secs);
+    if (!ok && error != "aborted")  // "aborted": the caller stopped it and says why
+      spdlog::warn("upstream {}: {} {} failed after {:.3f}s: {}", cfg.name, op->method, redact_url(op->url), secs, error);
     if (!op->head_seen || op->next == Next::Deliver) return finish(op, ok, error);
     if (op->next == Next::Authenticate) return authenticate(op);
     follow(op);
@@ -328,7 +334,10 @@ struct Upstream::Impl {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count();
     spdlog::debug("upstream {}: token GET {} -> {} in {:.3f}s", cfg.name, redact_url(key.realm),
                   ok ? std::to_string(op->token_status) : "error: " + error, secs);
-    if (!ok) return finish(op, false, "token request to " + redact_url(key.realm) + " failed: " + error);
+    if (!ok) {
+      spdlog::warn("upstream {}: token request to {} failed: {}", cfg.name, redact_url(key.realm), error);
+      return finish(op, false, "token request to " + redact_url(key.realm) + " failed: " + error);
+    }
     const auto token = parse_token(op->token_body, op->token_status);
     if (!token) {
       spdlog::warn("upstream {}: token service {} answered {} without a usable token", cfg.name,
@@ -359,8 +368,8 @@ struct Upstream::Impl {
       }
     if (token.empty()) return std::nullopt;
     std::optional<std::chrono::seconds> expires_in;
-    if (const auto it = j.find("expires_in"); it != j.end() && it->is_number())
-      expires_in = std::chrono::seconds(it->get<int64_t>());
+    if (const auto it = j.find("expires_in"); it != j.end())
+      if (const auto secs = util::json_int(*it, 0, kMaxTokenLife.count())) expires_in = std::chrono::seconds(*secs);
     std::optional<std::chrono::system_clock::time_point> issued_at;
     if (const auto it = j.find("issued_at"); it != j.end() && it->is_string())
       issued_at = parse_rfc3339(it->get<std::string>());
@@ -399,19 +408,23 @@ struct Upstream::Impl {
     if (auto v = h.header("docker-ratelimit-source"); !v.empty()) rate.source = v;
   }
 
+  // Retry-After is delay-seconds or an HTTP date; anything else (or nothing) means kDefaultBackoff, and
+  // every wait is clamped to [0, kMaxBackoff] (a huge number is the longest wait, never an overflow).
   void start_backoff(std::string_view retry_after) {
     const auto now = clock();
     std::chrono::seconds wait = kDefaultBackoff;
-    if (!retry_after.empty() && retry_after.find_first_not_of("0123456789") == std::string_view::npos &&
-        retry_after.size() < 10) {
-      wait = std::chrono::seconds(std::stoll(std::string(retry_after)));
+    if (!retry_after.empty() && retry_after.find_first_not_of("0123456789") == std::string_view::npos) {
+      const auto secs = util::parse_u64(retry_after);
+      wait = secs ? util::clamp_seconds(static_cast<int64_t>(std::min<uint64_t>(*secs, kMaxBackoff.count())),
+                                        kMaxBackoff.count())
+                  : kMaxBackoff;
     } else if (!retry_after.empty()) {
       const time_t when = curl_getdate(std::string(retry_after).c_str(), nullptr);
-      if (when >= 0)
-        wait = std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(
-                                                     std::chrono::system_clock::from_time_t(when) - now));
+      if (when >= 0) {
+        const int64_t delta = static_cast<int64_t>(when) - static_cast<int64_t>(std::chrono::system_clock::to_time_t(now));
+        wait = util::clamp_seconds(delta, kMaxBackoff.count());
+      }
     }
-    wait = std::min(wait, kMaxBackoff);
     backoff_until = now + wait;
     spdlog::warn("upstream {}: rate limited (429), backing off for {} s", cfg.name, wait.count());
   }
