@@ -14,6 +14,7 @@
 #include "proxy/upstream.hpp"
 #include "src/api/route.hpp"
 #include "src/http/server.hpp"
+#include "src/oci/manifest.hpp"
 
 namespace wharf::proxy {
 class HttpClient;
@@ -36,6 +37,7 @@ struct FetchedManifest {
   std::string body;          // manifest bytes, or the upstream's error body
   std::string content_type;
   std::string digest;        // set on success
+  std::string refused;       // why wharf refused the upstream's answer (status 502), e.g. too large
 };
 
 class Mirror {
@@ -66,10 +68,16 @@ class Mirror {
   void fetch_manifest(const proxy::Decision& d, const std::string& ref, std::function<void(FetchedManifest)> done);
   void serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m, const char* cache_status);
   void serve_cached(const http::ExchangePtr& ex, const proxy::Decision& d, const std::string& ref, const char* status);
-  void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const std::string& what);
+  void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
+                  const std::string& what);
   // Starts the downloads of a freshly fetched image manifest's config and layers that are neither
   // stored nor in flight, so they are under way before the client asks for them (proxy.prefetch).
-  void prefetch(const proxy::Decision& d, const std::vector<std::string>& blobs);
+  void prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs);
+  // The answer when the upstream could not be reached for `what`. A name routed to the default upstream
+  // (which may be a local name not pushed yet) gets 404 MANIFEST_UNKNOWN, a name that explicitly names
+  // an upstream 503 UNAVAILABLE; the detail names the upstream and the reason either way.
+  void unreachable(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
+                   const std::string& what);
 
   Context& ctx_;
   proxy::RoutingTable table_;
