@@ -47,9 +47,13 @@ class Mirror {
   bool enabled() const { return !upstreams_.empty(); }
   // Routes a repository name (see proxy::route); `ns` is the containerd ?ns= parameter.
   proxy::Decision decide(const std::string& name, const std::string& ns) const;
-  // GET/HEAD of a manifest through the mirror.
+  // GET/HEAD of a manifest through the mirror. Cached tags are served stale when the upstream fails; an
+  // uncached one gets 404 MANIFEST_UNKNOWN (bare name) or 503 (explicit upstream) when it is unreachable,
+  // and 502 when wharf refuses what it sent (too large, invalid, wrong digest, no valid media type).
   void get_manifest(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
-  // GET/HEAD of a blob through the mirror.
+  // GET/HEAD of a blob through the mirror. A bare name that the upstream cannot confirm (unreachable,
+  // 401/403/404) gets 404 BLOB_UNKNOWN, so pushes to new names work offline; a digest whose upstream
+  // bytes did not match gets 502 for FetchTable::kBadDigestMemory without asking again.
   void get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
   // Tags list: the upstream's when reachable, else the cached tags.
   void list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
