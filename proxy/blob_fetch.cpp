@@ -97,7 +97,7 @@ std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const st
     if (auto it = sizes_.find(key); it != sizes_.end()) size = it->second;
   f->expected_ = size;
   Queues& q = queues_[upstream.name()];
-  if (running_ < limits_.total && q.running < limits_.per_upstream) {
+  if (running_ < limits_.total && q.running < limits_.per_upstream && (priority == FetchPriority::Client || !backlogged())) {
     if (!launch(f)) return f;  // Failed, not registered: the caller sees it at once
     fetches_.emplace(key, f);
     return f;
@@ -203,6 +203,7 @@ void FetchTable::start_queued() {
     // The oldest waiting client request among upstreams with a free slot, else the oldest prefetch.
     std::deque<std::pair<uint64_t, std::shared_ptr<BlobFetch>>>* best = nullptr;
     for (bool clients : {true, false}) {
+      if (!clients && backlogged()) break;  // prefetches wait until publishing catches up
       for (auto& [name, q] : queues_) {
         auto& dq = clients ? q.client : q.prefetch;
         // Drop entries that were started, failed or moved to the clients' queue.
@@ -265,6 +266,7 @@ void FetchTable::finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std:
   // Published with its group; the entry stays until then so requests keep sharing the temp file.
   if (ready_.empty()) ready_since_ = std::chrono::steady_clock::now();
   ready_.push_back(f);
+  ++unpublished_;
   start_queued();
   publish_ready();
 }
@@ -297,7 +299,9 @@ void FetchTable::publish_ready(bool force) {
           auto it = fetches_.find(key);
           if (it != fetches_.end() && it->second == f) fetches_.erase(it);
         }
+        unpublished_ -= std::min(unpublished_, group->size());
         publishing_ = false;
+        start_queued();
         publish_ready();
       });
 }

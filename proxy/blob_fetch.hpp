@@ -108,6 +108,8 @@ struct FetchLimits {
 //
 // At most FetchLimits downloads run at once (each holds a temp file and a connection); the others wait
 // in FIFO order, clients' before prefetches', and a prefetch a client asks for moves to the clients' queue.
+// Verified blobs keep their temp file open until published, so prefetches also wait while
+// kMaxUnpublished of them are waiting for (or in) a publish: disk syncs pace the prefetch.
 //
 // Verified blobs are published in groups (group commit): a group goes to a worker when no download is
 // still streaming, when its oldest blob has waited kPublishDelay, or at kMaxGroup blobs, and never while
@@ -133,6 +135,7 @@ class FetchTable {
   static constexpr std::chrono::seconds kBadDigestMemory{600};
   static constexpr size_t kMaxBadDigests = 4096;
   static constexpr size_t kMaxNotedSizes = 200'000;
+  static constexpr size_t kMaxUnpublished = 4 * kMaxGroup;
   size_t in_flight() const { return fetches_.size(); }
   bool in_flight(const oci::Digest& d) const { return fetches_.count(d.str()) > 0; }
   // Downloads holding a slot, in total.
@@ -157,6 +160,7 @@ class FetchTable {
   // Submits the waiting group if one of the conditions above holds (or `force`).
   void publish_ready(bool force = false);
   bool streaming() const;
+  bool backlogged() const { return unpublished_ >= kMaxUnpublished; }
   cache::BlobStore& store_;
   Submit submit_;
   Publish publish_;
@@ -170,6 +174,7 @@ class FetchTable {
   std::vector<std::shared_ptr<BlobFetch>> ready_;  // verified, waiting to be published
   std::chrono::steady_clock::time_point ready_since_;
   bool publishing_ = false;
+  size_t unpublished_ = 0;  // verified, not yet through publish_
   uint64_t bytes_fetched_ = 0;
 };
 

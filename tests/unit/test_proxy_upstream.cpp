@@ -890,3 +890,37 @@ TEST_CASE("FetchTable: hostile upstream bytes") {
     CHECK(g->total() == 12);
   }
 }
+
+TEST_CASE("FetchTable: prefetches wait while too many verified blobs wait to be published") {
+  Harness h;
+  testing::ScratchStore store{"wharf-fetch"};
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;  // the "workers", run by hand
+  FetchTable table(
+      *store.blobs, [&](std::function<void()> work, std::function<void()> done) { jobs.emplace_back(work, done); },
+      [](const std::vector<VerifiedBlob>& blobs) { return std::vector<std::string>(blobs.size()); },
+      FetchLimits{.total = 16, .per_upstream = 16});
+  const size_t n = FetchTable::kMaxUnpublished + 40;
+  std::vector<std::shared_ptr<BlobFetch>> fs;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string body = "prefetched blob " + std::to_string(i);
+    const oci::Digest d = oci::digest_of(body);
+    h.fake.pub_blobs[d.str()] = body;
+    fs.push_back(table.get_or_start(*h.upstream, "pub", "fake.io/pub", d, FetchPriority::Prefetch));
+  }
+  auto verified = [&] {
+    return static_cast<size_t>(std::count_if(fs.begin(), fs.end(), [](const auto& f) { return f->state() == FetchState::Verified; }));
+  };
+  REQUIRE(h.loop.run_until([&] { return table.running() == 0; }, 30s));
+  h.loop.run_for(50ms);
+  CHECK(table.running() == 0);
+  CHECK(verified() >= FetchTable::kMaxUnpublished);
+  CHECK(verified() <= FetchTable::kMaxUnpublished + 16);
+  CHECK(table.queued() == n - verified());
+  // Publishing catches up: the rest start.
+  for (int round = 0; round < 100 && verified() < n; ++round) {
+    for (auto& [work, done] : std::exchange(jobs, {})) work(), done();
+    h.loop.run_until([&] { return table.running() == 0 && !jobs.empty(); }, 5s);
+  }
+  CHECK(verified() == n);
+  for (auto& [work, done] : std::exchange(jobs, {})) work(), done();
+}
