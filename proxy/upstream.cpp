@@ -261,6 +261,8 @@ struct Upstream::Impl {
                   op->head_seen ? std::to_string(op->status) : "error: " + error, secs);
     if (!ok && error != "aborted")  // "aborted": the caller stopped it and says why
       spdlog::warn("upstream {}: {} {} failed after {:.3f}s: {}", cfg.name, op->method, redact_url(op->url), secs, error);
+    else if (op->head_seen && op->status >= 500)
+      spdlog::warn("upstream {}: {} {} answered {}", cfg.name, op->method, redact_url(op->url), op->status);
     if (!op->head_seen || op->next == Next::Deliver) return finish(op, ok, error);
     if (op->next == Next::Authenticate) return authenticate(op);
     follow(op);
