@@ -1,12 +1,14 @@
 """The default mirror config on a machine that cannot reach its upstream (proxy.remoteurl pointing at
-a closed port): pushes to new bare names work with skopeo, unknown names get 404 with a detail naming
+a closed port): pushes to new bare names work with skopeo and docker, unknown names get 404 with a detail naming
 the unreachable upstream, names that explicitly name the upstream get 503, and every upstream failure
 is logged at warning level with the upstream, the URL and the reason."""
 import os
+import re
 
-from harness import check, check_eq, free_port, timeout, wharf_only
+from harness import check, check_eq, free_port, tail, timeout, wharf_only
 from http_util import request
 from registry import MANIFEST_ACCEPT
+from test_docker import Dockerd
 
 MIRROR = "pull-through mirror (proxy.remoteurl)"
 
@@ -81,3 +83,25 @@ def test_unknown_names_with_the_upstream_unreachable(ctx):
     lines = [l for l in log.splitlines() if "warn" in l.lower() and "docker.io" in l and "/v2/team/nothere/manifests/1" in l]
     check(lines, "no warning names the upstream, the URL and the reason; log ends: %s" % log[-600:])
     check(any("onnect" in l for l in lines), "the warning gives no reason: %s" % lines[0])
+
+
+@wharf_only(MIRROR)
+@timeout(600)
+def test_docker_push_to_new_bare_names_with_the_upstream_unreachable(ctx):
+    wharf, dead = airgapped(ctx)
+    img = ctx.image(name="dapp", layers=2, size=256 << 10, seed=302, fmt="docker")
+    ref = "%s/team/dapp:v1" % wharf.host
+    archive = ctx.path("image.tar")
+    ctx.skopeo("copy", "oci:" + img["dir"], "docker-archive:%s:%s" % (archive, ref))
+    dk = Dockerd(ctx).start()
+    dk.docker("load", "-i", archive)
+    pushed = dk.docker("push", ref).stdout
+    check(re.search(r"digest: sha256:[0-9a-f]{64}", pushed), "docker push printed no digest: " + tail(pushed, 3))
+    # The same layers to a second new name: docker mounts them from team/dapp (its HEADs must say 404).
+    ref2 = "%s/team/dapp2:v1" % wharf.host
+    dk.docker("tag", ref, ref2)
+    pushed2 = dk.docker("push", ref2).stdout
+    check(re.search(r"digest: sha256:[0-9a-f]{64}", pushed2), "second docker push printed no digest: " + tail(pushed2, 3))
+    for repo in ("team/dapp", "team/dapp2"):
+        r = request("GET", wharf.url + "/v2/%s/manifests/v1" % repo, {"Accept": MANIFEST_ACCEPT})
+        check_eq(r.status, 200, "GET of the tag docker pushed to " + repo)
