@@ -310,6 +310,8 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
           if (!err->empty()) spdlog::error("caching manifest {} failed: {}", m->digest, *err);
           else if (tag) validated_[dec.cache_repo + '\0' + *tag] = std::chrono::steady_clock::now();
           pending_.erase(pkey);
+          if (pending_.empty())
+            for (auto& cb : std::exchange(after_pending_, {})) cb();
           if (tag) {
             auto it = pending_tags_.find(dec.cache_repo + '\0' + *tag);
             if (it != pending_tags_.end() && it->second == m->digest) pending_tags_.erase(it);

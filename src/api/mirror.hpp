@@ -95,6 +95,8 @@ class Mirror {
   // manifest, and cache_repo + '\0' + tag → digest. Requests find them here until the worker is done.
   std::unordered_map<std::string, std::shared_ptr<const FetchedManifest>> pending_;
   std::unordered_map<std::string, std::string> pending_tags_;
+  // Run once no manifest is pending any more (answers from the store that must see them).
+  std::vector<std::function<void()>> after_pending_;
   MirrorStats stats_;
 };
 
