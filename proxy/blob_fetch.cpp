@@ -4,11 +4,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 
 #include "proxy/upstream.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::proxy {
 
@@ -54,14 +55,61 @@ void BlobFetch::notify_fail(int status) {
     if (l.on_fail) l.on_fail(status, error_body_, error_type_);
 }
 
+size_t FetchTable::queued() const {
+  size_t n = 0;
+  for (const auto& [name, f] : fetches_)
+    if (f->state_ == FetchState::Queued) ++n;
+  return n;
+}
+
+void FetchTable::note_size(const oci::Digest& d, uint64_t size) {
+  if (sizes_.size() >= kMaxNotedSizes) sizes_.clear();  // crude but bounded; sizes are only a safeguard
+  sizes_[d.str()] = size;
+}
+
+std::optional<std::chrono::seconds> FetchTable::known_bad(const oci::Digest& d) const {
+  const auto it = bad_.find(d.str());
+  if (it == bad_.end()) return std::nullopt;
+  const auto now = std::chrono::steady_clock::now();
+  if (it->second <= now) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::seconds>(it->second - now) + std::chrono::seconds(1);
+}
+
 std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const std::string& remote_repo,
-                                                    const std::string& cache_repo, const oci::Digest& d) {
+                                                    const std::string& cache_repo, const oci::Digest& d,
+                                                    FetchPriority priority, std::optional<uint64_t> size) {
   const std::string key = d.str();
-  if (auto it = fetches_.find(key); it != fetches_.end()) return it->second;
+  if (auto it = fetches_.find(key); it != fetches_.end()) {
+    auto& f = it->second;
+    if (f->state_ == FetchState::Queued && priority == FetchPriority::Client && f->priority_ == FetchPriority::Prefetch) {
+      f->priority_ = FetchPriority::Client;  // its entry in the prefetch queue is skipped from now on
+      queues_[f->upstream_->name()].client.emplace_back(next_seq_++, f);
+    }
+    return f;
+  }
   auto f = std::make_shared<BlobFetch>();
   f->digest_ = d;
   f->cache_repo = cache_repo;
-  f->hasher_.emplace(d.algo);
+  f->remote_repo_ = remote_repo;
+  f->upstream_ = &upstream;
+  f->priority_ = priority;
+  if (!size)
+    if (auto it = sizes_.find(key); it != sizes_.end()) size = it->second;
+  f->expected_ = size;
+  Queues& q = queues_[upstream.name()];
+  if (running_ < limits_.total && q.running < limits_.per_upstream && (priority == FetchPriority::Client || !backlogged())) {
+    if (!launch(f)) return f;  // Failed, not registered: the caller sees it at once
+    fetches_.emplace(key, f);
+    return f;
+  }
+  fetches_.emplace(key, f);
+  (priority == FetchPriority::Client ? q.client : q.prefetch).emplace_back(next_seq_++, f);
+  return f;
+}
+
+bool FetchTable::launch(const std::shared_ptr<BlobFetch>& f) {
+  const std::string key = f->digest_.str();
+  f->hasher_.emplace(f->digest_.algo);
   std::string tmpl = (store_.tmp_dir() / "fetch-XXXXXX").string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
@@ -69,42 +117,63 @@ std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const st
   if (f->fd_ < 0) {
     f->state_ = FetchState::Failed;
     f->error_status_ = 503;
+    f->failure_ = std::string("cannot create a temp file: ") + std::strerror(errno);
     spdlog::error("cannot create a temp file for {}: {}", key, std::strerror(errno));
-    return f;  // not registered: the caller sees Failed at once
+    return false;
   }
   f->tmp_path_ = buf.data();
-  fetches_.emplace(key, f);
+  f->state_ = FetchState::Starting;
+  f->slot_ = true;
+  ++running_;
+  ++queues_[f->upstream_->name()].running;
   std::weak_ptr<BlobFetch> weak = f;
   FetchCallbacks cb;
   cb.on_head = [weak](const UpstreamResponse& res) {
     auto f = weak.lock();
     if (!f) return;
+    f->answered_ = true;
     if (res.status < 200 || res.status > 299) {
       f->error_status_ = res.status;
       f->error_type_ = std::string(res.header("content-type"));
       return;
     }
-    auto cl = res.header("content-length");
-    uint64_t n = 0;
-    if (!cl.empty() && std::from_chars(cl.data(), cl.data() + cl.size(), n).ec == std::errc()) {
-      f->total_ = n;
+    const std::string_view cl = res.header("content-length");
+    std::optional<uint64_t> length;
+    if (!cl.empty() && !(length = util::parse_u64_trimmed(cl))) {
+      f->abort_reason_ = "the upstream sent an invalid Content-Length";
+      return;
+    }
+    if (length && f->expected_ && *length != *f->expected_) {
+      f->abort_reason_ = "the upstream announced " + std::to_string(*length) + " bytes for a blob of " +
+                         std::to_string(*f->expected_) + " bytes";
+      return;
+    }
+    if (!length) length = f->expected_;
+    if (length) {
+      f->total_ = *length;
       f->state_ = FetchState::Streaming;
       f->notify_head();
     }
   };
   cb.on_data = [weak, this](const char* p, size_t n) {
     auto f = weak.lock();
-    if (!f) return false;
+    if (!f || !f->abort_reason_.empty()) return false;
     if (f->error_status_) {
       if (f->error_body_.size() < kMaxErrorBody) f->error_body_.append(p, std::min(n, kMaxErrorBody - f->error_body_.size()));
       return true;
     }
-    if (f->state_ == FetchState::Streaming && f->written_ + n > f->total_) return false;  // longer than announced
+    if (f->state_ == FetchState::Streaming && n > f->total_ - f->written_) {
+      f->abort_reason_ = "the upstream sent more than the " + std::to_string(f->total_) + " bytes announced";
+      return false;
+    }
     size_t off = 0;
     while (off < n) {
       ssize_t w = ::pwrite(f->fd_, p + off, n - off, off_t(f->written_ + off));
       if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
+      if (w <= 0) {
+        f->abort_reason_ = std::string("cannot write the temp file: ") + std::strerror(errno);
+        return false;
+      }
       off += size_t(w);
     }
     f->hasher_->update(p, n);
@@ -117,25 +186,78 @@ std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const st
   cb.on_done = [weak, this](bool ok, const std::string& error) {
     if (auto f = weak.lock()) finish(f, ok, error);
   };
-  f->upstream_id_ = upstream.fetch("GET", "/v2/" + remote_repo + "/blobs/" + key, remote_repo, {}, std::move(cb));
-  return f;
+  f->upstream_->fetch("GET", "/v2/" + f->remote_repo_ + "/blobs/" + key, f->remote_repo_, {}, std::move(cb));
+  return true;
+}
+
+void FetchTable::release(BlobFetch& f) {
+  if (!f.slot_) return;
+  f.slot_ = false;
+  --running_;
+  auto it = queues_.find(f.upstream_->name());
+  if (it != queues_.end() && it->second.running > 0) --it->second.running;
+}
+
+void FetchTable::start_queued() {
+  while (running_ < limits_.total) {
+    // The oldest waiting client request among upstreams with a free slot, else the oldest prefetch.
+    std::deque<std::pair<uint64_t, std::shared_ptr<BlobFetch>>>* best = nullptr;
+    for (bool clients : {true, false}) {
+      if (!clients && backlogged()) break;  // prefetches wait until publishing catches up
+      for (auto& [name, q] : queues_) {
+        auto& dq = clients ? q.client : q.prefetch;
+        // Drop entries that were started, failed or moved to the clients' queue.
+        while (!dq.empty() && (dq.front().second->state_ != FetchState::Queued ||
+                               (!clients && dq.front().second->priority_ == FetchPriority::Client)))
+          dq.pop_front();
+        if (dq.empty() || q.running >= limits_.per_upstream) continue;
+        if (!best || dq.front().first < best->front().first) best = &dq;
+      }
+      if (best) break;
+    }
+    if (!best) return;
+    std::shared_ptr<BlobFetch> f = std::move(best->front().second);
+    best->pop_front();
+    if (!launch(f)) {
+      fetches_.erase(f->digest_.str());
+      f->notify_fail(f->error_status_);
+    }
+  }
 }
 
 void FetchTable::finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std::string& error) {
   const std::string key = f->digest_.str();
+  release(*f);
   auto fail = [&](int status, const std::string& why) {
-    spdlog::warn("upstream fetch of {} failed: {}", key, why);
+    spdlog::warn("upstream {}: download of {} from {} failed: {}", f->upstream_->name(), key, f->remote_repo_, why);
     f->state_ = FetchState::Failed;
+    f->failure_ = why;
     fetches_.erase(key);
     f->notify_fail(status);
+    start_queued();
     publish_ready();
   };
   if (f->error_status_) return fail(f->error_status_, "upstream answered " + std::to_string(f->error_status_));
+  if (!f->abort_reason_.empty()) return fail(502, f->abort_reason_);
   if (!ok) return fail(502, error.empty() ? "transfer failed" : error);
   if (f->state_ == FetchState::Streaming && f->written_ != f->total_)
     return fail(502, "body cut short: " + std::to_string(f->written_) + " of " + std::to_string(f->total_) + " bytes");
+  if (f->expected_ && f->written_ != *f->expected_)
+    return fail(502, "the upstream sent " + std::to_string(f->written_) + " bytes for a blob of " +
+                         std::to_string(*f->expected_) + " bytes");
   auto got = f->hasher_->finish();
-  if (!(got == f->digest_)) return fail(502, "digest mismatch: upstream sent " + got.str());
+  if (!(got == f->digest_)) {
+    if (bad_.size() >= kMaxBadDigests) {
+      const auto now = std::chrono::steady_clock::now();
+      std::erase_if(bad_, [now](const auto& kv) { return kv.second <= now; });
+      if (bad_.size() >= kMaxBadDigests)
+        bad_.erase(std::min_element(bad_.begin(), bad_.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; }));
+    }
+    bad_[key] = std::chrono::steady_clock::now() + kBadDigestMemory;
+    return fail(502, "digest mismatch: the upstream's bytes hash to " + got.str());
+  }
+  bad_.erase(key);
   const bool head_pending = f->state_ != FetchState::Streaming;
   f->total_ = f->written_;
   f->state_ = FetchState::Verified;
@@ -144,6 +266,8 @@ void FetchTable::finish(const std::shared_ptr<BlobFetch>& f, bool ok, const std:
   // Published with its group; the entry stays until then so requests keep sharing the temp file.
   if (ready_.empty()) ready_since_ = std::chrono::steady_clock::now();
   ready_.push_back(f);
+  ++unpublished_;
+  start_queued();
   publish_ready();
 }
 
@@ -175,7 +299,9 @@ void FetchTable::publish_ready(bool force) {
           auto it = fetches_.find(key);
           if (it != fetches_.end() && it->second == f) fetches_.erase(it);
         }
+        unpublished_ -= std::min(unpublished_, group->size());
         publishing_ = false;
+        start_queued();
         publish_ready();
       });
 }

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include <algorithm>
+#include <limits>
 #include <unordered_map>
 
 #include "proxy/http_text.hpp"
@@ -345,6 +346,11 @@ struct HttpClient::Impl {
     set(CURLOPT_PROTOCOLS_STR, "http,https");
     set(CURLOPT_USERAGENT, opts.user_agent.c_str());
     set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
+    if (req.min_rate > 0 && req.min_rate_period.count() > 0) {
+      constexpr uint64_t kLongMax = static_cast<uint64_t>(std::numeric_limits<long>::max());
+      set(CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(std::min(req.min_rate, kLongMax)));
+      set(CURLOPT_LOW_SPEED_TIME, static_cast<long>(std::min<int64_t>(req.min_rate_period.count(), 86'400)));
+    }
     set(CURLOPT_SSL_VERIFYPEER, 1L);
     set(CURLOPT_SSL_VERIFYHOST, 2L);
     if (!req.ca_file.empty()) set(CURLOPT_CAINFO, req.ca_file.c_str());

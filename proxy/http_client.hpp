@@ -28,6 +28,10 @@ struct HttpRequest {
   std::chrono::milliseconds connect_timeout{10'000};     // TCP + TLS handshake
   std::chrono::milliseconds first_byte_timeout{30'000};  // request sent → response status line
   std::chrono::milliseconds stall_timeout{30'000};       // response head → body bytes, and between them
+  // Aborts the transfer when fewer than min_rate bytes/s arrive over min_rate_period (0: no minimum),
+  // so a trickle cannot hold a transfer open forever (CURLOPT_LOW_SPEED_LIMIT/TIME).
+  uint64_t min_rate = 0;
+  std::chrono::seconds min_rate_period{30};
 };
 
 // The head of a response (the final one; 1xx interim responses are skipped).

@@ -15,6 +15,7 @@
 #include "proxy/http_text.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/www_authenticate.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::proxy {
 
@@ -146,6 +147,8 @@ struct Upstream::Impl {
     r.connect_timeout = timeouts.connect;
     r.first_byte_timeout = timeouts.first_byte;
     r.stall_timeout = timeouts.stall;
+    r.min_rate = timeouts.min_rate;
+    r.min_rate_period = timeouts.min_rate_period;
     return r;
   }
 
@@ -255,6 +258,10 @@ struct Upstream::Impl {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count();
     spdlog::debug("upstream {}: {} {} -> {} in {:.3f}s", cfg.name, op->method, redact_url(op->url),
                   op->head_seen ? std::to_string(op->status) : "error: " + error, secs);
+    if (!ok && error != "aborted")  // "aborted": the caller stopped it and says why
+      spdlog::warn("upstream {}: {} {} failed after {:.3f}s: {}", cfg.name, op->method, redact_url(op->url), secs, error);
+    else if (op->head_seen && op->status >= 500)
+      spdlog::warn("upstream {}: {} {} answered {}", cfg.name, op->method, redact_url(op->url), op->status);
     if (!op->head_seen || op->next == Next::Deliver) return finish(op, ok, error);
     if (op->next == Next::Authenticate) return authenticate(op);
     follow(op);
@@ -328,7 +335,10 @@ struct Upstream::Impl {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count();
     spdlog::debug("upstream {}: token GET {} -> {} in {:.3f}s", cfg.name, redact_url(key.realm),
                   ok ? std::to_string(op->token_status) : "error: " + error, secs);
-    if (!ok) return finish(op, false, "token request to " + redact_url(key.realm) + " failed: " + error);
+    if (!ok) {
+      spdlog::warn("upstream {}: token request to {} failed: {}", cfg.name, redact_url(key.realm), error);
+      return finish(op, false, "token request to " + redact_url(key.realm) + " failed: " + error);
+    }
     const auto token = parse_token(op->token_body, op->token_status);
     if (!token) {
       spdlog::warn("upstream {}: token service {} answered {} without a usable token", cfg.name,
@@ -378,19 +388,23 @@ struct Upstream::Impl {
     if (auto v = h.header("docker-ratelimit-source"); !v.empty()) rate.source = v;
   }
 
+  // Retry-After is delay-seconds or an HTTP date; anything else (or nothing) means kDefaultBackoff, and
+  // every wait is clamped to [0, kMaxBackoff] (a huge number is the longest wait, never an overflow).
   void start_backoff(std::string_view retry_after) {
     const auto now = clock();
     std::chrono::seconds wait = kDefaultBackoff;
-    if (!retry_after.empty() && retry_after.find_first_not_of("0123456789") == std::string_view::npos &&
-        retry_after.size() < 10) {
-      wait = std::chrono::seconds(std::stoll(std::string(retry_after)));
+    if (!retry_after.empty() && retry_after.find_first_not_of("0123456789") == std::string_view::npos) {
+      const auto secs = util::parse_u64(retry_after);
+      wait = secs ? util::clamp_seconds(static_cast<int64_t>(std::min<uint64_t>(*secs, kMaxBackoff.count())),
+                                        kMaxBackoff.count())
+                  : kMaxBackoff;
     } else if (!retry_after.empty()) {
       const time_t when = curl_getdate(std::string(retry_after).c_str(), nullptr);
-      if (when >= 0)
-        wait = std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(
-                                                     std::chrono::system_clock::from_time_t(when) - now));
+      if (when >= 0) {
+        const int64_t delta = static_cast<int64_t>(when) - static_cast<int64_t>(std::chrono::system_clock::to_time_t(now));
+        wait = util::clamp_seconds(delta, kMaxBackoff.count());
+      }
     }
-    wait = std::min(wait, kMaxBackoff);
     backoff_until = now + wait;
     spdlog::warn("upstream {}: rate limited (429), backing off for {} s", cfg.name, wait.count());
   }

@@ -50,6 +50,8 @@ struct UpstreamTimeouts {
   std::chrono::seconds connect{10};
   std::chrono::seconds first_byte{30};  // request sent → response head
   std::chrono::seconds stall{30};       // no body bytes for this long
+  uint64_t min_rate = 0;                // bytes/s over min_rate_period, else the transfer aborts; 0 = off
+  std::chrono::seconds min_rate_period{30};
 };
 
 class Upstream {

@@ -301,7 +301,7 @@ int serve(const config::Config& cfg) {
   rt.pool = std::make_unique<util::WorkPool>(base.base, 2);
   rt.uploads.set_limits(size_t(cfg.max_uploads), size_t(cfg.max_uploads_per_client));
   rt.ctx.reset(new api::Context{.cfg = cfg, .index = *rt.index, .store = *rt.store, .pool = *rt.pool, .base = base.base,
-                                .access = rt.access, .uploads = rt.uploads});
+                                .access = rt.access, .uploads = rt.uploads, .mirror = nullptr, .small = {}});
   if (!cfg.upstreams.empty()) {
     auto client = proxy::HttpClient::create(base.base);
     if (!client) {

@@ -3,13 +3,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <ctime>
 
 #include "src/api/context.hpp"
+#include "src/util/json.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/manifest.hpp"
+#include "src/oci/media_type.hpp"
 #include "src/oci/names.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::api {
 
@@ -22,12 +28,26 @@ const std::vector<std::string> kManifestAccept = {
 
 bool is_digest_ref(const std::string& ref) { return ref.find(':') != std::string::npos; }
 
+constexpr size_t kMaxErrorBody = 64 * 1024;
+
+// True if a manifest (already validated by parse_manifest, so nesting is bounded) has a mediaType field.
+bool declares_media_type(const std::string& body) {
+  util::JsonLimits limits;
+  limits.max_bytes = std::max(limits.max_bytes, body.size());
+  const auto j = util::parse_json(body, limits);
+  return j && j->is_object() && j->contains("mediaType");
+}
+
 }  // namespace
 
 Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& tokens) : ctx_(ctx) {
   for (const auto& u : ctx.cfg.upstreams) {
     if (upstreams_.count(u.name)) continue;
-    upstreams_.emplace(u.name, std::make_unique<proxy::Upstream>(client, tokens, u));
+    proxy::UpstreamTimeouts timeouts;
+    timeouts.min_rate = ctx.cfg.upstream_min_rate;
+    timeouts.min_rate_period = ctx.cfg.upstream_stall_time;
+    if (ctx.cfg.upstream_stall_time.count() > 0) timeouts.stall = std::max(timeouts.stall, ctx.cfg.upstream_stall_time);
+    upstreams_.emplace(u.name, std::make_unique<proxy::Upstream>(client, tokens, u, timeouts));
     table_.upstreams.push_back(u.name);
   }
   table_.default_upstream = ctx.cfg.default_upstream;
@@ -49,7 +69,9 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
           for (auto& e : errors)
             if (e.empty()) e = r.error();
         return errors;
-      });
+      },
+      proxy::FetchLimits{static_cast<size_t>(std::max(1, ctx.cfg.upstream_downloads)),
+                         static_cast<size_t>(std::max(1, ctx.cfg.upstream_downloads_per_upstream))});
 }
 
 Mirror::~Mirror() = default;
@@ -71,13 +93,9 @@ void Mirror::observe_upstreams(std::function<void(const std::string&, int, doubl
 std::vector<std::pair<std::string, double>> Mirror::rate_limits() const {
   std::vector<std::pair<std::string, double>> out;
   for (const auto& [name, up] : upstreams_) {
-    std::string remaining = up->rate_limit().remaining;  // e.g. "97;w=21600"
-    double v = -1;
-    try {
-      if (!remaining.empty()) v = std::stod(remaining.substr(0, remaining.find(';')));
-    } catch (const std::exception&) {
-    }
-    out.emplace_back(name, v);
+    const std::string remaining = up->rate_limit().remaining;  // e.g. "97;w=21600"
+    const auto v = util::parse_u64_trimmed(std::string_view(remaining).substr(0, remaining.find(';')), 1ULL << 53);
+    out.emplace_back(name, v ? static_cast<double>(*v) : -1.0);
   }
   return out;
 }
@@ -103,10 +121,24 @@ void Mirror::serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m
   ex->respond(std::move(res));
 }
 
-void Mirror::pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const std::string& what) {
+void Mirror::unreachable(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
+                         const std::string& what) {
+  const oci::Detail detail{{"upstream", d.upstream}, {"reason", "unreachable: " + m.body}};
+  if (!d.explicit_upstream)
+    return fail(ex, oci::ErrorCode::ManifestUnknown,
+                what + " is not stored here and the upstream " + d.upstream + " could not be reached", detail);
+  fail(ex, oci::ErrorCode::Unavailable, "upstream " + d.upstream + " unreachable: " + m.body, detail, 503);
+}
+
+void Mirror::pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
+                        const std::string& what) {
   ++stats_.upstream_errors;
-  if (!m.reachable) return fail(ex, oci::ErrorCode::Unavailable, "upstream unreachable: " + m.body, {}, 503);
+  if (!m.reachable) return unreachable(ex, m, d, what);
+  if (!m.refused.empty()) return fail(ex, oci::ErrorCode::Unavailable, m.refused, {}, 502);
   if (m.status == 429) return fail(ex, oci::ErrorCode::TooManyRequests, "the upstream's rate limit was reached");
+  if (!d.explicit_upstream && (m.status == 401 || m.status == 403 || m.status == 404))  // maybe a local name
+    return fail(ex, oci::ErrorCode::ManifestUnknown,
+                what + " is not stored here, and upstream " + d.upstream + " answered " + std::to_string(m.status));
   if (m.status >= 400 && m.status < 500 && m.status != 401 && !m.body.empty() && m.body.front() == '{') {
     http::Response res(m.status);
     res.body = m.body;
@@ -118,22 +150,22 @@ void Mirror::pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, c
   fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(m.status) + " for " + what, {}, 502);
 }
 
-void Mirror::prefetch(const proxy::Decision& d, const std::vector<std::string>& blobs) {
+void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs) {
   auto* up = upstream(d.upstream);
   if (!up || up->backing_off() || blobs.empty()) return;
-  std::vector<oci::Digest> wanted;
+  std::vector<const oci::Descriptor*> wanted;
   {
     auto txn = ctx_.index.read();
     for (const auto& b : blobs) {
-      auto digest = oci::parse_digest(b);
-      if (!digest || fetches_->in_flight(*digest)) continue;
-      if (ctx_.index.blob(txn, b) && ctx_.store.stat(*digest)) continue;  // stored (for this or another repo)
-      wanted.push_back(*digest);
+      if (fetches_->in_flight(b.digest) || fetches_->known_bad(b.digest)) continue;
+      if (ctx_.index.blob(txn, b.digest.str()) && ctx_.store.stat(b.digest)) continue;  // stored (for any repo)
+      wanted.push_back(&b);
     }
   }
-  for (const auto& digest : wanted) {
+  for (const auto* b : wanted) {
     ++stats_.prefetched;
-    (void)fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, digest);
+    (void)fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, b->digest, proxy::FetchPriority::Prefetch,
+                                 static_cast<uint64_t>(b->size));
   }
   if (!wanted.empty()) spdlog::debug("prefetching {} blob(s) of {}", wanted.size(), d.cache_repo);
 }
@@ -157,18 +189,42 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     return finish(std::move(m));
   }
   auto m = std::make_shared<FetchedManifest>();
+  auto too_large = std::make_shared<bool>(false);
+  const uint64_t max = ctx_.cfg.upstream_manifest_max;
   proxy::FetchCallbacks cb;
-  cb.on_head = [m](const proxy::UpstreamResponse& res) {
+  cb.on_head = [m, too_large, max](const proxy::UpstreamResponse& res) {
     m->status = res.status;
     m->content_type = std::string(res.header("content-type"));
+    const std::string_view cl = res.header("content-length");
+    if (res.status == 200 && !cl.empty() && !util::parse_u64_trimmed(cl, max)) *too_large = true;  // or garbage
   };
-  cb.on_data = [m](const char* p, size_t n) {
-    if (m->body.size() + n > oci::kMaxManifestBytes) return false;
+  cb.on_data = [m, too_large, max](const char* p, size_t n) {
+    if (m->status != 200) {  // an error body: kept for the client, within reason
+      if (n > kMaxErrorBody - std::min(kMaxErrorBody, m->body.size())) {
+        m->refused = "the upstream's error response (status " + std::to_string(m->status) + ") exceeds " +
+                     std::to_string(kMaxErrorBody) + " bytes";
+        return false;
+      }
+      m->body.append(p, n);
+      return true;
+    }
+    if (*too_large || n > max - std::min<uint64_t>(max, m->body.size())) {
+      *too_large = true;
+      return false;
+    }
     m->body.append(p, n);
     return true;
   };
   proxy::Decision dec = d;
-  cb.on_done = [this, m, dec, ref, finish](bool ok, const std::string& error) {
+  cb.on_done = [this, m, dec, ref, finish, too_large, max, up](bool ok, const std::string& error) {
+    if (*too_large)
+      m->refused = "the upstream manifest exceeds the limit of " + std::to_string(max) + " bytes (proxy.limits.manifestsize)";
+    if (!m->refused.empty()) {
+      m->status = 502;
+      m->body = m->refused;
+      spdlog::warn("upstream {}: manifest {}:{} refused: {}", up->name(), dec.remote_repo, ref, m->refused);
+      return finish(std::move(*m));
+    }
     if (!ok) {
       m->reachable = false;
       m->status = 503;
@@ -176,8 +232,21 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
       return finish(std::move(*m));
     }
     if (m->status != 200) return finish(std::move(*m));
-    // Verify and record the manifest before anyone is told it exists.
+    // Verify and record the manifest before anyone is told it exists. The upstream's Content-Type counts
+    // only if it is a valid media type; otherwise the manifest's own mediaType decides.
+    const std::optional<std::string> sent_type = oci::media_type_of(m->content_type);
+    const bool invalid_type = !sent_type && !m->content_type.empty();
+    if (invalid_type)
+      spdlog::warn("upstream {}: manifest {}:{} came with an invalid Content-Type; using its mediaType", up->name(),
+                   dec.remote_repo, ref);
+    m->content_type = sent_type.value_or("");
     auto info = oci::parse_manifest(m->body, m->content_type);
+    if (info && invalid_type && !declares_media_type(m->body)) {
+      m->status = 502;
+      m->body = "the upstream sent neither a valid Content-Type nor a mediaType for " + dec.remote_repo + ":" + ref;
+      m->refused = m->body;
+      return finish(std::move(*m));
+    }
     oci::Digest digest = oci::digest_of(m->body);
     if (is_digest_ref(ref)) {
       auto want = oci::parse_digest(ref);
@@ -185,16 +254,26 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
       if (!want || !(digest == *want)) {
         m->status = 502;
         m->body = "upstream manifest does not match digest " + ref;
+        m->refused = m->body;
         return finish(std::move(*m));
       }
     }
     if (!info) {
       m->status = 502;
       m->body = "upstream sent an invalid manifest: " + info.error().message;
+      m->refused = m->body;
       return finish(std::move(*m));
     }
     m->digest = digest.str();
     if (m->content_type.empty() || m->content_type == "application/json") m->content_type = info->media_type;
+    if (!oci::valid_media_type(m->content_type)) {
+      m->status = 502;
+      m->body = "the upstream manifest has no valid media type";
+      m->refused = m->body;
+      return finish(std::move(*m));
+    }
+    if (info->config) fetches_->note_size(info->config->digest, static_cast<uint64_t>(info->config->size));
+    for (const auto& l : info->layers) fetches_->note_size(l.digest, static_cast<uint64_t>(l.size));
     cache::ManifestRecord rec;
     rec.media_type = m->content_type;
     rec.size = m->body.size();
@@ -213,7 +292,11 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     pending_[pkey] = std::make_shared<const FetchedManifest>(*m);
     if (tag) pending_tags_[dec.cache_repo + '\0' + *tag] = m->digest;
     finish(*m);
-    if (ctx_.cfg.prefetch_blobs) prefetch(dec, rec.blobs);
+    if (ctx_.cfg.prefetch_blobs) {
+      std::vector<oci::Descriptor> blobs = info->layers;
+      if (info->config) blobs.insert(blobs.begin(), *info->config);
+      prefetch(dec, blobs);
+    }
     auto err = std::make_shared<std::string>();
     ctx_.pool.submit(
         [this, m, digest, rec = std::move(rec), tag, dec, err] {
@@ -230,6 +313,8 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
           if (!err->empty()) spdlog::error("caching manifest {} failed: {}", m->digest, *err);
           else if (tag) validated_[dec.cache_repo + '\0' + *tag] = std::chrono::steady_clock::now();
           pending_.erase(pkey);
+          if (pending_.empty())
+            for (auto& cb : std::exchange(after_pending_, {})) cb();
           if (tag) {
             auto it = pending_tags_.find(dec.cache_repo + '\0' + *tag);
             if (it != pending_tags_.end() && it->second == m->digest) pending_tags_.erase(it);
@@ -314,7 +399,7 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
           ++stats_.stale;
           return serve_cached(ex, dec, ref, "STALE");
         }
-        pass_error(ex, m, dec.remote_repo + ":" + ref);
+        pass_error(ex, m, dec, dec.remote_repo + ":" + ref);
       });
     };
     up->fetch("HEAD", "/v2/" + d.remote_repo + "/manifests/" + ref, d.remote_repo, kManifestAccept, std::move(cb));
@@ -322,7 +407,7 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
   }
   proxy::Decision dec = d;
   fetch_manifest(d, ref, [this, ex, dec, ref](FetchedManifest m) {
-    if (m.status != 200) return pass_error(ex, m, dec.remote_repo + ":" + ref);
+    if (m.status != 200) return pass_error(ex, m, dec, dec.remote_repo + ":" + ref);
     ++stats_.misses;
     serve_fetched(ex, m, "MISS");
   });

@@ -14,6 +14,7 @@
 #include "proxy/upstream.hpp"
 #include "src/api/route.hpp"
 #include "src/http/server.hpp"
+#include "src/oci/manifest.hpp"
 
 namespace wharf::proxy {
 class HttpClient;
@@ -36,6 +37,7 @@ struct FetchedManifest {
   std::string body;          // manifest bytes, or the upstream's error body
   std::string content_type;
   std::string digest;        // set on success
+  std::string refused;       // why wharf refused the upstream's answer (status 502), e.g. too large
 };
 
 class Mirror {
@@ -45,9 +47,13 @@ class Mirror {
   bool enabled() const { return !upstreams_.empty(); }
   // Routes a repository name (see proxy::route); `ns` is the containerd ?ns= parameter.
   proxy::Decision decide(const std::string& name, const std::string& ns) const;
-  // GET/HEAD of a manifest through the mirror.
+  // GET/HEAD of a manifest through the mirror. Cached tags are served stale when the upstream fails; an
+  // uncached one gets 404 MANIFEST_UNKNOWN (bare name) or 503 (explicit upstream) when it is unreachable,
+  // and 502 when wharf refuses what it sent (too large, invalid, wrong digest, no valid media type).
   void get_manifest(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
-  // GET/HEAD of a blob through the mirror.
+  // GET/HEAD of a blob through the mirror. A bare name that the upstream cannot confirm (unreachable,
+  // 401/403/404) gets 404 BLOB_UNKNOWN, so pushes to new names work offline; a digest whose upstream
+  // bytes did not match gets 502 for FetchTable::kBadDigestMemory without asking again.
   void get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
   // Tags list: the upstream's when reachable, else the cached tags.
   void list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
@@ -66,10 +72,16 @@ class Mirror {
   void fetch_manifest(const proxy::Decision& d, const std::string& ref, std::function<void(FetchedManifest)> done);
   void serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m, const char* cache_status);
   void serve_cached(const http::ExchangePtr& ex, const proxy::Decision& d, const std::string& ref, const char* status);
-  void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const std::string& what);
+  void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
+                  const std::string& what);
   // Starts the downloads of a freshly fetched image manifest's config and layers that are neither
   // stored nor in flight, so they are under way before the client asks for them (proxy.prefetch).
-  void prefetch(const proxy::Decision& d, const std::vector<std::string>& blobs);
+  void prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs);
+  // The answer when the upstream could not be reached for `what`. A name routed to the default upstream
+  // (which may be a local name not pushed yet) gets 404 MANIFEST_UNKNOWN, a name that explicitly names
+  // an upstream 503 UNAVAILABLE; the detail names the upstream and the reason either way.
+  void unreachable(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
+                   const std::string& what);
 
   Context& ctx_;
   proxy::RoutingTable table_;
@@ -83,6 +95,8 @@ class Mirror {
   // manifest, and cache_repo + '\0' + tag → digest. Requests find them here until the worker is done.
   std::unordered_map<std::string, std::shared_ptr<const FetchedManifest>> pending_;
   std::unordered_map<std::string, std::string> pending_tags_;
+  // Run once no manifest is pending any more (answers from the store that must see them).
+  std::vector<std::function<void()>> after_pending_;
   MirrorStats stats_;
 };
 

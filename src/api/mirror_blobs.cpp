@@ -1,10 +1,19 @@
 // Pull-through blobs: each client streamed from the one shared upstream download of its digest.
-#include "src/api/mirror.hpp"
+//
+// A name routed to the default upstream (not named explicitly) may be a local repository that is being
+// pushed for the first time: clients HEAD each blob there before uploading it. For such names anything
+// but the upstream's 200 (a 401/403/404, or no answer at all) is 404 BLOB_UNKNOWN, so pushes work whether
+// or not the upstream can be reached. A name that explicitly names an upstream gets 503 when it cannot be
+// reached.
+#include <nlohmann/json.hpp>
 
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/mirror.hpp"
 #include "src/api/respond.hpp"
+#include "src/oci/media_type.hpp"
 #include "src/oci/range.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::api {
 
@@ -12,11 +21,21 @@ namespace {
 
 constexpr size_t kStreamChunk = 1 << 20;
 constexpr uint64_t kMinPiece = 256 << 10;
+// The response head waits until this much of the blob is in (or it is verified), so a blob up to this
+// size that turns out corrupt or cut short gets a clean 502 instead of a connection closed mid-body.
+constexpr uint64_t kHeadHold = 1 << 20;
+
+oci::Detail digest_detail(const std::string& digest) { return oci::Detail{{"digest", digest}}; }
+
+oci::Detail unreachable_detail(const std::string& digest, const std::string& upstream, const std::string& why) {
+  return oci::Detail{{"digest", digest}, {"upstream", upstream}, {"reason", "unreachable: " + why}};
+}
 
 // One client waiting on a shared blob download: sends the bytes as they become available.
 struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
   http::ExchangePtr ex;
   std::shared_ptr<proxy::BlobFetch> fetch;
+  proxy::Decision decision;
   uint64_t listener = 0;
   uint64_t pos = 0, end = 0;
   bool started = false;
@@ -28,6 +47,17 @@ struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
     fetch->remove_listener(listener);
     ex->on_drain(nullptr);
     ex->on_close(nullptr);
+  }
+  // Sends the head once enough is in (see kHeadHold), then the bytes.
+  void progress() {
+    if (done) return;
+    if (!started) {
+      const bool verified = fetch->state() == proxy::FetchState::Verified;
+      const bool streaming = fetch->state() == proxy::FetchState::Streaming;
+      if (!verified && !(streaming && fetch->total() > kHeadHold && fetch->available() >= kHeadHold)) return;
+      return head();
+    }
+    pump();
   }
   void head() {
     if (started || done) return;
@@ -56,7 +86,6 @@ struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
     res.content_length = end - pos;
     started = true;
     ex->begin_stream(std::move(res));
-    if (ex->req().method == "HEAD") return detach();
     pump();
   }
   void pump() {
@@ -83,17 +112,28 @@ struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
     auto keep = shared_from_this();
     detach();
     if (started) return ex->abort();  // mid-body: the client sees a cut connection and retries
+    const std::string dstr = fetch->digest().str();
+    if (!decision.explicit_upstream) {
+      if (!fetch->upstream_answered())
+        return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, unreachable_detail(dstr, decision.upstream, fetch->failure()));
+      if (status == 401 || status == 403 || status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, digest_detail(dstr));
+    }
     if (status >= 400 && status < 500 && !body.empty()) {
       http::Response res(status);
       res.body = body;
-      res.header("Content-Type", type.empty() ? "application/json" : type);
+      res.header("Content-Type", oci::media_type_of(type).value_or("application/json"));
       return ex->respond(std::move(res));
     }
     if (status >= 400 && status < 500) return fail_code(status);
-    api::fail(ex, oci::ErrorCode::Unavailable, "the upstream transfer failed", {}, 502);
+    if (!fetch->upstream_answered())
+      return api::fail(ex, oci::ErrorCode::Unavailable, "upstream " + decision.upstream + " unreachable: " + fetch->failure(),
+                       unreachable_detail(dstr, decision.upstream, fetch->failure()), 503);
+    api::fail(ex, oci::ErrorCode::Unavailable,
+              "the upstream transfer failed" + (fetch->failure().empty() ? std::string() : ": " + fetch->failure()),
+              digest_detail(dstr), 502);
   }
   void fail_code(int status) {
-    if (status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", fetch->digest().str()}});
+    if (status == 404) return api::fail(ex, oci::ErrorCode::BlobUnknown, {}, digest_detail(fetch->digest().str()));
     if (status == 429) return api::fail(ex, oci::ErrorCode::TooManyRequests);
     if (status == 401) return api::fail(ex, oci::ErrorCode::Unauthorized, "the upstream refused wharf's credentials", {}, 502);
     api::fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(status), {}, 502);
@@ -106,6 +146,7 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
   auto digest = oci::parse_digest(r.ref);
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
   const std::string dstr = digest->str();
+  const bool head = ex->req().method == "HEAD";
   std::optional<cache::BlobRecord> rec;
   bool linked = false;
   {
@@ -117,8 +158,9 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
     ++stats_.hits;
     return api::get_blob(ctx_, ex, Route{RouteKind::Blob, d.cache_repo, dstr}, "HIT");
   }
-  if (rec && ctx_.store.stat(*digest)) {
-    // Already stored for another repository: link it here too and serve it.
+  // Stored for another repository: link it here too and serve it. Not for a HEAD on a name that may be
+  // a push target (see above): linking would make the name an upstream's and refuse the push.
+  if (rec && (!head || d.explicit_upstream) && ctx_.store.stat(*digest)) {
     std::string repo = d.cache_repo;
     uint64_t size = rec->size;
     auto* index = &ctx_.index;
@@ -129,25 +171,43 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
                      });
     return;
   }
+  if (auto left = fetches_->known_bad(*digest))
+    return fail(ex, oci::ErrorCode::Unavailable,
+                "the upstream recently served bytes that do not match " + dstr + "; not asking again for " +
+                    std::to_string(left->count()) + " s",
+                digest_detail(dstr), 502);
   auto* up = upstream(d.upstream);
   if (!up) return fail(ex, oci::ErrorCode::Unavailable, "no upstream named " + d.upstream, {}, 503);
-  if (ex->req().method == "HEAD") {
+  if (head) {
     // Answer from the upstream's HEAD; do not download the blob for a HEAD.
     auto res = std::make_shared<http::Response>(404);
+    auto bad_length = std::make_shared<bool>(false);
     proxy::FetchCallbacks cb;
-    cb.on_head = [res](const proxy::UpstreamResponse& u) {
+    cb.on_head = [res, bad_length](const proxy::UpstreamResponse& u) {
       res->status = u.status;
       if (u.status == 200) {
         res->header("Content-Type", "application/octet-stream");
         res->header("Accept-Ranges", "bytes");
-        auto cl = u.header("content-length");
-        res->content_length = cl.empty() ? 0 : std::stoull(std::string(cl));
+        const auto length = util::parse_u64_trimmed(u.header("content-length"));
+        if (length) res->content_length = *length;
+        else *bad_length = true;
       }
     };
     cb.on_data = [](const char*, size_t) { return true; };
-    cb.on_done = [ex, res, dstr](bool ok, const std::string&) {
-      if (!ok) return fail(ex, oci::ErrorCode::Unavailable, "upstream unreachable", {}, 503);
-      if (res->status != 200) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}}, res->status == 404 ? 0 : 502);
+    proxy::Decision dec = d;
+    cb.on_done = [ex, res, dstr, dec, bad_length](bool ok, const std::string& error) {
+      if (!ok && !dec.explicit_upstream)
+        return fail(ex, oci::ErrorCode::BlobUnknown, {}, unreachable_detail(dstr, dec.upstream, error));
+      if (!ok)
+        return fail(ex, oci::ErrorCode::Unavailable, "upstream " + dec.upstream + " unreachable: " + error,
+                    unreachable_detail(dstr, dec.upstream, error), 503);
+      if (res->status == 200 && *bad_length)
+        return fail(ex, oci::ErrorCode::Unavailable, "the upstream sent no valid Content-Length for " + dstr,
+                    digest_detail(dstr), 502);
+      if (res->status != 200) {
+        const bool unknown = res->status == 404 || (!dec.explicit_upstream && (res->status == 401 || res->status == 403));
+        return fail(ex, oci::ErrorCode::BlobUnknown, {}, digest_detail(dstr), unknown ? 0 : 502);
+      }
       res->header("Docker-Content-Digest", dstr);
       res->cache_status = "MISS";
       ex->respond(std::move(*res));
@@ -156,19 +216,20 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
     return;
   }
   ++stats_.misses;
-  auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest);
+  auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest, proxy::FetchPriority::Client);
   auto w = std::make_shared<BlobWaiter>();
   w->ex = ex;
   w->fetch = fetch;
+  w->decision = d;
   if (fetch->state() == proxy::FetchState::Failed) {
     w->done = true;
-    return fail(ex, oci::ErrorCode::Unavailable, "cannot start the upstream download", {}, 503);
+    return fail(ex, oci::ErrorCode::Unavailable, "cannot start the upstream download: " + fetch->failure(), {}, 503);
   }
   proxy::FetchListener l;
   std::weak_ptr<BlobWaiter> weak = w;
-  l.on_head = [w] { w->head(); };
+  l.on_head = [w] { w->progress(); };
   l.on_progress = [weak] {
-    if (auto s = weak.lock()) s->pump();
+    if (auto s = weak.lock()) s->progress();
   };
   l.on_fail = [weak](int status, const std::string& body, const std::string& type) {
     if (auto s = weak.lock()) s->fail(status, body, type);
@@ -178,7 +239,7 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
     if (auto s = weak.lock()) s->pump();
   });
   ex->on_close([w] { w->detach(); });
-  if (fetch->state() == proxy::FetchState::Streaming || fetch->state() == proxy::FetchState::Verified) w->head();
+  w->progress();
 }
 
 }  // namespace wharf::api

@@ -77,10 +77,15 @@ void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string
 void Mirror::list_tags(const http::ExchangePtr& ex, const Route&, const proxy::Decision& d) {
   auto* up = upstream(d.upstream);
   Route cached{RouteKind::Tags, d.cache_repo, {}};
-  if (!up || up->backing_off()) return api::list_tags(ctx_, ex, cached);
+  // The cached tags, including those of manifests served moments ago and still being written.
+  auto from_cache = [this, ex, cached] {
+    if (pending_.empty()) return api::list_tags(ctx_, ex, cached);
+    after_pending_.push_back([this, ex, cached] { api::list_tags(ctx_, ex, cached); });
+  };
+  if (!up || up->backing_off()) return from_cache();
   fetch_listing(*up, "/v2/" + d.remote_repo + "/tags/list" + paging_query(ex->req()), d.remote_repo,
-                [this, ex, cached](std::optional<std::string> body) {
-                  if (!body) return api::list_tags(ctx_, ex, cached);
+                [ex, from_cache](std::optional<std::string> body) {
+                  if (!body) return from_cache();
                   respond_listing(ex, std::move(*body));
                 });
 }
@@ -88,12 +93,16 @@ void Mirror::list_tags(const http::ExchangePtr& ex, const Route&, const proxy::D
 bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns) {
   auto* up = upstream(ns);
   if (!up) return false;
+  auto from_cache = [this, ex, ns] {  // as in list_tags: after manifests still being written
+    if (pending_.empty()) return cached_catalog(ctx_, ex, ns);
+    after_pending_.push_back([this, ex, ns] { cached_catalog(ctx_, ex, ns); });
+  };
   if (up->backing_off()) {
-    cached_catalog(ctx_, ex, ns);
+    from_cache();
     return true;
   }
-  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "", [this, ex, ns](std::optional<std::string> body) {
-    if (!body) return cached_catalog(ctx_, ex, ns);
+  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "", [ex, from_cache](std::optional<std::string> body) {
+    if (!body) return from_cache();
     respond_listing(ex, std::move(*body));
   });
   return true;

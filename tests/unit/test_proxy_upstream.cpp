@@ -7,16 +7,20 @@
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "proxy/blob_fetch.hpp"
 #include "proxy/http_client.hpp"
 #include "proxy/http_text.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/upstream.hpp"
 #include "src/http/server.hpp"
+#include "tests/unit/scratch_store.hpp"
 
 using namespace wharf;
 using namespace wharf::proxy;
@@ -154,8 +158,25 @@ struct Fake {
   std::string issued_at = "2030-01-01T00:00:00Z";  // the harness's "now"
   bool realm_requires_basic = false;
   std::vector<http::ExchangePtr> held;  // requests never answered
+  std::map<std::string, std::string> pub_blobs;  // digest → bytes served at /v2/pub/blobs/<digest>, no auth
+  bool hold_pub = false;                         // park /v2/pub/ requests in pub_held instead
+  std::vector<std::pair<std::string, http::ExchangePtr>> pub_held;
   std::unique_ptr<http::Server> registry;
   std::unique_ptr<http::Server> cdn;
+
+  // Drops the requests still parked, before the servers that own their connections go away.
+  ~Fake() {
+    for (const auto& ex : held) ex->abort();
+    for (const auto& [d, ex] : pub_held) ex->abort();
+    held.clear();
+    pub_held.clear();
+  }
+
+  void serve_pub(const std::string& digest, const http::ExchangePtr& ex) {
+    const auto it = pub_blobs.find(digest);
+    if (it == pub_blobs.end()) return reply(ex, 404, R"({"errors":[{"code":"BLOB_UNKNOWN"}]})");
+    reply(ex, 200, it->second);
+  }
 
   explicit Fake(Loop& l) : loop(l) {
     auto r = http::Server::start(loop.base, listen_on("127.0.0.1:0"),
@@ -200,6 +221,13 @@ struct Fake {
         {"RateLimit-Limit", "100;w=21600"}, {"RateLimit-Remaining", "97;w=21600"}, {"Docker-RateLimit-Source", "1.2.3.4"}};
     if (req.path == "/v2/limited") return reply(ex, 429, "slow down", {{"Retry-After", "120"}});
     if (req.path == "/v2/limited-default") return reply(ex, 429, "slow down");
+    if (req.path == "/v2/limited-huge") return reply(ex, 429, "slow down", {{"Retry-After", "99999999999999999999"}});
+    if (req.path == "/v2/limited-date") return reply(ex, 429, "slow down", {{"Retry-After", "Wed, 01 Jan 2031 00:00:00 GMT"}});
+    if (req.path.starts_with("/v2/pub/blobs/")) {
+      const std::string digest = req.path.substr(std::string_view("/v2/pub/blobs/").size());
+      if (hold_pub) return void(pub_held.emplace_back(digest, ex));
+      return serve_pub(digest, ex);
+    }
     if (req.path == "/v2/slow") return held.push_back(ex);
     if (req.path == "/v2/loop") return reply(ex, 302, "", {{"Location", "/v2/loop"}});
     if (req.path == "/v2/cut") return cut(ex, true);
@@ -476,6 +504,20 @@ TEST_CASE("Upstream: 429 starts a back-off") {
     h.now += 2s;
     CHECK_FALSE(h.upstream->backing_off());
   }
+  SUBCASE("a Retry-After too large for any integer is the longest back-off (a day), not a crash") {
+    CHECK(h.fetch("/v2/limited-huge").head.status == 429);
+    h.now += 23h;
+    CHECK(h.upstream->backing_off());
+    h.now += 2h;
+    CHECK_FALSE(h.upstream->backing_off());
+  }
+  SUBCASE("a Retry-After date a year ahead is clamped to a day") {
+    CHECK(h.fetch("/v2/limited-date").head.status == 429);
+    h.now += 23h;
+    CHECK(h.upstream->backing_off());
+    h.now += 2h;
+    CHECK_FALSE(h.upstream->backing_off());
+  }
 }
 
 TEST_CASE("Upstream: transport failures end with ok=false") {
@@ -507,6 +549,15 @@ TEST_CASE("Upstream: transport failures end with ok=false") {
     CHECK_FALSE(out.ok);
     CHECK(out.heads == 0);
     CHECK(out.error.find("onnect") != std::string::npos);
+  }
+  SUBCASE("a trickle below the minimum rate") {
+    Harness h(false, UpstreamTimeouts{.connect = 5s, .first_byte = 5s, .stall = 30s, .min_rate = 1000, .min_rate_period = 1s});
+    const auto t0 = std::chrono::steady_clock::now();
+    const Outcome out = h.fetch("/v2/hang");  // 10 of 1000 bytes, then nothing: the stall timer would wait 30 s
+    CHECK_FALSE(out.ok);
+    CHECK(out.body == "0123456789");
+    CHECK(out.error.find("too slow") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - t0 < 20s);
   }
   SUBCASE("no response head within the first-byte timeout") {
     Harness h(false, UpstreamTimeouts{.connect = 5s, .first_byte = 1s, .stall = 5s});
@@ -722,4 +773,154 @@ TEST_CASE("HttpClient: TLS is verified, against an extra CA file when given") {
   std::remove(cert.c_str());
   std::remove(key.c_str());
   rmdir(dir);
+}
+
+// --- FetchTable: shared blob downloads against the fake registry's /v2/pub/blobs/<digest> ---
+
+namespace {
+
+// A FetchTable over a scratch store whose "workers" run inline and whose publishing keeps nothing.
+struct FetchHarness {
+  Harness h;
+  testing::ScratchStore store{"wharf-fetch"};
+  proxy::FetchTable table;
+
+  explicit FetchHarness(FetchLimits limits)
+      : table(*store.blobs, [](std::function<void()> work, std::function<void()> done) { work(), done(); },
+              [](const std::vector<VerifiedBlob>& blobs) { return std::vector<std::string>(blobs.size()); }, limits) {}
+
+  // Serves `body` as a blob; returns its digest.
+  oci::Digest add(const std::string& body, std::string digest_of_body = "") {
+    const oci::Digest d = oci::digest_of(digest_of_body.empty() ? body : digest_of_body);
+    h.fake.pub_blobs[d.str()] = body;
+    return d;
+  }
+  std::shared_ptr<BlobFetch> get(const oci::Digest& d, FetchPriority p, std::optional<uint64_t> size = std::nullopt) {
+    return table.get_or_start(*h.upstream, "pub", "fake.io/pub", d, p, size);
+  }
+  bool settled(const std::vector<std::shared_ptr<BlobFetch>>& fs) {
+    return std::all_of(fs.begin(), fs.end(), [](const auto& f) {
+      return f->state() == FetchState::Verified || f->state() == FetchState::Failed;
+    });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("FetchTable: downloads are bounded per upstream and in total, clients go first") {
+  FetchHarness fh(FetchLimits{.total = 3, .per_upstream = 2});
+  fh.h.fake.hold_pub = true;
+  std::vector<oci::Digest> ds;
+  std::vector<std::shared_ptr<BlobFetch>> fs;
+  for (int i = 0; i < 6; ++i) ds.push_back(fh.add("blob number " + std::to_string(i)));
+  for (int i = 0; i < 5; ++i) fs.push_back(fh.get(ds[i], FetchPriority::Prefetch));
+  REQUIRE(fh.h.loop.run_until([&] { return fh.h.fake.pub_held.size() == 2; }));
+  fh.h.loop.run_for(100ms);
+  CHECK(fh.h.fake.pub_held.size() == 2);  // the per-upstream limit, not more
+  CHECK(fh.table.running() == 2);
+  CHECK(fh.table.queued() == 3);
+  CHECK(fs[4]->state() == FetchState::Queued);
+  CHECK(fs[4]->fd() < 0);  // no temp file while queued
+
+  // A client asks for the last prefetch and for a new blob: both jump the prefetch queue, in order.
+  CHECK(fh.get(ds[4], FetchPriority::Client) == fs[4]);
+  fs.push_back(fh.get(ds[5], FetchPriority::Client));
+  CHECK(fs[5]->state() == FetchState::Queued);
+  std::vector<std::string> order;
+  while (!fh.settled(fs)) {
+    REQUIRE(fh.h.loop.run_until([&] { return !fh.h.fake.pub_held.empty() || fh.settled(fs); }));
+    if (fh.h.fake.pub_held.empty()) break;
+    CHECK(fh.h.fake.pub_held.size() <= 2);
+    auto [digest, ex] = fh.h.fake.pub_held.front();
+    fh.h.fake.pub_held.erase(fh.h.fake.pub_held.begin());
+    order.push_back(digest);
+    fh.h.fake.serve_pub(digest, ex);
+    const auto served = std::find_if(fs.begin(), fs.end(), [&](const auto& f) { return f->digest().str() == digest; });
+    REQUIRE(served != fs.end());
+    REQUIRE(fh.h.loop.run_until([&] { return fh.settled({*served}); }));
+    fh.h.loop.run_for(20ms);
+  }
+  REQUIRE(fh.h.loop.run_until([&] { return fh.settled(fs); }));
+  for (const auto& f : fs) CHECK(f->state() == FetchState::Verified);
+  REQUIRE(order.size() == 6);
+  CHECK(order[0] == ds[0].str());
+  CHECK(order[1] == ds[1].str());
+  CHECK(order[2] == ds[4].str());  // the client requests, oldest first
+  CHECK(order[3] == ds[5].str());
+  CHECK(order[4] == ds[2].str());
+  CHECK(order[5] == ds[3].str());
+}
+
+TEST_CASE("FetchTable: hostile upstream bytes") {
+  FetchHarness fh(FetchLimits{});
+  SUBCASE("bytes that do not match the digest fail, and the digest is remembered as bad") {
+    const oci::Digest d = fh.add("evil bytes", "the real blob");
+    CHECK_FALSE(fh.table.known_bad(d));
+    auto f = fh.get(d, FetchPriority::Client);
+    int failed_with = 0;
+    FetchListener l;
+    l.on_fail = [&](int status, const std::string&, const std::string&) { failed_with = status; };
+    f->add_listener(std::move(l));
+    REQUIRE(fh.h.loop.run_until([&] { return fh.settled({f}); }));
+    CHECK(f->state() == FetchState::Failed);
+    CHECK(failed_with == 502);
+    CHECK(f->failure().find("digest mismatch") != std::string::npos);
+    REQUIRE(fh.table.known_bad(d));
+    CHECK(*fh.table.known_bad(d) <= FetchTable::kBadDigestMemory);
+    CHECK_FALSE(fh.table.in_flight(d));
+  }
+  SUBCASE("a Content-Length other than the descriptor's size is refused before any byte is kept") {
+    const oci::Digest d = fh.add("twelve bytes");
+    auto f = fh.get(d, FetchPriority::Prefetch, 5);
+    REQUIRE(fh.h.loop.run_until([&] { return fh.settled({f}); }));
+    CHECK(f->state() == FetchState::Failed);
+    CHECK(f->failure().find("announced 12 bytes for a blob of 5 bytes") != std::string::npos);
+    CHECK_FALSE(fh.table.known_bad(d));
+  }
+  SUBCASE("a size noted from a manifest holds a later download to it") {
+    const oci::Digest d = fh.add("twelve bytes");
+    fh.table.note_size(d, 13);
+    auto f = fh.get(d, FetchPriority::Client);
+    REQUIRE(fh.h.loop.run_until([&] { return fh.settled({f}); }));
+    CHECK(f->state() == FetchState::Failed);
+    fh.table.note_size(d, 12);
+    auto g = fh.get(d, FetchPriority::Client);
+    REQUIRE(fh.h.loop.run_until([&] { return fh.settled({g}); }));
+    CHECK(g->state() == FetchState::Verified);
+    CHECK(g->total() == 12);
+  }
+}
+
+TEST_CASE("FetchTable: prefetches wait while too many verified blobs wait to be published") {
+  Harness h;
+  testing::ScratchStore store{"wharf-fetch"};
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;  // the "workers", run by hand
+  FetchTable table(
+      *store.blobs, [&](std::function<void()> work, std::function<void()> done) { jobs.emplace_back(work, done); },
+      [](const std::vector<VerifiedBlob>& blobs) { return std::vector<std::string>(blobs.size()); },
+      FetchLimits{.total = 16, .per_upstream = 16});
+  const size_t n = FetchTable::kMaxUnpublished + 40;
+  std::vector<std::shared_ptr<BlobFetch>> fs;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string body = "prefetched blob " + std::to_string(i);
+    const oci::Digest d = oci::digest_of(body);
+    h.fake.pub_blobs[d.str()] = body;
+    fs.push_back(table.get_or_start(*h.upstream, "pub", "fake.io/pub", d, FetchPriority::Prefetch));
+  }
+  auto verified = [&] {
+    return static_cast<size_t>(std::count_if(fs.begin(), fs.end(), [](const auto& f) { return f->state() == FetchState::Verified; }));
+  };
+  REQUIRE(h.loop.run_until([&] { return table.running() == 0; }, 30s));
+  h.loop.run_for(50ms);
+  CHECK(table.running() == 0);
+  CHECK(verified() >= FetchTable::kMaxUnpublished);
+  CHECK(verified() <= FetchTable::kMaxUnpublished + 16);
+  CHECK(table.queued() == n - verified());
+  // Publishing catches up: the rest start.
+  for (int round = 0; round < 100 && verified() < n; ++round) {
+    for (auto& [work, done] : std::exchange(jobs, {})) work(), done();
+    h.loop.run_until([&] { return table.running() == 0 && !jobs.empty(); }, 5s);
+  }
+  CHECK(verified() == n);
+  for (auto& [work, done] : std::exchange(jobs, {})) work(), done();
 }
