@@ -218,6 +218,8 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   g["wharf_upload_sessions"] = {"Open upload sessions in memory.", "gauge", double(rt.uploads.size())};
   g["wharf_upload_refused_total"] = {"Upload sessions refused with 429 (http.limits.uploads / uploadsperclient).",
                                      "counter", double(rt.uploads.refused())};
+  g["wharf_upload_evicted_total"] = {"Upload sessions unused for 15 minutes removed to make room at a session cap.",
+                                     "counter", double(rt.uploads.evicted())};
   if (rt.auth && rt.auth->enabled()) {
     const auto& a = rt.auth->stats();
     g["wharf_auth_checks_total"] = {"Password (bcrypt) checks run.", "counter", double(a.checks)};

@@ -16,11 +16,26 @@ void UploadTable::set_limits(size_t total, size_t per_client) {
   max_per_client_ = std::max<size_t>(per_client, 1);
 }
 
-UploadTable::Admit UploadTable::admit(const std::string& client) {
+UploadTable::Admit UploadTable::admit(const std::string& client, std::string* evicted, int64_t idle_before) {
   Admit a = Admit::Ok;
   if (sessions_.size() >= max_total_) a = Admit::TotalFull;
   else if (held_by(client) >= max_per_client_) a = Admit::ClientFull;
-  if (a != Admit::Ok) ++refused_;
+  if (a == Admit::Ok) return a;
+  if (evicted != nullptr) {
+    const UploadSession* victim = nullptr;
+    for (const auto& [id, s] : sessions_) {
+      if (s->kind != UploadSession::Kind::Resumable || s->busy || s->last_used() >= idle_before) continue;
+      if (a == Admit::ClientFull && s->client != client) continue;
+      if (victim == nullptr || s->last_used() < victim->last_used()) victim = s.get();
+    }
+    if (victim != nullptr) {
+      *evicted = victim->id;
+      erase(*evicted);
+      ++evicted_;
+      return Admit::Ok;
+    }
+  }
+  ++refused_;
   return a;
 }
 

@@ -5,6 +5,7 @@
 // writes. Resumable sessions survive restarts through the index record and the data file; a restored
 // session has no running digest and is re-hashed from its file when completed.
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -28,6 +29,14 @@ struct UploadSession {
   std::optional<oci::Hasher> hasher;  // sha256 over bytes 0..offset, if contiguous in this process
   bool busy = false;     // a request is writing or completing it
   int64_t started = 0;
+  int64_t touched = 0;   // when a request last began or ended writing to it (unix seconds)
+  // Marks the session in use by a request (or not) and notes the time.
+  void set_busy(bool b) {
+    busy = b;
+    touched = static_cast<int64_t>(::time(nullptr));
+  }
+  // The last time anyone used it: started or touched.
+  int64_t last_used() const { return touched > started ? touched : started; }
   // Removes a monolithic upload's data file (nothing, once published: it was renamed away).
   ~UploadSession();
 };
@@ -40,7 +49,11 @@ class UploadTable {
   // Sets the caps (each at least 1): sessions in total, and per client address.
   void set_limits(size_t total, size_t per_client);
   // Whether `client` may open one more session now; a refusal is counted for refused().
-  Admit admit(const std::string& client);
+  // At a cap, with `evicted` given, a resumable session not in use since before `idle_before` (the
+  // client's own at the per-client cap, anyone's at the total cap; the least recently used) is taken
+  // out of the table to make room: its id goes to *evicted (the caller removes its record and file),
+  // and the answer is Ok. So a client whose pushes died is not locked out until the purge.
+  Admit admit(const std::string& client, std::string* evicted = nullptr, int64_t idle_before = 0);
   // The resumable session `id`; nullptr if unknown (monolithic sessions are never found by id).
   std::shared_ptr<UploadSession> find(const std::string& id) const;
   // Adds (or replaces) a session; it holds a slot of its client until erased.
@@ -53,11 +66,14 @@ class UploadTable {
   size_t held_by(const std::string& client) const;
   // Sessions refused by admit() so far.
   uint64_t refused() const { return refused_; }
+  // Idle sessions taken out by admit() to make room so far.
+  uint64_t evicted() const { return evicted_; }
 
  private:
   size_t max_total_ = 1000;
   size_t max_per_client_ = 100;
   uint64_t refused_ = 0;
+  uint64_t evicted_ = 0;
   std::unordered_map<std::string, std::shared_ptr<UploadSession>> sessions_;
   std::unordered_map<std::string, size_t> per_client_;
 };

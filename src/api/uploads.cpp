@@ -12,6 +12,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/auth/throttle.hpp"
@@ -86,11 +88,28 @@ std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id,
   return s;
 }
 
+// A session nobody has written to for this long may be removed when its client (or everyone) is at the
+// session cap, to make room for a new one; resuming it afterwards gets BLOB_UPLOAD_UNKNOWN.
+constexpr std::chrono::seconds kEvictIdleAfter{15 * 60};
+
 // Answers 429 TOOMANYREQUESTS and returns false if `client` may not open another upload session now.
 bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
   const std::string client = auth::client_key(ex->req().peer);
-  switch (ctx.uploads.admit(client)) {
+  std::string evicted;
+  const int64_t idle_before = int64_t(time(nullptr)) - int64_t(kEvictIdleAfter.count());
+  switch (ctx.uploads.admit(client, &evicted, idle_before)) {
     case UploadTable::Admit::Ok:
+      if (!evicted.empty()) {
+        spdlog::info("upload session {} unused for over {} min removed to make room for a new one from {}", evicted,
+                     kEvictIdleAfter.count() / 60, client);
+        ctx.pool.submit(
+            [&ctx, evicted] {
+              std::error_code ec;
+              std::filesystem::remove(ctx.store.upload_path(evicted), ec);
+              (void)ctx.index.delete_upload(evicted);
+            },
+            nullptr);
+      }
       return true;
     case UploadTable::Admit::ClientFull:
       fail(ex, oci::ErrorCode::TooManyRequests,
@@ -128,7 +147,7 @@ class UploadSink : public http::BodySink {
       : ex_(std::move(ex)), s_(std::move(s)), fd_(fd), done_(std::move(done)), dropped_(std::move(dropped)) {}
   ~UploadSink() override {
     if (finished_) return;
-    s_->busy = false;
+    s_->set_busy(false);
     if (dropped_) dropped_();
   }
   bool on_data(const char* p, size_t n) override {
@@ -175,12 +194,12 @@ void write_body(const http::ExchangePtr& ex, const std::shared_ptr<UploadSession
   int fd = ::open(s->path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | open_flags, 0644);
   if (fd < 0) {
     const int err = errno;
-    s->busy = false;
+    s->set_busy(false);
     if (dropped) dropped();
     if (err == ENOENT && !(open_flags & O_CREAT)) return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
     return fail(ex, oci::ErrorCode::Unavailable, "cannot open upload file: " + std::string(std::strerror(err)));
   }
-  s->busy = true;
+  s->set_busy(true);
   ex->read_body(std::make_unique<UploadSink>(ex, s, fd, std::move(done), std::move(dropped)));
 }
 
@@ -192,7 +211,7 @@ struct FinishResult {
 
 // Verifies the digest, publishes the data file into the store and links the blob: one worker job.
 void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<UploadSession> s, oci::Digest want) {
-  s->busy = true;
+  s->set_busy(true);
   std::optional<oci::Digest> computed;
   if (s->hasher && s->hasher->algo() == want.algo) computed = s->hasher->finish();
   s->hasher.reset();
@@ -250,7 +269,7 @@ void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<Up
       },
       [&ctx, ex, s, want, result] {
         ctx.uploads.erase(s->id);
-        s->busy = false;
+        s->set_busy(false);
         switch (result->kind) {
           case FinishResult::Kind::Mismatch:
             return fail(ex, oci::ErrorCode::DigestInvalid, result->message, digest_detail(want.str()));
@@ -299,7 +318,7 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
   s->path = ctx.store.upload_path(s->id);
   s->started = time(nullptr);
   s->hasher.emplace();
-  s->busy = true;
+  s->set_busy(true);
   ctx.uploads.put(s);
   auto err = std::make_shared<std::string>();
   ctx.pool.submit(
@@ -317,7 +336,7 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
         }
       },
       [&ctx, ex, s, err] {
-        s->busy = false;
+        s->set_busy(false);
         if (!err->empty()) {
           ctx.uploads.erase(s->id);
           return fail(ex, oci::ErrorCode::Unavailable, *err);
@@ -403,7 +422,7 @@ void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
   if (!check_content_range(ex, *s)) return;
   write_body(ex, s, 0, [ex, s] {
-    s->busy = false;
+    s->set_busy(false);
     ex->respond(progress_response(202, *s));
   });
 }

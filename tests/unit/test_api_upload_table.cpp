@@ -36,6 +36,39 @@ TEST_CASE("UploadTable::admit") {
     CHECK(t.admit("e") == UploadTable::Admit::TotalFull);
     CHECK(t.refused() == 2);
   }
+  SUBCASE("at a cap, the least recently used idle session makes room") {
+    auto old1 = session("1", "a");
+    old1->started = 100;
+    auto old2 = session("2", "a");
+    old2->started = 50;
+    old2->touched = 150;  // written to after 1 was started: 1 is the least recently used
+    t.put(old1);
+    t.put(old2);
+    std::string evicted;
+    // Nothing idle long enough: refused, nothing taken.
+    CHECK(t.admit("a", &evicted, 90) == UploadTable::Admit::ClientFull);
+    CHECK(evicted.empty());
+    // Another client's idle session never makes room at the per-client cap.
+    t.put(session("3", "b"));
+    CHECK(t.admit("b", &evicted, 1000) == UploadTable::Admit::Ok);
+    CHECK(evicted.empty());
+    // A session in use is never taken.
+    old1->busy = true;
+    CHECK(t.admit("a", &evicted, 120) == UploadTable::Admit::ClientFull);
+    old1->busy = false;
+    CHECK(t.admit("a", &evicted, 1000) == UploadTable::Admit::Ok);
+    CHECK(evicted == "1");
+    CHECK(t.held_by("a") == 1);
+    CHECK(t.evicted() == 1);
+    // Monolithic uploads (a body in flight) are never taken, even at the total cap.
+    UploadTable full;
+    full.set_limits(1, 1);
+    auto mono = session("m", "c", UploadSession::Kind::Monolithic);
+    full.put(mono);
+    evicted.clear();
+    CHECK(full.admit("d", &evicted, 1000) == UploadTable::Admit::TotalFull);
+    CHECK(evicted.empty());
+  }
   SUBCASE("erasing frees the client's slot") {
     t.put(session("1", "a"));
     t.put(session("2", "a"));
