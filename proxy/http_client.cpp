@@ -60,7 +60,9 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 }
 
 std::string seconds_text(std::chrono::milliseconds ms) {
-  return std::to_string(ms.count() / 1000) + (ms.count() % 1000 ? "." + std::to_string(ms.count() % 1000 / 100) : "") + " s";
+  std::string text = std::to_string(ms.count() / 1000);
+  if (ms.count() % 1000 != 0) text.append(".").append(std::to_string(ms.count() % 1000 / 100));
+  return text.append(" s");
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ TEST_CASE("FailureThrottle::begin") {
   }
   SUBCASE("idle addresses are pruned when many are tracked") {
     for (size_t i = 0; i <= FailureThrottle::kPruneAbove; ++i) {
-      const std::string who = "a" + std::to_string(i);
+      const std::string who = std::string("a").append(std::to_string(i));
       REQUIRE_FALSE(th.begin(who, t0));
       th.finish(who, Outcome::Failed, t0);
     }
