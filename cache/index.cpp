@@ -59,7 +59,6 @@ std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesy
       Impl* im = nullptr;
       std::string error;
       std::string schema;  // the stored schema record, "" if none
-      bool empty = true;
     } t;
     t.im = &im;
     auto open_tables = [](void* arg) {
@@ -77,9 +76,6 @@ std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesy
           lmdb::check(mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi), std::string("mdb_dbi_open ") + name);
         std::string_view v;
         if (lmdb::get(txn.get(), im.meta, kSchemaKey, &v)) t.schema = std::string(v);
-        MDB_stat st{};
-        for (auto [name, dbi] : tables)
-          if (mdb_stat(txn.get(), *dbi, &st) == MDB_SUCCESS && st.ms_entries > 0 && *dbi != im.meta) t.empty = false;
         if (t.schema.empty()) lmdb::put(txn.get(), im.meta, kSchemaKey, kSchema);  // fresh, or from before the record
         txn.commit();
       } catch (const lmdb::Error& e) {
