@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <lmdb.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "cache/index.hpp"
+#include "cache/index_check.hpp"
 #include "cache/lmdb.hpp"
 #include "tests/unit/scratch_store.hpp"
 
@@ -682,4 +687,29 @@ TEST_CASE("Index::open checks the index before using it") {
     REQUIRE_FALSE(idx);
     CHECK(idx.error().find("wharf-index 99") != std::string::npos);
   }
+}
+
+TEST_CASE("guard_faults turns a read past the end of a mapped file into a value") {
+  Scratch s;
+  const auto path = s.dir / "mapped";
+  { std::ofstream(path, std::ios::binary) << std::string(3 * 4096, 'x'); }
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  void* map = ::mmap(nullptr, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  REQUIRE(map != MAP_FAILED);
+  fs::resize_file(path, 4096);  // as a truncated data.mdb under LMDB's map
+  struct Read {
+    const volatile char* p;
+    char got = 0;
+  } r{static_cast<const volatile char*>(map) + 2 * 4096};
+  auto read = [](void* arg) {
+    auto& r = *static_cast<Read*>(arg);
+    r.got = *r.p;
+  };
+  CHECK(wharf::cache::index_detail::guard_faults(read, &r) == SIGBUS);
+  r.p = static_cast<const volatile char*>(map);  // within the file: no fault
+  CHECK(wharf::cache::index_detail::guard_faults(read, &r) == 0);
+  CHECK(r.got == 'x');
+  ::munmap(map, 3 * 4096);
 }
