@@ -344,7 +344,7 @@ std::expected<void, std::string> ImageSource::ensure_blob(const proxy::Decision&
       }
       if (!linked) {
         if (auto l = impl_->index.link_blob(d.cache_repo, desc.digest.str(), *size, cache::Origin::Proxied); !l)
-          return std::unexpected(l.error());
+          return impl_->fetch_blob(d, desc);  // a file without a record (collected meanwhile): fetch and index it
       }
     }
     return {};
