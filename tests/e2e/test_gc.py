@@ -175,7 +175,7 @@ def test_online_gc_keeps_every_acknowledged_upload(ctx):
     def uploader(worker):
         rnd = random.Random(4200 + worker)
         try:
-            for i in range(30):  # bounded: 30 uploads per worker
+            for i in range(40):  # bounded: 40 uploads per worker
                 data = rnd.randbytes(rnd.randrange(1, 48 << 10))
                 age = 3 * 86400 if i % 3 != 2 else 0  # most of them old, as after a long pause
                 digest, r = chunked_upload(reg, "e2e/gcrace/w%d" % worker, data, age=age)
@@ -186,14 +186,14 @@ def test_online_gc_keeps_every_acknowledged_upload(ctx):
             errors.append(exc)
 
     runs_before = wait_log(reg, "garbage collection:", "a first GC run")
-    threads = [threading.Thread(target=uploader, args=(w,), daemon=True) for w in range(6)]
+    threads = [threading.Thread(target=uploader, args=(w,), daemon=True) for w in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
         check(not t.is_alive(), "an uploader is still running after 300 s")
     check(not errors, "an upload failed: %s" % (errors[:1],))
-    check_eq(len(acked), 180, "blobs acknowledged with 201")
+    check_eq(len(acked), 320, "blobs acknowledged with 201")
     wait_for(lambda: wait_log(reg, "garbage collection:", "GC runs") >= runs_before + 3, "3 more GC runs",
              tries=100)
     lost = []
