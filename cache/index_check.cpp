@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstring>
+
 #include "cache/index_records.hpp"
 #include "src/oci/digest.hpp"
 
@@ -118,6 +120,25 @@ void walk(void* arg) {
         if (auto why = bad_record(table.kind, lmdb::view(k), lmdb::view(v)))
           w.note(std::string(table.name) + " record '" + printable(lmdb::view(k)) + "': " + *why);
       }
+    }
+    // LMDB's free list (table 0): writers take pages from it, so a page number past the file's end
+    // would be written into the void later. Each value is a count followed by (at least) that many page numbers.
+    MDB_envinfo info{};
+    lmdb::check(mdb_env_info(im.env.get(), &info), "mdb_env_info");
+    lmdb::Cursor cur(txn.get(), 0);
+    MDB_val k{}, v{};
+    for (bool ok = cur.get(k, v, MDB_FIRST); ok && w.seen < w.limit; ok = cur.get(k, v, MDB_NEXT)) {
+      ++w.seen;
+      const size_t n = v.mv_size / sizeof(size_t);
+      size_t ids[1] = {0};
+      if (n > 0) std::memcpy(ids, v.mv_data, sizeof ids);
+      bool sound = n > 0 && v.mv_size % sizeof(size_t) == 0 && ids[0] <= n - 1;
+      for (size_t i = 1; sound && i <= ids[0]; ++i) {
+        size_t page = 0;
+        std::memcpy(&page, static_cast<const char*>(v.mv_data) + i * sizeof(size_t), sizeof page);
+        sound = page >= 2 && page <= info.me_last_pgno;
+      }
+      if (!sound) w.note("the free list names pages outside the file");
     }
   } catch (const lmdb::Error& e) {
     w.note(std::string("reading the tables: ") + e.what());
