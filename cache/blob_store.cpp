@@ -76,20 +76,6 @@ bool path_exists(const fs::path& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-// Renames the (already fsynced) file `tmp` to `target`, creating the fan-out directory, and makes
-// the new directory entries durable.
-std::expected<void, std::string> place(const fs::path& tmp, const fs::path& target) {
-  const fs::path dir = target.parent_path();
-  auto created = make_dir(dir);
-  if (!created) return std::unexpected(created.error());
-  if (*created) {
-    if (auto r = fsync_dir(dir.parent_path()); !r) return r;
-  }
-  if (::rename(tmp.c_str(), target.c_str()) != 0)
-    return std::unexpected("cannot rename '" + tmp.string() + "' to '" + target.string() + "': " + errno_text(errno));
-  return fsync_dir(dir);
-}
-
 std::string_view algo_dir(oci::DigestAlgo algo) { return algo == oci::DigestAlgo::Sha512 ? "sha512" : "sha256"; }
 
 }  // namespace
@@ -129,71 +115,77 @@ std::optional<uint64_t> BlobStore::stat(const oci::Digest& d) const {
 
 int BlobStore::open_read(const oci::Digest& d) const { return open_retry(blob_path(d), O_RDONLY | O_CLOEXEC); }
 
-std::expected<void, std::string> BlobStore::publish(const std::filesystem::path& tmp, const oci::Digest& d) const {
-  auto errors = publish_all({{tmp, d}});
-  if (!errors[0].empty()) return std::unexpected(errors[0]);
-  return {};
-}
-
-std::vector<std::string> BlobStore::publish_all(const std::vector<Publication>& items) const {
-  std::vector<std::string> errors(items.size());
-  std::vector<int> fds(items.size(), -1);
+std::vector<std::string> BlobStore::sync_files(const std::vector<std::filesystem::path>& tmps) const {
+  std::vector<std::string> errors(tmps.size());
+  std::vector<int> fds(tmps.size(), -1);
   // Start writeback of every file first so the device works on them together, then wait for each.
-  for (size_t i = 0; i < items.size(); ++i) {
-    const auto& [tmp, d] = items[i];
-    if (path_exists(blob_path(d))) {
-      if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) errors[i] = failure("cannot remove temporary file", tmp, errno).error();
-      continue;
-    }
-    fds[i] = open_retry(tmp, O_RDONLY | O_CLOEXEC);
-    if (fds[i] < 0) errors[i] = failure("cannot open temporary file", tmp, errno).error();
+  for (size_t i = 0; i < tmps.size(); ++i) {
+    fds[i] = open_retry(tmps[i], O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) errors[i] = failure("cannot open temporary file", tmps[i], errno).error();
     else ::sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
   }
-  std::vector<fs::path> dirs;  // fan-out directories that got a new entry
-  for (size_t i = 0; i < items.size(); ++i) {
+  for (size_t i = 0; i < tmps.size(); ++i) {
     if (fds[i] < 0) continue;
-    const auto& [tmp, d] = items[i];
     int rc;
     do rc = ::fdatasync(fds[i]);
     while (rc < 0 && errno == EINTR);
     const int err = errno;
     close_fd(fds[i]);
-    if (rc < 0) {
-      errors[i] = failure("cannot fsync", tmp, err).error();
-      continue;
-    }
-    const fs::path target = blob_path(d);
-    fs::path dir = target.parent_path();
-    auto created = make_dir(dir);  // sha512, or a fan-out directory removed by hand
-    if (!created) {
-      errors[i] = created.error();
-      continue;
-    }
-    if (*created) {
-      if (auto r = fsync_dir(dir.parent_path()); !r) {
-        errors[i] = r.error();
-        continue;
-      }
-    }
-    if (::rename(tmp.c_str(), target.c_str()) != 0) {
-      errors[i] = "cannot rename '" + tmp.string() + "' to '" + target.string() + "': " + errno_text(errno);
-      continue;
-    }
-    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(std::move(dir));
-  }
-  // One fsync per directory makes all its new entries durable.
-  for (const auto& dir : dirs) {
-    if (auto r = fsync_dir(dir); !r) {
-      for (size_t i = 0; i < items.size(); ++i)
-        if (errors[i].empty() && blob_path(items[i].digest).parent_path() == dir) errors[i] = r.error();
-    }
+    if (rc < 0) errors[i] = failure("cannot fsync", tmps[i], err).error();
   }
   return errors;
 }
 
-std::expected<void, std::string> BlobStore::write(const oci::Digest& d, std::string_view bytes) const {
+std::expected<std::optional<std::filesystem::path>, std::string> BlobStore::place(const std::filesystem::path& tmp,
+                                                                                const oci::Digest& d,
+                                                                                std::optional<uint64_t> size) const {
   const fs::path target = blob_path(d);
-  if (path_exists(target)) return {};
+  struct stat st {};
+  if (::stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (!size || uint64_t(st.st_size) == *size)) {
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return failure("cannot remove temporary file", tmp, errno);
+    return std::nullopt;
+  }
+  fs::path dir = target.parent_path();
+  auto created = make_dir(dir);  // sha512, or a fan-out directory removed by hand
+  if (!created) return std::unexpected(created.error());
+  if (*created) {
+    if (auto r = fsync_dir(dir.parent_path()); !r) return std::unexpected(r.error());
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0)
+    return std::unexpected("cannot rename '" + tmp.string() + "' to '" + target.string() + "': " + errno_text(errno));
+  return dir;
+}
+
+std::expected<std::filesystem::path, std::string> BlobStore::replace(const std::filesystem::path& tmp,
+                                                                     const oci::Digest& d) const {
+  const fs::path target = blob_path(d);
+  if (::rename(tmp.c_str(), target.c_str()) != 0)
+    return std::unexpected("cannot rename '" + tmp.string() + "' to '" + target.string() + "': " + errno_text(errno));
+  return target.parent_path();
+}
+
+bool BlobStore::intact(const oci::Digest& d) const {
+  int fd = open_read(d);
+  if (fd < 0) return false;
+  oci::Hasher h(d.algo);
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close_fd(fd);
+      return false;
+    }
+    if (n == 0) break;
+    h.update(buf, size_t(n));
+  }
+  close_fd(fd);
+  return h.finish() == d;
+}
+
+std::expected<void, std::string> BlobStore::sync_dir(const std::filesystem::path& dir) const { return fsync_dir(dir); }
+
+std::expected<std::filesystem::path, std::string> BlobStore::stage(std::string_view bytes) const {
   std::string name = (tmp_dir() / "write-XXXXXX").string();
   int fd = ::mkostemp(name.data(), O_CLOEXEC);
   if (fd < 0) return failure("cannot create a temporary file in", tmp_dir(), errno);
@@ -212,8 +204,42 @@ std::expected<void, std::string> BlobStore::write(const oci::Digest& d, std::str
   }
   if (fsync_retry(fd) != 0) return fail("cannot fsync", errno);
   close_fd(fd);
-  auto placed = place(tmp, target);
-  if (!placed) ::unlink(tmp.c_str());
+  return tmp;
+}
+
+std::expected<void, std::string> BlobStore::publish(const std::filesystem::path& tmp, const oci::Digest& d) const {
+  auto errors = publish_all({{tmp, d}});
+  if (!errors[0].empty()) return std::unexpected(errors[0]);
+  return {};
+}
+
+std::vector<std::string> BlobStore::publish_all(const std::vector<Publication>& items) const {
+  std::vector<fs::path> tmps;
+  for (const auto& item : items) tmps.push_back(item.tmp);
+  std::vector<std::string> errors = sync_files(tmps);
+  std::vector<fs::path> dirs;  // fan-out directories that got a new entry
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!errors[i].empty()) continue;
+    auto placed = place(items[i].tmp, items[i].digest, std::nullopt);
+    if (!placed) errors[i] = placed.error();
+    else if (*placed && std::find(dirs.begin(), dirs.end(), **placed) == dirs.end()) dirs.push_back(**placed);
+  }
+  // One fsync per directory makes all its new entries durable.
+  for (const auto& dir : dirs) {
+    if (auto r = fsync_dir(dir); !r) {
+      for (size_t i = 0; i < items.size(); ++i)
+        if (errors[i].empty() && blob_path(items[i].digest).parent_path() == dir) errors[i] = r.error();
+    }
+  }
+  return errors;
+}
+
+std::expected<void, std::string> BlobStore::write(const oci::Digest& d, std::string_view bytes) const {
+  if (path_exists(blob_path(d))) return {};
+  auto tmp = stage(bytes);
+  if (!tmp) return std::unexpected(tmp.error());
+  auto placed = publish(*tmp, d);
+  if (!placed) ::unlink(tmp->c_str());
   return placed;
 }
 

@@ -136,22 +136,37 @@ uint64_t stored_bytes(const Snapshot& s) {
   return total;
 }
 
-void remove_files(const Index& index, const BlobStore& store, const std::vector<std::string>& digests,
-                  GcResult& result) {
-  for (const auto& d : digests) {
-    auto parsed = oci::parse_digest(d);
-    if (!parsed || indexed(index, d)) continue;
-    auto size = store.stat(*parsed);
-    if (size && store.remove(*parsed)) {
-      ++result.files_deleted;
-      result.bytes_freed += *size;
-    }
+void remove_unindexed(Index& index, const BlobStore& store, const std::vector<std::string>& digests,
+                      GcResult& result) {
+  constexpr size_t kBatch = 256;  // unlinks per write transaction: publishers wait at most one batch
+  for (size_t from = 0; from < digests.size(); from += kBatch) {
+    GcResult batch;
+    auto done = index.update("garbage collection (files)", [&](Index::Update& u) {
+      batch = GcResult{};
+      for (size_t i = from; i < std::min(digests.size(), from + kBatch); ++i) {
+        auto parsed = oci::parse_digest(digests[i]);
+        if (!parsed || u.has_record(digests[i])) continue;
+        auto size = store.stat(*parsed);
+        if (size && store.remove(*parsed)) {
+          ++batch.files_deleted;
+          batch.bytes_freed += *size;
+        }
+      }
+    });
+    if (!done) return;  // the index cannot be written: delete nothing more
+    result.files_deleted += batch.files_deleted;
+    result.bytes_freed += batch.bytes_freed;
   }
 }
 
-void sweep_strays(const Index& index, const BlobStore& store, int64_t older_than, DryRun dry_run,
+void remove_files(Index& index, const BlobStore& store, const std::vector<std::string>& digests, GcResult& result) {
+  remove_unindexed(index, store, digests, result);
+}
+
+void sweep_strays(Index& index, const BlobStore& store, int64_t older_than, DryRun dry_run,
                   const std::set<std::string>& gone, GcResult& result) {
   std::error_code ec;
+  std::vector<std::string> candidates;
   for (const char* algo : {"sha256", "sha512"}) {
     const fs::path top = store.root() / "blobs" / algo;
     for (auto it = fs::recursive_directory_iterator(top, ec); !ec && it != fs::recursive_directory_iterator();
@@ -170,14 +185,11 @@ void sweep_strays(const Index& index, const BlobStore& store, int64_t older_than
         if (!planned) result.deleted.push_back("file " + digest);
         continue;
       }
-      if (indexed(index, digest)) continue;
-      if (::unlink(it->path().c_str()) == 0) {
-        ++result.files_deleted;
-        result.bytes_freed += uint64_t(st.st_size);
-      }
+      if (!indexed(index, digest)) candidates.push_back(digest);  // re-checked under the write lock
     }
     ec.clear();
   }
+  remove_unindexed(index, store, candidates, result);
 }
 
 std::expected<GcResult, std::string> collect(Index& index, const BlobStore& store, const GcOptions& opts) {

@@ -5,7 +5,8 @@
 //
 // Grace rule: a manifest or blob created, put into a repository, linked, mounted or read less than
 // `grace` ago is never collected, nor is anything it references; nor is an unindexed file in blobs/
-// modified less than `grace` ago. The offline verb uses 0; the server uses kOnlineGcGrace, which must
+// modified less than `grace` ago. Files are only unlinked under the index write lock and only when
+// they have no record, so a publication in flight is never swept, however old its file (publish.hpp). The offline verb uses 0; the server uses kOnlineGcGrace, which must
 // exceed the time a client takes between uploading a blob and pushing the manifest that uses it.
 #include <chrono>
 #include <cstdint>
@@ -71,13 +72,17 @@ Marks mark(const Snapshot&, Untagged, int64_t young_since,
 // Total size of the blob and manifest records (what blobs/ holds, bar strays).
 uint64_t stored_bytes(const Snapshot&);
 
-// Removes the files of `digests` from blobs/, each only if the index (read afresh) has neither a blob
-// nor a manifest record for it; adds to `result`. Files that cannot be removed are skipped.
-void remove_files(const Index&, const BlobStore&, const std::vector<std::string>& digests, GcResult& result);
-// Removes (DryRun::No) or only counts every file in blobs/ modified before `older_than` (unix seconds)
-// whose digest the index does not know (or that is listed in `gone`, for a dry run); with DryRun::No
-// the index is re-checked just before each unlink. Adds to `result`.
-void sweep_strays(const Index&, const BlobStore&, int64_t older_than, DryRun, const std::set<std::string>& gone,
+// Removes the files of `digests` from blobs/, each only if the index has neither a blob nor a manifest
+// record for it, checked and unlinked inside an index write transaction (batches of 256), so no
+// publication (cache/publish.hpp) can interleave; adds to `result`. Files that cannot be removed, and
+// every file once the index cannot be written, are skipped.
+void remove_unindexed(Index&, const BlobStore&, const std::vector<std::string>& digests, GcResult& result);
+// remove_unindexed of the files of the records a sweep removed.
+void remove_files(Index&, const BlobStore&, const std::vector<std::string>& digests, GcResult& result);
+// Removes (DryRun::No, through remove_unindexed) or only counts every file in blobs/ modified before
+// `older_than` (unix seconds) whose digest the index does not know (or that is listed in `gone`, for a
+// dry run). The age only spares strays for inspection; safety against publications comes from the lock.
+void sweep_strays(Index&, const BlobStore&, int64_t older_than, DryRun, const std::set<std::string>& gone,
                   GcResult& result);
 
 // Collects garbage; fails only if the index cannot be read or written (files that cannot be removed

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "cache/index_check.hpp"
 #include "cache/index_impl.hpp"
 #include "cache/index_records.hpp"
 #include "cache/lmdb.hpp"
@@ -32,13 +33,15 @@ Index::ReadTxn Index::read() const { return ReadTxn(lmdb::Txn::begin(impl_->env.
 
 // ---- open ----
 
-std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesystem::path& dir, size_t map_size) {
+std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesystem::path& dir, size_t map_size,
+                                                               Damaged damaged) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return std::unexpected("cannot create index directory '" + dir.string() + "': " + ec.message());
   std::unique_ptr<Index> index(new Index());
   index->impl_ = std::make_unique<Impl>();
   Impl& im = *index->impl_;
+  const std::string damaged_hint = "; run `wharf check CONFIG --repair`, or restore the index from a backup";
   try {
     im.env = lmdb::Env::create();
     MDB_env* env = im.env.get();
@@ -46,26 +49,56 @@ std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesy
     lmdb::check(mdb_env_set_maxreaders(env, 1024), "mdb_env_set_maxreaders");
     lmdb::check(mdb_env_set_mapsize(env, map_size), "mdb_env_set_mapsize");
     lmdb::check(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0644), "mdb_env_open");
+    // Before any page is read through the map: a short file would fault (SIGBUS) on the first read.
+    if (auto bad = check_file(env, dir))
+      return std::unexpected("index '" + dir.string() + "' is damaged: " + *bad + "; restore it from a backup");
     int stale = 0;
     lmdb::check(mdb_reader_check(env, &stale), "mdb_reader_check");  // slots left by a killed process
     im.max_key = size_t(mdb_env_get_maxkeysize(env));
-    auto txn = lmdb::Txn::begin(env, 0);
-    const std::pair<const char*, MDB_dbi*> tables[] = {
-        {"repos", &im.repos},
-        {"tags", &im.tags},
-        {"manifests", &im.manifests},
-        {"repo_manifests", &im.repo_manifests},
-        {"blobs", &im.blobs},
-        {"links", &im.links},
-        {"referrers", &im.referrers},
-        {"uploads", &im.uploads},
-        {"access", &im.access},
+    struct Tables {
+      Impl* im = nullptr;
+      std::string error;
+      std::string schema;  // the stored schema record, "" if none
+    } t;
+    t.im = &im;
+    auto open_tables = [](void* arg) {
+      auto& t = *static_cast<Tables*>(arg);
+      Impl& im = *t.im;
+      try {
+        auto txn = lmdb::Txn::begin(im.env.get(), 0);
+        const std::pair<const char*, MDB_dbi*> tables[] = {
+            {"repos", &im.repos},         {"tags", &im.tags},   {"manifests", &im.manifests},
+            {"repo_manifests", &im.repo_manifests}, {"blobs", &im.blobs}, {"links", &im.links},
+            {"referrers", &im.referrers}, {"uploads", &im.uploads}, {"access", &im.access},
+            {"meta", &im.meta},
+        };
+        for (auto [name, dbi] : tables)
+          lmdb::check(mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi), std::string("mdb_dbi_open ") + name);
+        std::string_view v;
+        if (lmdb::get(txn.get(), im.meta, kSchemaKey, &v)) t.schema = std::string(v);
+        if (t.schema.empty()) lmdb::put(txn.get(), im.meta, kSchemaKey, kSchema);  // fresh, or from before the record
+        txn.commit();
+      } catch (const lmdb::Error& e) {
+        t.error = e.what();
+      }
     };
-    for (auto [name, dbi] : tables)
-      lmdb::check(mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi), std::string("mdb_dbi_open ") + name);
-    txn.commit();
+    if (int sig = guard_faults(open_tables, &t); sig != 0)
+      return std::unexpected("index '" + dir.string() + "' is damaged: reading its tables faulted" + damaged_hint);
+    if (!t.error.empty()) return std::unexpected("cannot open index '" + dir.string() + "': " + t.error);
+    if (!t.schema.empty() && t.schema != kSchema)
+      return std::unexpected("index '" + dir.string() + "' is not one this wharf reads: its schema record says '" +
+                             t.schema.substr(0, 80) + "', expected '" + std::string(kSchema) + "'");
   } catch (const lmdb::Error& e) {
     return std::unexpected("cannot open index '" + dir.string() + "': " + e.what());
+  }
+  auto problems = check_records(im, kCheckLimit);
+  if (!problems.empty()) {
+    if (damaged == Damaged::Refuse) {
+      std::string msg = "index '" + dir.string() + "' is damaged: " + problems[0];
+      if (problems.size() > 1) msg += " (and " + std::to_string(problems.size() - 1) + " more lines)";
+      return std::unexpected(msg + damaged_hint);
+    }
+    index->damage_ = std::move(problems);
   }
   return index;
 }
@@ -225,6 +258,19 @@ std::vector<std::pair<std::string, int64_t>> Index::all_access(const ReadTxn& t)
     if (auto when = decode_i64(v)) out.emplace_back(std::string(k), *when);
   });
   return out;
+}
+
+// ---- repair ----
+
+std::vector<std::string> Index::undecodable(std::string_view table) const {
+  auto txn = read();
+  return undecodable_keys(*impl_, raw(txn), table);
+}
+
+std::expected<bool, std::string> Index::drop_raw(std::string_view table, std::string_view key) {
+  auto dbi = table_named(*impl_, table);
+  if (!dbi) return false;
+  return impl_->write("drop_raw", [&](MDB_txn* t) { return lmdb::del(t, *dbi, key); });
 }
 
 // ---- backup ----

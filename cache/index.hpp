@@ -69,12 +69,26 @@ struct UploadRecord {
   int64_t started = 0;  // unix seconds
 };
 
+// What Index::open does with records that do not decode.
+enum class Damaged { Refuse, Open };
+
 class Index {
  public:
-  // Opens (creating) the LMDB environment in `dir` with the given map size; message names the problem.
+  // Opens (creating) the LMDB environment in `dir` with the given map size, after checking it: data.mdb
+  // must hold every page its meta page names, the schema record must be wharf's (it is written into a
+  // fresh or older index), and every record must decode (all are read, up to kCheckLimit). Fails with
+  // a message naming the problems; with Damaged::Open, records that do not decode are only listed in
+  // damage() (for `wharf check --repair`), while a truncated file or a foreign schema still fail.
   static std::expected<std::unique_ptr<Index>, std::string> open(const std::filesystem::path& dir,
-                                                                 size_t map_size = size_t(64) << 30);
+                                                                 size_t map_size = size_t(64) << 30,
+                                                                 Damaged damaged = Damaged::Refuse);
+  // Records read by the open-time check, at most.
+  static constexpr size_t kCheckLimit = size_t(8) << 20;
+  // The problems the open-time check found (only with Damaged::Open; empty when sound).
+  const std::vector<std::string>& damage() const { return damage_; }
   ~Index();
+  // The environment and its tables (opaque outside cache/index*.cpp: cache/index_impl.hpp).
+  struct Impl;
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
 
@@ -112,11 +126,13 @@ class Index {
   std::optional<int64_t> last_access(const ReadTxn&, std::string_view digest) const;
 
   // ---- writes: each is one committed (durable) write transaction ----
-  // Records blob `digest` (creating its record with `size`/`origin` if new) and links it into `repo`
-  // (creating the repo). Linking twice is a no-op. Sets last access to now.
+  // Links the stored blob `digest` into `repo` (creating the repo) and sets its last access to now;
+  // linking twice is a no-op. Fails, writing nothing, if the blob has no record (never stored, or
+  // collected since the caller looked): records are created only with their file, by cache/publish.hpp.
+  // `size` and `origin` are not used (the record's own are kept).
   std::expected<void, std::string> link_blob(std::string_view repo, std::string_view digest, uint64_t size,
                                              Origin origin);
-  // link_blob() for several blobs in one transaction.
+  // link_blob() for several blobs in one transaction; fails for all if one has no record.
   struct NewLink {
     std::string repo, digest;
     uint64_t size = 0;
@@ -166,6 +182,20 @@ class Index {
     bool remove_manifest_record(std::string_view digest);
     // Removes the blob record, its last-access entry and the given links of it.
     bool remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos);
+    // Removes the tag `tag` of `repo`; false if absent.
+    bool remove_tag(std::string_view repo, std::string_view tag);
+    // Writes the blob record of `digest` as given (for `wharf check --repair`: refcounts, re-indexing).
+    void put_blob_record(std::string_view digest, const BlobRecord& rec);
+    // True if `digest` has a blob or a manifest record.
+    bool has_record(std::string_view digest) const;
+    // Records blob `digest` (creating its record with `size`/`origin` if new) and links it into `repo`
+    // (creating the repo); linking twice is a no-op. Sets last access to now. Only for the file's publisher.
+    void add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin);
+    // The first digest of `required` that is neither a blob linked in `repo` nor a manifest of `repo`.
+    std::optional<std::string> first_missing(std::string_view repo, const std::vector<std::string>& required) const;
+    // put_manifest's writes, inside this transaction.
+    void add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+                      std::optional<std::string_view> tag);
 
    private:
     friend class Index;
@@ -187,8 +217,15 @@ class Index {
 
  private:
   Index() = default;
-  struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::vector<std::string> damage_;
+
+ public:
+  // Removes the record `key` of table `table` ("blobs", "manifests", ...) whatever its value; false if
+  // absent or the table is unknown. For `wharf check --repair` of records that do not decode.
+  std::expected<bool, std::string> drop_raw(std::string_view table, std::string_view key);
+  // The raw keys of every record of `table` that does not decode (as the open-time check judges).
+  std::vector<std::string> undecodable(std::string_view table) const;
 };
 
 }  // namespace wharf::cache

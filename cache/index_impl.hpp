@@ -17,11 +17,17 @@ struct Index::Impl {
   lmdb::Env env;
   size_t max_key = 0;
   MDB_dbi repos = 0, tags = 0, manifests = 0, repo_manifests = 0, blobs = 0, links = 0, referrers = 0,
-          uploads = 0, access = 0;
+          uploads = 0, access = 0, meta = 0;
 
   // The writes of put_manifest, inside a caller's write transaction.
   void store_manifest(MDB_txn* t, std::string_view repo, std::string_view digest, const ManifestRecord& rec,
                       std::optional<std::string_view> tag);
+
+  // Creates (if new) and links the blob record, as Update::add_blob.
+  void add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin, int64_t now);
+  // The first of `required` neither linked in nor a manifest of `repo`.
+  std::optional<std::string> first_missing(MDB_txn* t, std::string_view repo,
+                                           const std::vector<std::string>& required) const;
 
   // Runs `f(txn)` in one write transaction and commits it; LMDB failures become the error message.
   template <class F>

@@ -40,7 +40,7 @@ class Writer {
   std::string out_;
 };
 
-// Reads what Writer wrote; any overrun clears ok() and yields zero values.
+// Reads what Writer wrote; any overrun clears ok() and yields zero values. Never reads past the value.
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
@@ -72,6 +72,14 @@ class Reader {
     return v;
   }
   bool version() { return u8() == kVersion && ok_; }
+  // An origin byte; anything but a known origin clears ok().
+  Origin origin() {
+    uint8_t v = u8();
+    if (v > uint8_t(Origin::Proxied)) ok_ = false;
+    return v == uint8_t(Origin::Proxied) ? Origin::Proxied : Origin::Pushed;
+  }
+  // True if everything read so far was there and nothing is left over (a strict decode).
+  bool done() const { return ok_ && pos_ == in_.size(); }
 
  private:
   bool need(size_t n) {
@@ -83,8 +91,6 @@ class Reader {
   size_t pos_ = 0;
   bool ok_ = true;
 };
-
-Origin to_origin(uint8_t v) { return v == uint8_t(Origin::Proxied) ? Origin::Proxied : Origin::Pushed; }
 
 }  // namespace
 
@@ -111,7 +117,7 @@ std::string encode_i64(int64_t v) { return Writer().i64(v).take(); }
 std::optional<int64_t> decode_i64(std::string_view v) {
   Reader r(v);
   int64_t t = r.i64();
-  return r.ok() ? std::optional(t) : std::nullopt;
+  return r.done() ? std::optional(t) : std::nullopt;
 }
 
 std::string encode(const BlobRecord& b) {
@@ -124,9 +130,9 @@ std::optional<BlobRecord> decode_blob(std::string_view v) {
   BlobRecord b;
   b.size = r.u64();
   b.refcount = r.u32();
-  b.origin = to_origin(r.u8());
+  b.origin = r.origin();
   b.created = r.i64();
-  return r.ok() ? std::optional(b) : std::nullopt;
+  return r.done() ? std::optional(b) : std::nullopt;
 }
 
 std::string encode(const ManifestRecord& m) {
@@ -155,9 +161,9 @@ std::optional<ManifestRecord> decode_manifest(std::string_view v) {
   m.subject = r.str();
   m.artifact_type = r.str();
   m.annotations_json = r.str();
-  m.origin = to_origin(r.u8());
+  m.origin = r.origin();
   m.created = r.i64();
-  return r.ok() ? std::optional(std::move(m)) : std::nullopt;
+  return r.done() ? std::optional(std::move(m)) : std::nullopt;
 }
 
 std::string encode_referrer(const ManifestRecord& m) {
@@ -173,7 +179,7 @@ std::optional<Referrer> decode_referrer(std::string_view digest, std::string_vie
   ref.size = r.u64();
   ref.artifact_type = r.str();
   ref.annotations_json = r.str();
-  return r.ok() ? std::optional(std::move(ref)) : std::nullopt;
+  return r.done() ? std::optional(std::move(ref)) : std::nullopt;
 }
 
 std::string encode(const UploadRecord& u) { return Writer().u8(kVersion).str(u.repo).i64(u.started).take(); }
@@ -184,7 +190,7 @@ std::optional<UploadRecord> decode_upload(std::string_view v) {
   UploadRecord u;
   u.repo = r.str();
   u.started = r.i64();
-  return r.ok() ? std::optional(std::move(u)) : std::nullopt;
+  return r.done() ? std::optional(std::move(u)) : std::nullopt;
 }
 
 }  // namespace wharf::cache::index_detail

@@ -11,8 +11,11 @@
 //   referrers       repo\0subject\0digest → referrer info
 //   uploads         uuid                  → UploadRecord
 //   access          digest                → last access (i64)
-// Records are little-endian, length-prefixed and start with a version byte; a value that does not
-// decode (truncated, unknown version) is treated as absent.
+//   meta            "schema"              → kSchema (what this index is and its layout version)
+// Records are little-endian, length-prefixed and start with a version byte. Decoding is strict and
+// bounded by the value: a value that is truncated, has bytes left over, an unknown version or an
+// unknown origin does not decode (nullopt), and readers treat it as absent; Index::open refuses an
+// index whose records do not all decode.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +24,10 @@
 #include "cache/index.hpp"
 
 namespace wharf::cache::index_detail {
+
+// The schema record: an index without it (and with data) or with another value is not one wharf reads.
+inline constexpr std::string_view kSchemaKey = "schema";
+inline constexpr std::string_view kSchema = "wharf-index 1";
 
 // The key "a\0b".
 std::string key(std::string_view a, std::string_view b);

@@ -54,6 +54,27 @@ bool Index::Impl::remove_from_repo(MDB_txn* t, std::string_view repo, std::strin
   return true;
 }
 
+void Index::Impl::add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+                           int64_t now) {
+  ensure_repo(t, repo, now);
+  std::string_view v;
+  std::optional<BlobRecord> rec;
+  if (lmdb::get(t, blobs, digest, &v)) rec = decode_blob(v);
+  const bool fresh = !rec;
+  if (fresh) rec = BlobRecord{size, 0, origin, now};
+  const bool linked = lmdb::put(t, links, key(repo, digest), "", MDB_NOOVERWRITE);
+  if (linked) ++rec->refcount;
+  if (fresh || linked) lmdb::put(t, blobs, digest, encode(*rec));
+  lmdb::put(t, access, digest, encode_i64(now));
+}
+
+std::optional<std::string> Index::Impl::first_missing(MDB_txn* t, std::string_view repo,
+                                                      const std::vector<std::string>& required) const {
+  for (const auto& d : required)
+    if (!lmdb::get(t, links, key(repo, d), nullptr) && !lmdb::get(t, repo_manifests, key(repo, d), nullptr)) return d;
+  return std::nullopt;
+}
+
 void Index::Impl::store_manifest(MDB_txn* t, std::string_view repo, std::string_view digest, const ManifestRecord& rec,
                                  std::optional<std::string_view> tag) {
   {
@@ -88,6 +109,33 @@ bool Index::Update::remove_blob_record(std::string_view digest, const std::vecto
   return lmdb::del(raw(view_), im.blobs, digest);
 }
 
+bool Index::Update::remove_tag(std::string_view repo, std::string_view tag) {
+  return lmdb::del(raw(view_), index_.impl_->tags, key(repo, tag));
+}
+
+void Index::Update::put_blob_record(std::string_view digest, const BlobRecord& rec) {
+  lmdb::put(raw(view_), index_.impl_->blobs, digest, encode(rec));
+}
+
+bool Index::Update::has_record(std::string_view digest) const {
+  const auto& im = *index_.impl_;
+  return lmdb::get(raw(view_), im.blobs, digest, nullptr) || lmdb::get(raw(view_), im.manifests, digest, nullptr);
+}
+
+void Index::Update::add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin) {
+  index_.impl_->add_blob(raw(view_), repo, digest, size, origin, now_seconds());
+}
+
+std::optional<std::string> Index::Update::first_missing(std::string_view repo,
+                                                        const std::vector<std::string>& required) const {
+  return index_.impl_->first_missing(raw(view_), repo, required);
+}
+
+void Index::Update::add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+                                 std::optional<std::string_view> tag) {
+  index_.impl_->store_manifest(raw(view_), repo, digest, rec, tag);
+}
+
 std::expected<void, std::string> Index::update(std::string_view op, const std::function<void(Update&)>& f) {
   return impl_->write(op, [&](MDB_txn* t) {
     Update u(*this, ReadTxn(t));
@@ -107,21 +155,16 @@ std::expected<void, std::string> Index::link_blob(std::string_view repo, std::st
 }
 
 std::expected<void, std::string> Index::link_blobs(const std::vector<NewLink>& links) {
-  return impl_->write("link_blob", [&](MDB_txn* t) {
+  auto missing = impl_->write("link_blob", [&](MDB_txn* t) -> std::string {
+    for (const auto& l : links)
+      if (!lmdb::get(t, impl_->blobs, l.digest, nullptr)) return l.digest;
     const int64_t now = now_seconds();
-    for (const auto& l : links) {
-      impl_->ensure_repo(t, l.repo, now);
-      std::string_view v;
-      std::optional<BlobRecord> rec;
-      if (lmdb::get(t, impl_->blobs, l.digest, &v)) rec = decode_blob(v);
-      const bool fresh = !rec;
-      if (fresh) rec = BlobRecord{l.size, 0, l.origin, now};
-      const bool linked = lmdb::put(t, impl_->links, key(l.repo, l.digest), "", MDB_NOOVERWRITE);
-      if (linked) ++rec->refcount;
-      if (fresh || linked) lmdb::put(t, impl_->blobs, l.digest, encode(*rec));
-      lmdb::put(t, impl_->access, l.digest, encode_i64(now));
-    }
+    for (const auto& l : links) impl_->add_blob(t, l.repo, l.digest, l.size, l.origin, now);
+    return {};
   });
+  if (!missing) return std::unexpected(missing.error());
+  if (!missing->empty()) return std::unexpected("blob " + *missing + " is not in the store (collected meanwhile?)");
+  return {};
 }
 
 std::expected<bool, std::string> Index::unlink_blob(std::string_view repo, std::string_view digest) {
@@ -147,9 +190,7 @@ std::expected<std::optional<std::string>, std::string> Index::put_manifest_check
     std::string_view repo, std::string_view digest, const ManifestRecord& rec, std::optional<std::string_view> tag,
     const std::vector<std::string>& required) {
   return impl_->write("put_manifest", [&](MDB_txn* t) -> std::optional<std::string> {
-    for (const auto& d : required)
-      if (!lmdb::get(t, impl_->links, key(repo, d), nullptr) && !lmdb::get(t, impl_->repo_manifests, key(repo, d), nullptr))
-        return d;
+    if (auto missing = impl_->first_missing(t, repo, required)) return missing;
     impl_->store_manifest(t, repo, digest, rec, tag);
     return std::nullopt;
   });

@@ -23,6 +23,8 @@ const char* kUsage =
     "  wharf check-config CONFIG.yml  validate a configuration file and print the effective settings\n"
     "  wharf garbage-collect CONFIG.yml [--dry-run] [--delete-untagged]\n"
     "                                 remove blobs no manifest references (registry stopped)\n"
+    "  wharf check CONFIG.yml [--verify-content] [--repair]\n"
+    "                                 check the store's consistency, repair it (wharf check --help)\n"
     "  wharf backup CONFIG.yml DIR    consistent snapshot of the store, also while serving\n"
     "  wharf restore CONFIG.yml DIR [--force]\n"
     "                                 fill an empty root directory from a backup\n"
@@ -99,7 +101,12 @@ int main(int argc, char** argv) {
       {"garbage-collect", &wharf::commands::garbage_collect}, {"backup", &wharf::commands::backup},
       {"restore", &wharf::commands::restore},                 {"export", &wharf::commands::export_images},
       {"import", &wharf::commands::import_bundle},            {"prefetch", &wharf::commands::prefetch},
+      {"check", &wharf::commands::check},
   };
+  if (verb == "check" && args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
+    std::fputs(wharf::commands::kCheckHelp, stdout);
+    return 0;
+  }
   for (const auto& [name, fn] : kCommands) {
     if (verb != name) continue;
     if (args.size() < 2) {

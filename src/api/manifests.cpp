@@ -4,9 +4,12 @@
 #include <ctime>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
+#include "cache/publish.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
+#include "src/oci/digest.hpp"
 #include "src/oci/manifest.hpp"
 #include "src/oci/names.hpp"
 
@@ -106,13 +109,7 @@ void store_validated(Context& ctx, const http::ExchangePtr& ex, const Route& r, 
   auto shared_body = std::make_shared<std::string>(std::move(body));
   ctx.pool.submit(
       [&ctx, err, vanished, required, repo, digest, rec = std::move(rec), tag, shared_body] {
-        auto w = ctx.store.write(digest, *shared_body);
-        if (!w) {
-          *err = w.error();
-          return;
-        }
-        auto p = ctx.index.put_manifest_checked(repo, digest.str(), rec,
-                                                tag ? std::optional<std::string_view>(*tag) : std::nullopt, *required);
+        auto p = cache::publish_manifest_bytes(ctx.index, ctx.store, *shared_body, {{}, digest, repo, rec, tag, *required});
         if (!p) *err = p.error();
         else *vanished = *p;
       },
@@ -182,23 +179,40 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     res.content_length = rec->size;
     return ex->respond(std::move(res));
   }
-  if (auto cached = ctx.small.get(dstr)) {
+  auto d = oci::parse_digest(dstr);
+  if (!d) return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
+  if (auto cached = ctx.small.get(dstr); cached && oci::digest_of(*cached, d->algo) == *d) {
     res.body = *cached;
     return ex->respond(std::move(res));
   }
-  auto d = oci::parse_digest(dstr);
-  int fd = d ? ctx.store.open_read(*d) : -1;
+  int fd = ctx.store.open_read(*d);
   if (fd < 0) return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
-  if (rec->size <= SmallCache::kMaxItem) {
+  auto answer = [&ctx, ex, dstr, d = *d](http::Response res, std::optional<std::string> bytes) {
+    if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read manifest " + dstr);
+    // Never serve bytes under a digest they do not have: a damaged file is a storage failure.
+    if (auto got = oci::digest_of(*bytes, d.algo); !(got == d)) {
+      spdlog::error("stored manifest {} is damaged: its {} bytes hash to {} (run wharf check --repair)", dstr,
+                    bytes->size(), got.str());
+      return fail(ex, oci::ErrorCode::Unavailable, "stored manifest " + dstr + " is damaged", digest_detail(dstr));
+    }
+    ctx.small.put(dstr, *bytes);
+    res.body = std::move(*bytes);
+    ex->respond(std::move(res));
+  };
+  if (rec->size <= SmallCache::kMaxItem) {  // small: read and hash on the loop (microseconds)
     auto bytes = read_small_file(fd, rec->size);
     ::close(fd);
-    if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read manifest " + dstr);
-    res.body = *bytes;
-    ctx.small.put(dstr, std::move(*bytes));
-    return ex->respond(std::move(res));
+    return answer(std::move(res), std::move(bytes));
   }
-  res.file = http::FileBody{fd, 0, rec->size};
-  ex->respond(std::move(res));
+  auto bytes = std::make_shared<std::optional<std::string>>();
+  const uint64_t size = rec->size;
+  auto shared_res = std::make_shared<http::Response>(std::move(res));
+  ctx.pool.submit(
+      [fd, size, bytes] {
+        *bytes = read_small_file(fd, size);
+        ::close(fd);
+      },
+      [answer, shared_res, bytes] { answer(std::move(*shared_res), std::move(*bytes)); });
 }
 
 void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "cache/publish.hpp"
 #include "src/api/context.hpp"
 #include "src/util/json.hpp"
 #include "src/api/handlers.hpp"
@@ -59,16 +60,9 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
       ctx.store,
       [pool](std::function<void()> work, std::function<void()> done) { pool->submit(std::move(work), std::move(done)); },
       [index, store](const std::vector<proxy::VerifiedBlob>& blobs) {
-        std::vector<cache::BlobStore::Publication> files;
-        for (const auto& b : blobs) files.push_back({b.tmp_path, b.digest});
-        auto errors = store->publish_all(files);
-        std::vector<cache::Index::NewLink> links;
-        for (size_t i = 0; i < blobs.size(); ++i)
-          if (errors[i].empty()) links.push_back({blobs[i].cache_repo, blobs[i].digest.str(), blobs[i].size, cache::Origin::Proxied});
-        if (auto r = index->link_blobs(links); !r)
-          for (auto& e : errors)
-            if (e.empty()) e = r.error();
-        return errors;
+        std::vector<cache::BlobPublication> items;
+        for (const auto& b : blobs) items.push_back({b.tmp_path, b.digest, b.cache_repo, b.size, cache::Origin::Proxied});
+        return cache::publish_blobs(*index, *store, items);
       },
       proxy::FetchLimits{static_cast<size_t>(std::max(1, ctx.cfg.upstream_downloads)),
                          static_cast<size_t>(std::max(1, ctx.cfg.upstream_downloads_per_upstream))});
@@ -300,13 +294,7 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     auto err = std::make_shared<std::string>();
     ctx_.pool.submit(
         [this, m, digest, rec = std::move(rec), tag, dec, err] {
-          auto w = ctx_.store.write(digest, m->body);
-          if (!w) {
-            *err = w.error();
-            return;
-          }
-          auto p = ctx_.index.put_manifest(dec.cache_repo, digest.str(), rec,
-                                           tag ? std::optional<std::string_view>(*tag) : std::nullopt);
+          auto p = cache::publish_manifest_bytes(ctx_.index, ctx_.store, m->body, {{}, digest, dec.cache_repo, rec, tag, {}});
           if (!p) *err = p.error();
         },
         [this, m, err, dec, tag, pkey] {

@@ -14,6 +14,7 @@
 
 #include <chrono>
 
+#include "cache/publish.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/auth/throttle.hpp"
@@ -253,16 +254,10 @@ void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<Up
           if (recorded) (void)ctx.index.delete_upload(s->id);
           return;
         }
-        auto pub = ctx.store.publish(path, want);
-        if (!pub) {
+        auto pub = cache::publish_blobs(ctx.index, ctx.store, {{path, want, s->repo, result->size, cache::Origin::Pushed}});
+        if (!pub[0].empty()) {
           result->kind = FinishResult::Kind::Error;
-          result->message = pub.error();
-          return;
-        }
-        auto link = ctx.index.link_blob(s->repo, want.str(), result->size, cache::Origin::Pushed);
-        if (!link) {
-          result->kind = FinishResult::Kind::Error;
-          result->message = link.error();
+          result->message = pub[0];
           return;
         }
         if (recorded) (void)ctx.index.delete_upload(s->id);

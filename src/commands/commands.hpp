@@ -19,6 +19,10 @@ int restore(const config::Config& cfg, const std::vector<std::string>& args);
 int export_images(const config::Config& cfg, const std::vector<std::string>& args);
 // wharf import CONFIG BUNDLE.tar
 int import_bundle(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf check CONFIG [--verify-content] [--repair]: exit 0 when no problem is left, 1 otherwise.
+int check(const config::Config& cfg, const std::vector<std::string>& args);
+// The text of `wharf check --help`.
+extern const char* const kCheckHelp;
 // wharf prefetch CONFIG IMAGE... [--images-file FILE]
 int prefetch(const config::Config& cfg, const std::vector<std::string>& args);
 

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/publish.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/progress.hpp"
 #include "src/commands/source.hpp"
@@ -275,29 +276,34 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
   };
   auto index = cache::Index::open(root / "index");
   if (!index) return fail(index.error());
+  // A file goes into blobs/ in the same index transaction that records it (cache/publish.hpp); content
+  // shared by several images is published once and linked for the others.
   for (auto& img : images) {
-    auto publish = [&](const std::string& digest) -> std::expected<void, std::string> {
+    for (const auto& [digest, size] : img.blobs) {
       auto& s = staged.at(digest);
-      if (s.published) return {};
-      if (auto p = store->publish(s.path, *oci::parse_digest(digest)); !p) return p;
+      if (s.published) {
+        if (auto l = (*index)->link_blob(img.repo, digest, size, cache::Origin::Pushed); !l)
+          return fail_late("indexing " + digest + " in " + img.repo + ": " + l.error());
+        continue;
+      }
+      auto e = cache::publish_blobs(**index, *store, {{s.path, *oci::parse_digest(digest), img.repo, size, cache::Origin::Pushed}});
+      if (!e[0].empty()) return fail_late("publishing " + digest + ": " + e[0]);
       s.published = true;
-      return {};
-    };
-    for (const auto& [digest, size] : img.blobs)
-      if (auto p = publish(digest); !p) return fail_late("publishing " + digest + ": " + p.error());
-    for (const auto& [digest, rec] : img.manifests)
-      if (auto p = publish(digest); !p) return fail_late("publishing " + digest + ": " + p.error());
-  }
-  for (const auto& img : images) {
-    for (const auto& [digest, size] : img.blobs)
-      if (auto l = (*index)->link_blob(img.repo, digest, size, cache::Origin::Pushed); !l)
-        return fail_late("indexing " + digest + " in " + img.repo + ": " + l.error());
+    }
     for (size_t i = 0; i < img.manifests.size(); ++i) {
       const auto& [digest, rec] = img.manifests[i];
-      std::optional<std::string_view> tag;
+      std::optional<std::string> tag;
       if (i + 1 == img.manifests.size() && img.tag) tag = *img.tag;
-      if (auto p = (*index)->put_manifest(img.repo, digest, rec, tag); !p)
-        return fail_late("indexing " + digest + " in " + img.repo + ": " + p.error());
+      auto& s = staged.at(digest);
+      std::expected<void, std::string> p;
+      if (s.published) {
+        p = (*index)->put_manifest(img.repo, digest, rec, tag ? std::optional<std::string_view>(*tag) : std::nullopt);
+      } else if (auto m = cache::publish_manifest(**index, *store, {s.path, *oci::parse_digest(digest), img.repo, rec, tag, {}}); !m) {
+        p = std::unexpected(m.error());
+      } else {
+        s.published = true;
+      }
+      if (!p) return fail_late("indexing " + digest + " in " + img.repo + ": " + p.error());
     }
     spdlog::info("import: {}{} → {}", img.repo, img.tag ? ":" + *img.tag : std::string(), img.manifests.back().first);
   }

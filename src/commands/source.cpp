@@ -18,6 +18,7 @@
 #include "proxy/http_client.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/upstream.hpp"
+#include "cache/publish.hpp"
 #include "src/commands/progress.hpp"
 #include "src/oci/names.hpp"
 
@@ -178,12 +179,11 @@ struct ImageSource::Impl {
       if (!want || !(digest == *want)) return std::unexpected("upstream manifest for " + what + " does not match its digest");
     }
     Manifest m{digest.str(), info->media_type, std::move(body), std::move(*info)};
-    if (auto w = store.write(digest, m.body); !w) return std::unexpected("storing " + what + ": " + w.error());
     auto rec = manifest_record(m.info, m.body.size(), cache::Origin::Proxied);
-    std::optional<std::string_view> tag;
+    std::optional<std::string> tag;
     if (!by_digest) tag = ref;
-    if (auto p = index.put_manifest(d.cache_repo, m.digest, rec, tag); !p)
-      return std::unexpected("indexing " + what + ": " + p.error());
+    if (auto p = cache::publish_manifest_bytes(index, store, m.body, {{}, digest, d.cache_repo, rec, tag, {}}); !p)
+      return std::unexpected("storing " + what + ": " + p.error());
     progress.item("manifest " + d.cache_repo + (by_digest ? "@" : ":") + ref, m.body.size());
     return m;
   }
@@ -259,10 +259,9 @@ struct ImageSource::Impl {
     if (status != 200) return std::unexpected("upstream answered " + std::to_string(status) + " for " + what);
     if (got != uint64_t(desc.size)) return std::unexpected(what + ": upstream sent " + std::to_string(got) + " bytes, expected " + std::to_string(desc.size));
     if (!(hasher.finish() == desc.digest)) return std::unexpected(what + ": upstream content does not match its digest");
-    if (auto p = store.publish(tmpl, desc.digest); !p) return std::unexpected("storing " + what + ": " + p.error());
+    if (auto e = cache::publish_blobs(index, store, {{tmpl, desc.digest, d.cache_repo, got, cache::Origin::Proxied}}); !e[0].empty())
+      return std::unexpected("storing " + what + ": " + e[0]);
     cleanup.keep = true;
-    if (auto l = index.link_blob(d.cache_repo, desc.digest.str(), got, cache::Origin::Proxied); !l)
-      return std::unexpected("indexing " + what + ": " + l.error());
     return {};
   }
 };
@@ -345,7 +344,7 @@ std::expected<void, std::string> ImageSource::ensure_blob(const proxy::Decision&
       }
       if (!linked) {
         if (auto l = impl_->index.link_blob(d.cache_repo, desc.digest.str(), *size, cache::Origin::Proxied); !l)
-          return std::unexpected(l.error());
+          return impl_->fetch_blob(d, desc);  // a file without a record (collected meanwhile): fetch and index it
       }
     }
     return {};

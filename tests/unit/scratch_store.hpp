@@ -14,6 +14,12 @@
 
 namespace wharf::testing {
 
+// Creates (if new) and links a blob record the way a publication does, without a file; true on success.
+inline bool add_blob(cache::Index& index, const std::string& repo, const std::string& digest, uint64_t size,
+                     cache::Origin origin) {
+  return index.update("test", [&](cache::Index::Update& u) { u.add_blob(repo, digest, size, origin); }).has_value();
+}
+
 struct ScratchStore {
   std::filesystem::path dir;
   std::unique_ptr<cache::Index> index;

@@ -26,7 +26,7 @@ struct Cache : testing::ScratchStore {
   // An image: manifest `m` (size 0) tagged "latest" in `repo` with one 100-byte blob `b`, last used at `when`.
   void image(const std::string& repo, int m, int b, Origin origin, int64_t when) {
     REQUIRE(blobs->write(*oci::parse_digest(dg(b)), std::string(100, 'b')));
-    REQUIRE(index->link_blob(repo, dg(b), 100, origin));
+    REQUIRE(testing::add_blob(*index, repo, dg(b), 100, origin));
     REQUIRE(blobs->write(*oci::parse_digest(dg(m)), ""));
     ManifestRecord rec;
     rec.media_type = "application/vnd.oci.image.manifest.v1+json";
@@ -74,7 +74,7 @@ TEST_CASE("evict") {
     CHECK_FALSE(c.has_file(2));
   }
   SUBCASE("a proxied blob a pushed manifest uses stays") {
-    REQUIRE(c.index->link_blob("local/app", Cache::dg(1), 100, Origin::Pushed));
+    REQUIRE(testing::add_blob(*c.index, "local/app", Cache::dg(1), 100, Origin::Pushed));
     ManifestRecord rec;
     rec.blobs = {Cache::dg(1)};
     REQUIRE(c.index->put_manifest("local/app", Cache::dg(13), rec, std::string_view("v2")));

@@ -23,7 +23,7 @@ struct Store : testing::ScratchStore {
   // Stores a blob file and links it into `repo`.
   void blob(const std::string& repo, const std::string& d, Origin origin = Origin::Pushed) {
     REQUIRE(blobs->write(*oci::parse_digest(d), std::string(100, 'b')));
-    REQUIRE(index->link_blob(repo, d, 100, origin));
+    REQUIRE(testing::add_blob(*index, repo, d, 100, origin));
   }
   // Stores a manifest file and record referencing `refs` (blobs) and `children`, optionally tagged.
   void manifest(const std::string& repo, const std::string& d, std::vector<std::string> refs,

@@ -1,17 +1,27 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <lmdb.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "cache/index.hpp"
+#include "cache/index_check.hpp"
+#include "cache/lmdb.hpp"
+#include "tests/unit/scratch_store.hpp"
 
 using namespace wharf::cache;
+using wharf::testing::add_blob;
 namespace fs = std::filesystem;
 
 namespace {
@@ -76,7 +86,7 @@ TEST_CASE("Index::open") {
     {
       auto idx = open_index(s.dir);
       REQUIRE(idx->put_manifest("library/alpine", digest(1), manifest_rec(), "latest"));
-      REQUIRE(idx->link_blob("library/alpine", digest(100), 42, Origin::Pushed));
+      REQUIRE(add_blob(*idx, "library/alpine", digest(100), 42, Origin::Pushed));
       REQUIRE(idx->put_upload("u-1", UploadRecord{"library/alpine", 77}));
     }
     auto idx = open_index(s.dir);
@@ -139,7 +149,7 @@ TEST_CASE("Index::manifest") {
     CHECK(m->created == want.created);
   }
   SUBCASE("absent") { CHECK_FALSE(idx->manifest(idx->read(), digest(1))); }
-  SUBCASE("a truncated record is treated as absent") {
+  SUBCASE("a truncated record refuses the open, and reads as absent when opened anyway") {
     REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), std::nullopt));
     idx.reset();
     // Truncate the stored value through the raw LMDB API.
@@ -160,7 +170,12 @@ TEST_CASE("Index::manifest") {
     REQUIRE(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
 
-    idx = open_index(s.dir);
+    auto refused = Index::open(s.dir, size_t(1) << 30);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().find("manifests record '" + digest(1) + "': does not decode") != std::string::npos);
+    auto opened = Index::open(s.dir, size_t(1) << 30, Damaged::Open);
+    REQUIRE(opened);
+    idx = std::move(*opened);
     auto t = idx->read();
     CHECK_FALSE(idx->manifest(t, digest(1)));
     CHECK(idx->manifest_in_repo(t, "r", digest(1)));
@@ -415,11 +430,11 @@ TEST_CASE("Index::delete_manifest") {
   }
 }
 
-TEST_CASE("Index::link_blob") {
+TEST_CASE("Index::Update::add_blob") {
   Scratch s;
   auto idx = open_index(s.dir);
   SUBCASE("creates the record, the repository and the link") {
-    REQUIRE(idx->link_blob("r", digest(1), 42, Origin::Proxied));
+    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Proxied));
     auto txn = idx->read();
     auto b = idx->blob(txn, digest(1));
     REQUIRE(b);
@@ -432,11 +447,11 @@ TEST_CASE("Index::link_blob") {
     CHECK_FALSE(idx->blob_linked(txn, "r2", digest(1)));
     CHECK(idx->last_access(txn, digest(1)));
   }
-  SUBCASE("linking twice is a no-op, a second repository counts") {
-    REQUIRE(idx->link_blob("r", digest(1), 42, Origin::Pushed));
-    REQUIRE(idx->link_blob("r", digest(1), 42, Origin::Pushed));
+  SUBCASE("adding twice is a no-op, a second repository counts") {
+    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
     CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
-    REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
+    REQUIRE(add_blob(*idx, "r2", digest(1), 99, Origin::Proxied));
     auto b = idx->blob(idx->read(), digest(1));
     CHECK(b->refcount == 2);
     CHECK(b->size == 42);
@@ -444,12 +459,34 @@ TEST_CASE("Index::link_blob") {
   }
 }
 
+TEST_CASE("Index::link_blob") {
+  Scratch s;
+  auto idx = open_index(s.dir);
+  SUBCASE("links a stored blob into another repository") {
+    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+    REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
+    REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
+    auto txn = idx->read();
+    CHECK(idx->blob_linked(txn, "r2", digest(1)));
+    CHECK(idx->blob(txn, digest(1))->refcount == 2);
+    CHECK(idx->blob(txn, digest(1))->size == 42);
+  }
+  SUBCASE("a blob without a record (collected meanwhile) is an error, and nothing is written") {
+    auto r = idx->link_blob("r", digest(1), 42, Origin::Pushed);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().find(digest(1)) != std::string::npos);
+    auto txn = idx->read();
+    CHECK_FALSE(idx->blob(txn, digest(1)));
+    CHECK_FALSE(idx->repo_exists(txn, "r"));
+  }
+}
+
 TEST_CASE("Index::link_blobs") {
   Scratch s;
   auto idx = open_index(s.dir);
-  REQUIRE(idx->link_blob("r", digest(1), 42, Origin::Pushed));
+  REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+  REQUIRE(add_blob(*idx, "r", digest(2), 7, Origin::Proxied));
   REQUIRE(idx->link_blobs({{"r", digest(1), 42, Origin::Proxied},  // already linked: no-op
-                           {"r", digest(2), 7, Origin::Proxied},
                            {"other", digest(1), 42, Origin::Proxied},
                            {"other", digest(2), 7, Origin::Proxied}}));
   auto txn = idx->read();
@@ -460,13 +497,15 @@ TEST_CASE("Index::link_blobs") {
   CHECK(idx->blob_linked(txn, "other", digest(2)));
   CHECK(idx->repo_exists(txn, "other"));
   REQUIRE(idx->link_blobs({}));
+  CHECK_FALSE(idx->link_blobs({{"third", digest(1), 42, Origin::Pushed}, {"third", digest(3), 1, Origin::Pushed}}));
+  CHECK_FALSE(idx->blob_linked(idx->read(), "third", digest(1)));  // all or nothing
 }
 
 TEST_CASE("Index::unlink_blob") {
   Scratch s;
   auto idx = open_index(s.dir);
-  REQUIRE(idx->link_blob("a", digest(1), 42, Origin::Pushed));
-  REQUIRE(idx->link_blob("b", digest(1), 42, Origin::Pushed));
+  REQUIRE(add_blob(*idx, "a", digest(1), 42, Origin::Pushed));
+  REQUIRE(add_blob(*idx, "b", digest(1), 42, Origin::Pushed));
   SUBCASE("decrements down to zero and keeps the record") {
     REQUIRE(idx->unlink_blob("a", digest(1)) == true);
     CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
@@ -535,7 +574,7 @@ TEST_CASE("Index::put_manifest_checked") {
     auto& idx = **index;
     const std::string blob = "sha256:" + std::string(64, 'b'), gone = "sha256:" + std::string(64, 'c');
     const std::string m = "sha256:" + std::string(64, 'a');
-    REQUIRE(idx.link_blob("r", blob, 10, wharf::cache::Origin::Pushed));
+    REQUIRE(add_blob(idx, "r", blob, 10, wharf::cache::Origin::Pushed));
     wharf::cache::ManifestRecord rec;
     rec.media_type = "application/vnd.oci.image.manifest.v1+json";
     rec.size = 100;
@@ -559,4 +598,118 @@ TEST_CASE("Index::put_manifest_checked") {
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// Writes key → value into table `table` of the index in `dir` directly, as damage would.
+void put_raw(const fs::path& dir, const char* table, const std::string& k, const std::string& v) {
+  using namespace wharf::cache::lmdb;
+  auto env = Env::create();
+  check(mdb_env_set_maxdbs(env.get(), 16), "maxdbs");
+  check(mdb_env_open(env.get(), dir.c_str(), MDB_NOTLS, 0644), "open");
+  auto txn = Txn::begin(env.get(), 0);
+  MDB_dbi dbi;
+  check(mdb_dbi_open(txn.get(), table, MDB_CREATE, &dbi), "dbi");
+  put(txn.get(), dbi, k, v);
+  txn.commit();
+}
+
+}  // namespace
+
+TEST_CASE("Index::open checks the index before using it") {
+  Scratch s;
+  SUBCASE("a truncated data.mdb is refused with a message, not a SIGBUS") {
+    {
+      auto idx = open_index(s.dir);
+      for (int i = 0; i < 3000; ++i) REQUIRE(add_blob(*idx, "r", digest(i), 42, Origin::Pushed));
+    }
+    const auto data = s.dir / "data.mdb";
+    REQUIRE(fs::file_size(data) > 8 * 4096);
+    fs::resize_file(data, 4 * 4096);
+    auto idx = Index::open(s.dir, size_t(1) << 30);
+    REQUIRE_FALSE(idx);
+    CHECK(idx.error().find("truncated") != std::string::npos);
+  }
+  SUBCASE("flipped bytes in a record are refused, naming the record") {
+    const std::string d = digest(7);
+    {
+      auto idx = open_index(s.dir);
+      REQUIRE(add_blob(*idx, "r", d, 0x0123456789abcdefULL, Origin::Pushed));
+    }
+    std::string bytes;
+    {
+      std::ifstream in(s.dir / "data.mdb", std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const std::string size_le = "\xef\xcd\xab\x89\x67\x45\x23\x01";
+    auto at = bytes.find(size_le);
+    REQUIRE(at != std::string::npos);
+    REQUIRE(at > 0);
+    bytes[at - 1] ^= 0x40;  // the record's version byte
+    {
+      std::ofstream out(s.dir / "data.mdb", std::ios::binary | std::ios::trunc);
+      out << bytes;
+    }
+    auto idx = Index::open(s.dir, size_t(1) << 30);
+    REQUIRE_FALSE(idx);
+    CHECK(idx.error().find("blobs record '" + d + "'") != std::string::npos);
+    SUBCASE("Damaged::Open lists it, and drop_raw removes it") {
+      auto opened = Index::open(s.dir, size_t(1) << 30, Damaged::Open);
+      REQUIRE(opened);
+      REQUIRE((*opened)->damage().size() == 1);
+      CHECK((*opened)->undecodable("blobs") == std::vector<std::string>{d});
+      REQUIRE((*opened)->drop_raw("blobs", d).value_or(false));
+      CHECK((*opened)->undecodable("blobs").empty());
+      opened->reset();
+      CHECK(Index::open(s.dir, size_t(1) << 30));
+    }
+  }
+  SUBCASE("records that do not decode: trailing bytes, unknown origin, bad keys") {
+    { open_index(s.dir); }
+    SUBCASE("trailing bytes") {
+      put_raw(s.dir, "access", digest(1), std::string(9, '\0'));
+      auto idx = Index::open(s.dir, size_t(1) << 30);
+      REQUIRE_FALSE(idx);
+      CHECK(idx.error().find("access record") != std::string::npos);
+    }
+    SUBCASE("a tag that does not point at a digest") {
+      put_raw(s.dir, "tags", std::string("r\0t", 3), "not-a-digest");
+      auto idx = Index::open(s.dir, size_t(1) << 30);
+      REQUIRE_FALSE(idx);
+      CHECK(idx.error().find("tags record 'r/t': value is not a digest") != std::string::npos);
+    }
+  }
+  SUBCASE("an index of another schema is refused") {
+    { open_index(s.dir); }
+    put_raw(s.dir, "meta", "schema", "wharf-index 99");
+    auto idx = Index::open(s.dir, size_t(1) << 30);
+    REQUIRE_FALSE(idx);
+    CHECK(idx.error().find("wharf-index 99") != std::string::npos);
+  }
+}
+
+TEST_CASE("guard_faults turns a read past the end of a mapped file into a value") {
+  Scratch s;
+  const auto path = s.dir / "mapped";
+  { std::ofstream(path, std::ios::binary) << std::string(3 * 4096, 'x'); }
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  void* map = ::mmap(nullptr, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  REQUIRE(map != MAP_FAILED);
+  fs::resize_file(path, 4096);  // as a truncated data.mdb under LMDB's map
+  struct Read {
+    const volatile char* p;
+    char got = 0;
+  } r{static_cast<const volatile char*>(map) + 2 * 4096};
+  auto read = [](void* arg) {
+    auto& r = *static_cast<Read*>(arg);
+    r.got = *r.p;
+  };
+  CHECK(wharf::cache::index_detail::guard_faults(read, &r) == SIGBUS);
+  r.p = static_cast<const volatile char*>(map);  // within the file: no fault
+  CHECK(wharf::cache::index_detail::guard_faults(read, &r) == 0);
+  CHECK(r.got == 'x');
+  ::munmap(map, 3 * 4096);
 }

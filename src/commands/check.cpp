@@ -1,0 +1,82 @@
+// wharf check CONFIG [--verify-content] [--repair]: the store's fsck (cache/fsck.hpp), offline.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cache/blob_store.hpp"
+#include "cache/fsck.hpp"
+#include "cache/index.hpp"
+#include "src/commands/commands.hpp"
+
+namespace wharf::commands {
+
+const char* const kCheckHelp =
+    "usage: wharf check CONFIG.yml [--verify-content] [--repair]\n"
+    "\n"
+    "Checks the store under storage.filesystem.rootdirectory, offline (stop the server first when\n"
+    "repairing):\n"
+    "  - the index opens: data.mdb is not truncated, its schema is wharf's, every record decodes;\n"
+    "  - the index is consistent: every tag, repository entry and link points at a record, every\n"
+    "    blob's refcount matches its links, every pushed manifest's blobs and children are stored;\n"
+    "  - every indexed blob has its file with the recorded size; every manifest's file hashes to its\n"
+    "    digest; with --verify-content, every blob's file hashes to its digest too (reads everything).\n"
+    "Each problem is printed on its own line naming the digest, tag or repository.\n"
+    "\n"
+    "--repair fixes what the files still allow: records that do not decode are dropped, refcounts are\n"
+    "recounted, blobs whose file is present are indexed again, tags and links are put back or dropped,\n"
+    "and records whose content is gone are dropped when no manifest needs them (a proxied manifest is\n"
+    "fetched again from the upstream). What a manifest still needs (a missing layer, a damaged pushed\n"
+    "manifest) cannot be repaired: it is reported, and pushing the image again fixes it.\n"
+    "Files in blobs/ that no record names are counted, not removed (garbage-collect removes them).\n"
+    "\n"
+    "Exit status: 0 when no problem is left (none found, or all repaired), 1 when problems are left\n"
+    "or the index cannot be opened, 2 for a usage error.\n";
+
+int check(const config::Config& cfg, const std::vector<std::string>& args) {
+  cache::FsckOptions opts;
+  for (const auto& a : args) {
+    if (a == "--verify-content") {
+      opts.verify = cache::VerifyContent::Yes;
+    } else if (a == "--repair") {
+      opts.repair = cache::Repair::Yes;
+    } else {
+      std::fputs(kCheckHelp, stderr);
+      return 2;
+    }
+  }
+  const std::filesystem::path root = cfg.root_directory;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root / "index", ec)) {
+    std::printf("problem: storage.filesystem.rootdirectory '%s' holds no index\n", root.c_str());
+    return 1;
+  }
+  auto store = cache::BlobStore::open(root);
+  if (!store) {
+    std::printf("problem: %s\n", store.error().c_str());
+    return 1;
+  }
+  auto index = cache::Index::open(root / "index", size_t(64) << 30, cache::Damaged::Open);
+  if (!index) {
+    std::printf("problem: %s (cannot be repaired)\n", index.error().c_str());
+    return 1;
+  }
+  auto report = cache::fsck(**index, *store, (*index)->damage(), opts);
+  for (const auto& f : report.findings) {
+    const char* state = f.repaired ? "repaired" : f.repairable ? (opts.repair == cache::Repair::Yes ? "NOT repaired" : "repairable")
+                                                               : "cannot be repaired";
+    std::printf("problem: %s: %s [%s]\n", f.subject.c_str(), f.problem.c_str(), state);
+  }
+  if (!report.fatal.empty()) {
+    std::printf("problem: the check stopped: %s\n", report.fatal.c_str());
+    return 1;
+  }
+  const size_t left = report.left();
+  std::printf("checked %zu blobs, %zu links, %zu manifests, %zu tags: %zu problems, %zu repaired, %zu left; "
+              "%zu files in blobs/ without a record\n",
+              report.blobs, report.links, report.manifests, report.tags, report.findings.size(),
+              report.findings.size() - left, left, report.strays);
+  return left == 0 ? 0 : 1;
+}
+
+}  // namespace wharf::commands
