@@ -72,3 +72,22 @@ def test_check_config_checks_what_serve_checks(ctx):
                   % (ctx.path("a.crt"), ctx.path("a.key")))
     res = run([SERVER_BIN, "check-config", good], check_rc=False)
     check_eq(res.returncode, 0, "check-config accepts a matching certificate and key (%s)" % res.stderr.strip())
+
+
+@wharf_only("wharf's own CLI")
+def test_help_and_readme_say_the_same_about_garbage_collect(ctx):
+    """What garbage-collect removes, with and without --delete-untagged, in the same words in both."""
+    import os
+    import re
+    from harness import REPO_ROOT
+    help_text = run([SERVER_BIN, "--help"]).stdout
+    m = re.search(r"^  wharf garbage-collect CONFIG\.yml \[--dry-run\] \[--delete-untagged\]\n((?: {20,}.*\n)+)",
+                  help_text, re.M)
+    check(m, "--help describes garbage-collect: %r" % help_text)
+    from_help = " ".join(m.group(1).split())
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        readme = f.read()
+    row = re.search(r"^\| `wharf garbage-collect CONFIG\.yml \[--dry-run\] \[--delete-untagged\]` \| (.*) \|$", readme, re.M)
+    check(row, "README's verb table has a garbage-collect row")
+    check_eq(" ".join(row.group(1).split()), from_help, "README's garbage-collect description")
+    check("--delete-untagged" in from_help and "stray" in from_help, "it says what the flag changes: %r" % from_help)
