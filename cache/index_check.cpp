@@ -154,11 +154,11 @@ std::optional<std::string> check_file(MDB_env* env, const std::filesystem::path&
   if (int rc = mdb_env_stat(env, &st); rc != MDB_SUCCESS) return std::string("mdb_env_stat: ") + mdb_strerror(rc);
   const std::filesystem::path data = dir / "data.mdb";
   struct stat fst {};
-  if (::stat(data.c_str(), &fst) != 0) return "cannot stat '" + data.string() + "'";
+  if (::stat(data.c_str(), &fst) != 0) return std::string("cannot stat '").append(data.string()).append("'");
   const uint64_t needed = (uint64_t(info.me_last_pgno) + 1) * uint64_t(st.ms_psize);
   if (uint64_t(fst.st_size) < needed)
-    return "'" + data.string() + "' is truncated: it has " + std::to_string(fst.st_size) + " bytes, but its pages run to " +
-           std::to_string(needed);
+    return std::string("'").append(data.string()).append("' is truncated: it has ").append(std::to_string(fst.st_size))
+        .append(" bytes, but its pages run to ").append(std::to_string(needed));
   return std::nullopt;
 }
 
