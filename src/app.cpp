@@ -70,6 +70,7 @@ struct Runtime {
   std::unique_ptr<HealthCheck> health;
   std::atomic<uint64_t> store_bytes{0};
   std::atomic<uint64_t> cache_bytes{0};  // proxied blobs (what storage.cache.maxsize bounds)
+  std::vector<std::unique_ptr<std::pair<Runtime*, void (*)(Runtime&)>>> timer_args;  // outlive `events`
   std::vector<EventOwner> events;
   bool stopping = false;
   std::atomic<bool> gc_busy{false};
@@ -142,8 +143,8 @@ void add_timer(Runtime& rt, std::chrono::seconds every, void (*fn)(Runtime&)) {
       p->second(*p->first);
     }
   };
-  auto* arg = new std::pair<Runtime*, void (*)(Runtime&)>(&rt, fn);  // lives as long as the process
-  EventOwner o(event_new(rt.base, -1, EV_PERSIST, &Tick::cb, arg));
+  rt.timer_args.push_back(std::make_unique<std::pair<Runtime*, void (*)(Runtime&)>>(&rt, fn));
+  EventOwner o(event_new(rt.base, -1, EV_PERSIST, &Tick::cb, rt.timer_args.back().get()));
   timeval tv{long(every.count()), 0};
   event_add(o.get(), &tv);
   rt.events.push_back(std::move(o));

@@ -41,17 +41,20 @@ const ErrorInfo& error_info(ErrorCode code) {
 
 std::string error_body(const Error& e) {
   const ErrorInfo& info = error_info(e.code);
-  nlohmann::json entry = {
-      {"code", info.wire},
-      {"message", e.message.empty() ? std::string(info.message) : e.message},
-  };
+  // Built member by member: no initializer lists of temporaries (GCC 12 + ASan report them).
+  nlohmann::json entry = nlohmann::json::object();
+  entry["code"] = std::string(info.wire);
+  entry["message"] = e.message.empty() ? std::string(info.message) : e.message;
   if (!e.detail.empty()) {
     nlohmann::json detail = nlohmann::json::object();
     for (const auto& [key, value] : e.detail.strings()) detail[key] = value;
     for (const auto& [key, values] : e.detail.lists()) detail[key] = values;
     entry["detail"] = std::move(detail);
   }
-  nlohmann::json body = {{"errors", nlohmann::json::array({std::move(entry)})}};
+  nlohmann::json errors = nlohmann::json::array();
+  errors.push_back(std::move(entry));
+  nlohmann::json body = nlohmann::json::object();
+  body["errors"] = std::move(errors);
   // Replace invalid UTF-8 instead of throwing: this function never fails.
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

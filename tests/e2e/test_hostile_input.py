@@ -89,7 +89,9 @@ def test_manifest_of_brackets_is_refused_and_the_registry_keeps_serving(ctx):
     # The DOM is bounded by the body's size: before the bound, 4 MiB of '[' peaked at ~350 MB.
     peak = peak_rss_mb(reg)
     print("peak RSS after the 4 MiB manifests: %.0f MiB" % peak)
-    check(peak < 160, "peak RSS %.0f MiB after three 4 MiB manifests (a DOM far larger than the body)" % peak)
+    # Under ASan (tests/run's sanitizer stage) freed memory sits in quarantine and RSS says nothing.
+    if os.environ.get("E2E_SANITIZED") != "1":
+        check(peak < 160, "peak RSS %.0f MiB after three 4 MiB manifests (a DOM far larger than the body)" % peak)
 
 
 @wharf_only("wharf checks Content-Range against the body")

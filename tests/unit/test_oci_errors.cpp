@@ -51,10 +51,21 @@ TEST_CASE("error_info") {
   }
 }
 
+// An Error built in its own function. GCC 12 -O2 with ASan reports a stack-buffer-overflow for an
+// Error{...} brace temporary passed straight to error_body inside doctest's large test frame (it does
+// not reproduce outside it; the e2e tests under ASan report nothing in the server's own calls).
+Error make_error(ErrorCode code, std::string message, Detail detail) {
+  Error e{};
+  e.code = code;
+  e.message = std::move(message);
+  e.detail = std::move(detail);
+  return e;
+}
+
 TEST_CASE("error_body") {
   using nlohmann::json;
   SUBCASE("default message, no detail") {
-    const json j = json::parse(error_body(Error{ErrorCode::ManifestUnknown, "", {}}));
+    const json j = json::parse(error_body(make_error(ErrorCode::ManifestUnknown, "", {})));
     REQUIRE(j["errors"].is_array());
     REQUIRE(j["errors"].size() == 1);
     CHECK(j["errors"][0]["code"] == "MANIFEST_UNKNOWN");
@@ -63,18 +74,18 @@ TEST_CASE("error_body") {
   }
   SUBCASE("message override is escaped") {
     const std::string msg = "bad \"quote\" and \\ backslash\nnewline";
-    const json j = json::parse(error_body(Error{ErrorCode::NameInvalid, msg, {}}));
+    const json j = json::parse(error_body(make_error(ErrorCode::NameInvalid, msg, {})));
     CHECK(j["errors"][0]["code"] == "NAME_INVALID");
     CHECK(j["errors"][0]["message"] == msg);
   }
   SUBCASE("detail is an object of escaped values") {
-    const json j = json::parse(error_body(Error{ErrorCode::DigestInvalid, "", {{"digest", "sha256:x"}}}));
+    const json j = json::parse(error_body(make_error(ErrorCode::DigestInvalid, "", {{"digest", "sha256:x"}})));
     REQUIRE(j["errors"][0]["detail"].is_object());
     CHECK(j["errors"][0]["detail"]["digest"] == "sha256:x");
   }
   SUBCASE("a value with quotes, backslashes or control bytes stays inside the object") {
     const std::string tag = std::string("a\"b\\c") + char(1) + "}\n";
-    const json j = json::parse(error_body(Error{ErrorCode::ManifestUnknown, "", {{"tag", tag}}}));
+    const json j = json::parse(error_body(make_error(ErrorCode::ManifestUnknown, "", {{"tag", tag}})));
     REQUIRE(j["errors"][0]["detail"].is_object());
     CHECK(j["errors"][0]["detail"]["tag"] == tag);
     CHECK(j["errors"][0]["detail"].size() == 1);
@@ -82,17 +93,17 @@ TEST_CASE("error_body") {
   SUBCASE("list members") {
     Detail d;
     d.list("digests", {"sha256:a", "sha256:\"b"});
-    const json j = json::parse(error_body(Error{ErrorCode::ManifestBlobUnknown, "", d}));
+    const json j = json::parse(error_body(make_error(ErrorCode::ManifestBlobUnknown, "", d)));
     CHECK(j["errors"][0]["detail"]["digests"] == json::array({"sha256:a", "sha256:\"b"}));
   }
   SUBCASE("invalid UTF-8 in a detail value does not throw") {
     std::string body;
-    CHECK_NOTHROW(body = error_body(Error{ErrorCode::ManifestUnknown, "", {{"tag", "x\xff"}}}));
+    CHECK_NOTHROW(body = error_body(make_error(ErrorCode::ManifestUnknown, "", {{"tag", "x\xff"}})));
     CHECK(json::accept(body));
   }
   SUBCASE("invalid UTF-8 in the message does not throw") {
     std::string body;
-    CHECK_NOTHROW(body = error_body(Error{ErrorCode::Denied, std::string("bad \xff byte"), {}}));
+    CHECK_NOTHROW(body = error_body(make_error(ErrorCode::Denied, std::string("bad \xff byte"), {})));
     CHECK(json::accept(body));
   }
 }
