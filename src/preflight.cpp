@@ -1,7 +1,5 @@
 #include "src/preflight.hpp"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,21 +8,13 @@
 #include <fstream>
 
 #include "src/auth/htpasswd.hpp"
+#include "src/http/server.hpp"
 
 namespace wharf {
 
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string openssl_error() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "unknown TLS error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
 
 // The problem with reading `path` as a regular file, if any.
 std::optional<std::string> unreadable(const std::string& path) {
@@ -59,25 +49,6 @@ std::optional<std::string> root_problem(const std::string& root) {
   return std::nullopt;
 }
 
-// The certificate chain and the key load and belong together.
-std::optional<std::string> tls_problem(const std::string& cert, const std::string& key) {
-  if (auto p = unreadable(cert)) return "http.tls.certificate: " + *p;
-  if (auto p = unreadable(key)) return "http.tls.key: " + *p;
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) return "http.tls: " + openssl_error();
-  std::optional<std::string> problem;
-  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
-    problem = "http.tls.certificate: '" + cert + "' is not a PEM certificate: " + openssl_error();
-  } else if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    problem = "http.tls.key: '" + key + "' is not a PEM private key: " + openssl_error();
-  } else if (SSL_CTX_check_private_key(ctx) != 1) {
-    problem = "http.tls.key: '" + key + "' does not match the certificate '" + cert + "'";
-    ERR_clear_error();
-  }
-  SSL_CTX_free(ctx);
-  return problem;
-}
-
 }  // namespace
 
 std::vector<std::string> preflight(const config::Config& cfg) {
@@ -94,7 +65,13 @@ std::vector<std::string> preflight(const config::Config& cfg) {
     problems.push_back(cfg.tls_key.empty() ? "http.tls.key: required with http.tls.certificate"
                                            : "http.tls.certificate: required with http.tls.key");
   } else if (!cfg.tls_certificate.empty()) {
-    if (auto p = tls_problem(cfg.tls_certificate, cfg.tls_key)) problems.push_back(*p);
+    if (auto p = unreadable(cfg.tls_certificate)) {
+      problems.push_back("http.tls.certificate: " + *p);
+    } else if (auto q = unreadable(cfg.tls_key)) {
+      problems.push_back("http.tls.key: " + *q);
+    } else if (auto tls = http::check_tls_files(cfg.tls_certificate, cfg.tls_key); !tls) {
+      problems.push_back(tls.error());
+    }
   }
   for (const auto& u : cfg.upstreams) {
     if (u.ca.empty()) continue;

@@ -87,6 +87,16 @@ static std::expected<SSL_CTX*, std::string> make_tls_context(const ServerOptions
   return ctx;
 }
 
+std::expected<void, std::string> check_tls_files(const std::string& certificate, const std::string& key) {
+  ServerOptions opts;
+  opts.tls_certificate = certificate;
+  opts.tls_key = key;
+  auto ctx = make_tls_context(opts);
+  if (!ctx) return std::unexpected(ctx.error());
+  SSL_CTX_free(*ctx);
+  return {};
+}
+
 std::expected<void, std::string> Server::reload_tls() {
   if (!ssl_ctx_) return {};
   auto ctx = make_tls_context(opts_);

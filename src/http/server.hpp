@@ -100,6 +100,10 @@ struct ServerOptions {
   std::string location_base;  // e.g. "https://registry.example.com": prefixed to Location headers that are paths
 };
 
+// Loads the certificate chain and key as the server would and checks that they belong together; fails
+// with a message naming http.tls.certificate or http.tls.key.
+std::expected<void, std::string> check_tls_files(const std::string& certificate, const std::string& key);
+
 class Server {
  public:
   // Binds and listens; fails with a message naming the address or the TLS file.

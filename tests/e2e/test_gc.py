@@ -11,6 +11,16 @@ from fakehub import FakeHub
 from harness import SERVER_BIN, Skip, TestFailure, blob_path, check, check_eq, files_equal, run, timeout, wait_for, wharf_only
 
 
+
+def run_workers(target, count, seconds, what):
+    """Runs target(0..count-1) on threads and waits for all of them, each for at most `seconds`."""
+    threads = [threading.Thread(target=target, args=(w,), daemon=True) for w in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds)
+        check(not t.is_alive(), "%s is still running after %d s" % (what, seconds))
+
 def wharf(*args, check_rc=True):
     """Runs a wharf CLI verb; skips the test if this build's main.cpp does not know the verb yet."""
     res = run([SERVER_BIN] + list(args), timeout=120, check_rc=False)
@@ -116,12 +126,7 @@ def test_online_gc_racing_pushes_loses_nothing(ctx):
             errors.append(exc)
 
     runs_before = wait_log(reg, "garbage collection:", "a first GC run")
-    threads = [threading.Thread(target=pusher, args=(w,), daemon=True) for w in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
-        check(not t.is_alive(), "a pusher is still running after 180 s")
+    run_workers(pusher, 2, 180, "a pusher")
     check(not errors, "a push failed: %s" % (errors[:1],))
     wait_for(lambda: wait_log(reg, "garbage collection:", "GC runs") > runs_before, "GC to run again", tries=30)
 
@@ -186,12 +191,7 @@ def test_online_gc_keeps_every_acknowledged_upload(ctx):
             errors.append(exc)
 
     runs_before = wait_log(reg, "garbage collection:", "a first GC run")
-    threads = [threading.Thread(target=uploader, args=(w,), daemon=True) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-        check(not t.is_alive(), "an uploader is still running after 300 s")
+    run_workers(uploader, 8, 300, "an uploader")
     check(not errors, "an upload failed: %s" % (errors[:1],))
     check_eq(len(acked), 320, "blobs acknowledged with 201")
     wait_for(lambda: wait_log(reg, "garbage collection:", "GC runs") >= runs_before + 3, "3 more GC runs",
