@@ -138,6 +138,7 @@ def main(argv):
     default_timeout = int(os.environ.get("E2E_TIMEOUT", "300"))
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     durations = []
+    failures = []
     try:
         for name, fn in tests:
             started = time.monotonic()
@@ -145,12 +146,16 @@ def main(argv):
             counts[status] += 1
             line = "%s %s" % (status, name) + (": " + why if why else "")
             print(line, flush=True)
+            if status == "FAIL":
+                failures.append(line)
             durations.append((time.monotonic() - started, name))
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     slowest = ", ".join("%s %.0fs" % (n, d) for d, n in sorted(durations, reverse=True)[:3])
     print("e2e: %.0f s in all; slowest: %s" % (sum(d for d, _ in durations), slowest or "-"), flush=True)
+    for line in failures:  # again at the end, where a truncated log still shows them
+        print("e2e: " + line, flush=True)
     print("e2e: %d passed, %d failed, %d skipped" % (counts["PASS"], counts["FAIL"], counts["SKIP"]), flush=True)
     return 1 if counts["FAIL"] else 0
 
