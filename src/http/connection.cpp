@@ -338,8 +338,10 @@ void Connection::time_out(std::string_view what) {
   // Nothing ever arrived over TLS (maybe not even a handshake), or an answer has begun: just close.
   const bool silent = tls_ && scanner_.scanned() == 0 && state_ == State::Headers;
   if (silent || (ex_ && ex_->responded_)) return kill();
+  // The answer is followed by a lingering close like any early answer: a plain close while the client's
+  // next bytes are in flight resets the connection, and the reset can destroy the 408 before the client
+  // reads it. Lingering is bounded (kLingerTime, kLingerIdle, kLingerBytes), so a trickle gains little.
   send_simple_error(408, what);
-  linger_ = false;  // a slow client gets its answer and the close at once
 }
 
 void Connection::on_event(short what) {
