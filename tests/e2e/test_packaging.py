@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 
-from harness import REPO_ROOT, check, check_eq, free_port, run, stop_process, tail, timeout, unmount_all, wait_for
+from harness import REPO_ROOT, SERVER_BIN, check, check_eq, free_port, run, stop_process, tail, timeout, unmount_all, wait_for
 from http_util import request
 from packaging_util import (BUILD_SCRIPT, DEBIAN_ROOT, PURGE_ALLOWED, SIZE_LIMIT, build_layout, container_uid, kustomize,
                             load_image, only, pull_fresh, push_pull, skip_unless_packaging, source_copy, tree,
