@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 
-from harness import REPO_ROOT, SERVER_BIN, check, check_eq, free_port, run, stop_process, tail, timeout, unmount_all, wait_for
+from harness import (REPO_ROOT, SERVER_BIN, check, check_eq, free_port, run, stop_process, tail, timeout, unmount_all,
+                     wait_for, wharf_only)
 from http_util import request
 from packaging_util import (BUILD_SCRIPT, DEBIAN_ROOT, PURGE_ALLOWED, SIZE_LIMIT, build_layout, container_uid, kustomize,
                             load_image, only, pull_fresh, push_pull, skip_unless_packaging, source_copy, tree,
@@ -259,3 +260,17 @@ def test_kubernetes_manifests(ctx):
     toml = hosts[0]["data"]["hosts.toml"]
     check('server = "https://registry-1.docker.io"' in toml, "hosts.toml names no docker.io server")
     check('[host."http://127.0.0.1:%d"]' % node_port in toml, "hosts.toml does not point at the NodePort")
+
+
+@wharf_only("wharf healthcheck, the image's HEALTHCHECK command")
+def test_healthcheck_verb(ctx):
+    reg = ctx.registry().start()
+    ok = run([SERVER_BIN, "healthcheck", reg.config_path], check_rc=False, timeout=60)
+    check_eq(ok.returncode, 0, "wharf healthcheck against a serving wharf (%s)" % tail(ok.stdout + ok.stderr, 2))
+    check(ok.stdout.startswith("healthy: %s/debug/health" % reg.url), "healthcheck output: %r" % ok.stdout)
+    reg.stop()
+    down = run([SERVER_BIN, "healthcheck", reg.config_path], check_rc=False, timeout=60)
+    check_eq(down.returncode, 1, "wharf healthcheck with nothing listening")
+    check(down.stdout.startswith("unhealthy:"), "healthcheck output when down: %r" % down.stdout)
+    usage = run([SERVER_BIN, "healthcheck", reg.config_path, "a", "b"], check_rc=False, timeout=60)
+    check_eq(usage.returncode, 2, "wharf healthcheck with too many arguments")
