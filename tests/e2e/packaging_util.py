@@ -90,8 +90,9 @@ def pull_fresh(dk, ref, img):
 
 DEBIAN_ROOT = os.environ.get("WHARF_DEBIAN_ROOT", "/var/cache/wharf-ci/bookworm-root")
 # What may appear in a root after install + purge besides what was there before: dpkg's own records and
-# logs, and the backups adduser leaves of the files it edited (the user itself stays, as policy advises).
-PURGE_ALLOWED = ("var/lib/dpkg/", "var/log/", "var/cache/", "tmp/", "proc/", "etc/passwd-", "etc/group-",
+# logs, the backups adduser leaves of the files it edited (the user itself stays, as policy advises), and
+# /run (a tmpfs on a booted system: adduser's lock, systemd-analyze's scratch files).
+PURGE_ALLOWED = ("var/lib/dpkg/", "var/log/", "var/cache/", "tmp/", "proc/", "run/", "etc/passwd-", "etc/group-",
                  "etc/shadow-", "etc/gshadow-", "etc/subuid-", "etc/subgid-", "usr/sbin/policy-rc.d")
 
 
