@@ -52,7 +52,8 @@ def test_container_image(ctx):
     auth = ctx.mkdir("auth")
     htpasswd_file(os.path.join(auth, "htpasswd"), {"ci-user": "ci-pass"})
     dk.docker("volume", "create", "wharf-data")
-    run_args = ["run", "-d", "--name", "wharf", "--network", "host", "-v", "wharf-data:/var/lib/registry",
+    # --read-only: wharf writes only to its volume (the Kubernetes manifests set readOnlyRootFilesystem).
+    run_args = ["run", "-d", "--name", "wharf", "--network", "host", "--read-only", "-v", "wharf-data:/var/lib/registry",
                 "-v", auth + ":/auth:ro", "-e", "REGISTRY_HTTP_ADDR=127.0.0.1:%d" % port,
                 "-e", "REGISTRY_AUTH_HTPASSWD_REALM=wharf", "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd", image]
     ctx.cleanups.append(lambda: dk.proc and dk.docker("rm", "-f", "wharf", check_rc=False))
