@@ -1,7 +1,6 @@
 // wharf healthcheck CONFIG [URL]: one GET of /debug/health, for a container's HEALTHCHECK (an image that
 // holds nothing but wharf has no curl). Blocking is fine here: this is a short-lived CLI process.
 #include <curl/curl.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <memory>
@@ -53,8 +52,8 @@ int healthcheck(const config::Config& cfg, const std::vector<std::string>& args)
   curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 10L);
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-  // The probe dials this machine's own listener, whose certificate names the public host: the TLS
-  // handshake is checked, the name and chain are not.
+  // A liveness probe, not an identity check: it dials this machine's own listener, whose certificate
+  // names the public host, so the TLS handshake must succeed but the name and chain are not verified.
   curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 0L);
   curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 0L);
   const CURLcode rc = curl_easy_perform(curl.get());
