@@ -38,6 +38,8 @@ const char* kUsage =
     "                                 verify a bundle whole, then add its images\n"
     "  wharf prefetch CONFIG.yml IMAGE... [--images-file FILE]\n"
     "                                 warm the cache from the upstreams\n"
+    "  wharf healthcheck CONFIG.yml [URL]\n"
+    "                                 GET /debug/health of the configured listener; exit 0 if healthy\n"
     "  wharf --help | --version\n"
     "\n"
     "CONFIG is a registry:2 config.yml (wharf's own options extend it); REGISTRY_* environment\n"
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {
       {"garbage-collect", &wharf::commands::garbage_collect}, {"backup", &wharf::commands::backup},
       {"restore", &wharf::commands::restore},                 {"export", &wharf::commands::export_images},
       {"import", &wharf::commands::import_bundle},            {"prefetch", &wharf::commands::prefetch},
-      {"check", &wharf::commands::check},
+      {"check", &wharf::commands::check},                     {"healthcheck", &wharf::commands::healthcheck},
   };
   if (verb == "check" && args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
     std::fputs(wharf::commands::kCheckHelp, stdout);

@@ -25,5 +25,11 @@ int check(const config::Config& cfg, const std::vector<std::string>& args);
 extern const char* const kCheckHelp;
 // wharf prefetch CONFIG IMAGE... [--images-file FILE]
 int prefetch(const config::Config& cfg, const std::vector<std::string>& args);
+// wharf healthcheck CONFIG [URL]: GETs /debug/health of the configured listener (or URL); exit 0 on a
+// 200, 1 otherwise (a refused connection, a timeout, any other status), 2 for a usage error.
+int healthcheck(const config::Config& cfg, const std::vector<std::string>& args);
+// The URL `wharf healthcheck` probes: the debug listener if set, else the main one (https with TLS),
+// with a wildcard listen address replaced by loopback.
+std::string health_url(const config::Config& cfg);
 
 }  // namespace wharf::commands
