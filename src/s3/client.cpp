@@ -127,7 +127,11 @@ struct Client::Impl {
     req.first_byte_timeout = cfg.first_byte_timeout;
     req.stall_timeout = cfg.stall_timeout;
     req.verify_tls = cfg.verify_tls;
-    if (call.body) req.body = *call.body;
+    if (call.body) {
+      req.body = *call.body;
+    } else if (call.method == "PUT" || call.method == "POST") {
+      req.body = proxy::RequestBody::from_string("");  // Content-Length: 0 (S3 answers 411 without it)
+    }
     const uint64_t id = op.id;
     proxy::HttpCallbacks cb;
     cb.on_head = [this, id](const proxy::HttpHead& head) {
