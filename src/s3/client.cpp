@@ -196,7 +196,9 @@ struct Client::Impl {
     e.attempts = op.attempt;
     if (!e.retryable() || !op.call.idempotent || op.attempt >= std::max(1, cfg.retry.attempts)) return fail(op.id, std::move(e));
     // Full jitter: a random wait up to min(cap, base * 2^(attempt-1)).
-    const int64_t ceiling = std::min<int64_t>(cfg.retry.cap.count(), cfg.retry.base.count() << std::min(op.attempt - 1, 20));
+    int64_t ceiling = std::max<int64_t>(cfg.retry.base.count(), 1);
+    for (int i = 1; i < op.attempt && ceiling < cfg.retry.cap.count(); ++i) ceiling *= 2;
+    ceiling = std::min<int64_t>(ceiling, cfg.retry.cap.count());
     const int64_t wait = std::uniform_int_distribution<int64_t>(ceiling / 2, std::max<int64_t>(ceiling, 1))(rng);
     if (!op.timer) op.timer.reset(evtimer_new(base, on_retry_timer, &op));
     if (!op.timer) return fail(op.id, std::move(e));
@@ -267,6 +269,10 @@ uint64_t Client::execute(Call call) { return impl_->execute(std::move(call)); }
 void Client::cancel(uint64_t id) {
   std::unique_ptr<Impl::Op> op = impl_->take(id);
   if (op && op->transfer != 0) impl_->http.cancel(op->transfer);
+}
+
+void Client::resume(uint64_t id) {
+  if (Impl::Op* op = impl_->find(id); op != nullptr && op->transfer != 0) impl_->http.resume(op->transfer);
 }
 
 std::string Client::full_key(const std::string& key) const { return impl_->root + key; }

@@ -190,6 +190,8 @@ class Client {
                                   const std::string& upload_id_marker, Done<UploadsPage> done);
   // A presigned GET URL for `key`, valid for `expires` (clamped to 1 s .. 7 days).
   std::string presign_get(const std::string& key, std::chrono::seconds expires) const;
+  // Resumes the upload of a call whose body reader returned proxy::kBodyPause. Unknown ids are ignored.
+  void resume(uint64_t id);
   // Cancels a call; its callbacks are not called afterwards. Unknown ids are ignored.
   void cancel(uint64_t id);
   // The full object key for a key relative to root.

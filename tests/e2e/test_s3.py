@@ -14,7 +14,11 @@ S3_TIMEOUT = 420  # the first S3 test of a run also starts the gateway
 
 
 def rgw():
-    return harness.session("rgw", ceph.start_rgw)
+    def start():
+        gw = ceph.start_rgw()
+        print("    Ceph RGW started in %.1f s at %s" % (gw.started_in, gw.endpoint), flush=True)
+        return gw
+    return harness.session("rgw", start)
 
 
 def bucket(ctx, gw):
@@ -72,6 +76,17 @@ def test_check_config_names_the_key_at_fault(ctx):
         check(res.returncode != 0, "check-config with %s exits non-zero" % what)
         check(key in res.stderr, "check-config with %s names %s: %r" % (what, key, res.stderr.strip()[-500:]))
         check(gw.secret_key not in res.stderr, "the secret key never appears in messages")
+    # The gateway itself stopped (then started again for the other tests).
+    good = write_config(ctx, gw, name)
+    gw.stop_gateway()
+    try:
+        res = check_config(good)
+        check(res.returncode != 0 and "storage.s3.regionendpoint" in res.stderr,
+              "check-config with the gateway stopped names storage.s3.regionendpoint: %r" % res.stderr.strip()[-500:])
+    finally:
+        gw.restart_gateway()
+    res = check_config(good)
+    check_eq(res.returncode, 0, "check-config once the gateway is back (stderr: %s)" % res.stderr.strip()[-400:])
 
 
 @wharf_only("storage.s3 is wharf's check-config probe")

@@ -8,6 +8,8 @@
 #include <event2/keyvalq_struct.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -303,4 +305,46 @@ TEST_CASE("s3 client config is checked") {
   c = fake.config();
   c.bucket = "";
   CHECK(Client::create(nullptr, fake.http(), c).error().starts_with("bucket:"));
+}
+
+TEST_CASE("s3 client streams a body from a reader that pauses and resumes (tried once)") {
+  FakeS3 fake;
+  fake.replies = {{200, "", {{"ETag", "\"r\""}}, false}};
+  Client& s3 = fake.s3();
+  int calls = 0;
+  bool paused = false;
+  const std::string text = "hello, paused world";
+  size_t offset = 0;
+  auto reader = [&](char* buf, size_t cap) -> size_t {
+    ++calls;
+    if (offset == 5 && !paused) {  // the producer has nothing yet: pause until resume()
+      paused = true;
+      return proxy::kBodyPause;
+    }
+    const size_t n = std::min<size_t>({cap, offset < 5 ? 5 - offset : text.size() - offset});
+    std::memcpy(buf, text.data() + offset, n);
+    offset += n;
+    return n;
+  };
+  std::optional<std::expected<std::string, S3Error>> got;
+  const uint64_t id = s3.put_object("r", proxy::RequestBody::from_reader(text.size(), reader), PutOptions{}, [&](auto r) { got = r; });
+  REQUIRE(fake.run_until([&] { return paused; }));
+  CHECK(!got.has_value());
+  s3.resume(id);
+  REQUIRE(fake.run_until([&] { return got.has_value(); }));
+  REQUIRE(got->has_value());
+  REQUIRE(fake.seen.size() == 1);
+  CHECK(fake.seen[0].body == text);
+  CHECK(fake.seen[0].content_sha == "UNSIGNED-PAYLOAD");
+  SUBCASE("a reader-bodied call is not retried") {
+    fake.replies = {{503, kSlowDown, {}, false}};
+    offset = 0;
+    paused = true;
+    std::optional<std::expected<std::string, S3Error>> failed;
+    s3.put_object("r2", proxy::RequestBody::from_reader(text.size(), reader), PutOptions{}, [&](auto r) { failed = r; });
+    REQUIRE(fake.run_until([&] { return failed.has_value(); }));
+    REQUIRE(!failed->has_value());
+    CHECK(failed->error().attempts == 1);
+    CHECK(fake.seen.size() == 2);
+  }
 }
