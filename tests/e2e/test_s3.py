@@ -157,6 +157,17 @@ def test_s3_client_live_against_rgw(ctx):
     for line in res.stdout.splitlines():
         if line.startswith("s3 live:"):
             print("    " + line, flush=True)  # multipart throughput, for the record
+    # For comparison with the client's figures: one plain PUT and GET of 13 MiB from Python.
+    payload = os.urandom(13 << 20)
+    started = time.monotonic()
+    status, _ = ceph.s3_request(gw, "PUT", "/%s/raw.bin" % name, payload)
+    put_s = time.monotonic() - started
+    started = time.monotonic()
+    status_get, body = ceph.s3_request(gw, "GET", "/%s/raw.bin" % name)
+    get_s = time.monotonic() - started
+    check(status == 200 and status_get == 200 and body == payload, "a plain PUT/GET round trip through RGW")
+    print("    RGW reference: single PUT of 13 MiB in %.2f s (%.1f MiB/s), GET in %.2f s (%.1f MiB/s)"
+          % (put_s, 13 / put_s, get_s, 13 / get_s), flush=True)
     # The presigned URL works with plain curl: no credentials, no extra headers.
     with open(presign) as f:
         url = f.read().strip()
