@@ -85,7 +85,7 @@ struct Client::Impl {
   }
 
   uint64_t execute(Call call) {
-    auto op = std::make_unique<Op>();
+    auto op = std::make_shared<Op>();
     op->id = next_id++;
     op->owner = this;
     if (!call.body) {
@@ -134,8 +134,9 @@ struct Client::Impl {
     }
     const uint64_t id = op.id;
     proxy::HttpCallbacks cb;
+    // Each callback holds its Op alive while it runs: the caller may cancel the call from inside.
     cb.on_head = [this, id](const proxy::HttpHead& head) {
-      Op* o = find(id);
+      std::shared_ptr<Op> o = find(id);
       if (o == nullptr) return;
       o->resp.status = head.status;
       o->resp.head = head;
@@ -145,7 +146,7 @@ struct Client::Impl {
       }
     };
     cb.on_data = [this, id](const char* p, size_t n) {
-      Op* o = find(id);
+      std::shared_ptr<Op> o = find(id);
       if (o == nullptr) return false;
       if (o->streaming) return o->call.on_data ? o->call.on_data(p, n) : true;
       if (o->resp.body.size() + n > kMaxAnswer) {
@@ -160,7 +161,7 @@ struct Client::Impl {
   }
 
   void on_done(uint64_t id, bool ok, const std::string& error) {
-    Op* op = find(id);
+    std::shared_ptr<Op> op = find(id);
     if (op == nullptr) return;
     op->transfer = 0;
     if (op->too_big) {
@@ -211,26 +212,26 @@ struct Client::Impl {
     op->owner->attempt(*op);
   }
 
-  Op* find(uint64_t id) {
+  std::shared_ptr<Op> find(uint64_t id) {
     const auto it = ops.find(id);
-    return it == ops.end() ? nullptr : it->second.get();
+    return it == ops.end() ? nullptr : it->second;
   }
 
-  std::unique_ptr<Op> take(uint64_t id) {
+  std::shared_ptr<Op> take(uint64_t id) {
     const auto it = ops.find(id);
     if (it == ops.end()) return nullptr;
-    std::unique_ptr<Op> op = std::move(it->second);
+    std::shared_ptr<Op> op = std::move(it->second);
     ops.erase(it);
     return op;
   }
 
   void succeed(uint64_t id) {
-    std::unique_ptr<Op> op = take(id);
+    std::shared_ptr<Op> op = take(id);
     if (op && op->call.done) op->call.done(std::move(op->resp));
   }
 
   void fail(uint64_t id, S3Error e) {
-    std::unique_ptr<Op> op = take(id);
+    std::shared_ptr<Op> op = take(id);
     if (op && op->call.done) op->call.done(std::unexpected(std::move(e)));
   }
 
@@ -240,7 +241,7 @@ struct Client::Impl {
   std::string scheme;
   std::string authority;
   std::string root;
-  std::unordered_map<uint64_t, std::unique_ptr<Op>> ops;
+  std::unordered_map<uint64_t, std::shared_ptr<Op>> ops;
   uint64_t next_id = 1;
   std::minstd_rand rng;
 };
@@ -267,12 +268,14 @@ std::expected<std::unique_ptr<Client>, std::string> Client::create(event_base* b
 uint64_t Client::execute(Call call) { return impl_->execute(std::move(call)); }
 
 void Client::cancel(uint64_t id) {
-  std::unique_ptr<Impl::Op> op = impl_->take(id);
-  if (op && op->transfer != 0) impl_->http.cancel(op->transfer);
+  std::shared_ptr<Impl::Op> op = impl_->take(id);
+  if (!op) return;
+  op->timer.reset();  // a pending retry never fires
+  if (op->transfer != 0) impl_->http.cancel(op->transfer);
 }
 
 void Client::resume(uint64_t id) {
-  if (Impl::Op* op = impl_->find(id); op != nullptr && op->transfer != 0) impl_->http.resume(op->transfer);
+  if (auto op = impl_->find(id); op && op->transfer != 0) impl_->http.resume(op->transfer);
 }
 
 std::string Client::full_key(const std::string& key) const { return impl_->root + key; }
