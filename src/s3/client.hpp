@@ -15,10 +15,14 @@
 // - Retries: idempotent calls (GET, HEAD, PUT of in-memory or fd bodies, DELETE, lists, copies, part
 //   uploads, aborts) are retried on no response, 5xx, 429 and SlowDown/RequestTimeout, up to
 //   `retry.attempts` times with exponential backoff and full jitter (base .. cap). CreateMultipartUpload,
-//   CompleteMultipartUpload and reader-bodied uploads are tried once. A GET whose body has started to flow
-//   to the caller is never retried (the caller sees the failure). The last failure comes back as S3Error.
-// - Limits: answers that are not streamed (XML listings, errors) are read up to 8 MiB (then the call fails);
-//   every transfer has HttpClient's connect, first-byte and stall timeouts, so nothing hangs.
+//   CompleteMultipartUpload and reader-bodied uploads are tried once. A GET whose head has reached the
+//   caller is never retried (the caller sees the failure). The last failure comes back as S3Error; a
+//   200 that carries <Error> (copies, CompleteMultipartUpload) counts as a 5xx.
+// - Limits: answers that are not streamed (XML listings, errors) are read up to 8 MiB (then the call fails)
+//   and parsed by the bounded reader in src/s3/xml; every transfer has HttpClient's connect, first-byte and
+//   stall timeouts (the stall timeout also covers a request body that stops moving), so nothing hangs.
+// - Bodies: in memory, an fd range (pread on the loop: meant for local files in the page cache), or a
+//   reader that may pause (proxy::kBodyPause) until resume(id), for producers fed from elsewhere.
 // - Lifetime: the HttpClient must outlive the Client; destroying the Client cancels its calls without
 //   calling their callbacks. Never destroy the Client from one of its callbacks.
 #include <chrono>

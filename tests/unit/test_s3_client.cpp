@@ -369,3 +369,23 @@ TEST_CASE("s3 client cancel from inside a callback stops the call quietly") {
   fake.run_until([] { return false; }, 200);  // let the loop settle; nothing may call back
   CHECK_FALSE(done);
 }
+
+TEST_CASE("s3 client a request body that stops moving times out instead of hanging") {
+  FakeS3 fake;
+  ClientConfig c = fake.config();
+  c.stall_timeout = std::chrono::milliseconds(300);
+  Client& s3 = fake.s3(c);
+  bool sent_some = false;
+  auto reader = [&](char* buf, size_t) -> size_t {
+    if (sent_some) return proxy::kBodyPause;  // and nobody ever resumes
+    sent_some = true;
+    buf[0] = 'x';
+    return 1;
+  };
+  std::optional<std::expected<std::string, S3Error>> got;
+  s3.put_object("stuck", proxy::RequestBody::from_reader(100, reader), PutOptions{}, [&](auto r) { got = r; });
+  REQUIRE(fake.run_until([&] { return got.has_value(); }));
+  REQUIRE(!got->has_value());
+  CHECK(got->error().status == 0);
+  CHECK(got->error().message.find("request body stalled") != std::string::npos);
+}
