@@ -35,7 +35,9 @@ std::string explain(const config::S3Storage& s3, const S3Error& e, const std::st
   }
   if (e.code == "RequestTimeTooSkewed") return "storage.s3: this machine's clock is too far from the server's" + why;
   if (e.code == "InvalidStorageClass") return "storage.s3.storageclass: refused by the server" + why;
-  if (e.code == "InvalidArgument" && s3.encrypt) return "storage.s3.encrypt: refused by the server" + why;
+  if (s3.encrypt && (e.code == "InvalidArgument" || e.code == "InvalidRequest" || e.code == "NotImplemented")) {
+    return "storage.s3.encrypt: the server refused a write with server-side encryption" + why;
+  }
   return "storage.s3.bucket: bucket \"" + s3.bucket + "\" at " + endpoint + " failed" + why;
 }
 

@@ -63,6 +63,10 @@ debug ms = 0
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 ms mon client mode = crc
+# registry:2 configs often say `encrypt: true`: server-side encryption (SSE-S3, AES256) over loopback HTTP,
+# with a fixed test key (RGW's documented testing-only setting).
+rgw crypt require ssl = false
+rgw crypt default encryption key = 4YSmvJtBv0aZ7geVgAsdpRnLBEwWSWlMIGnRS8a9TSA=
 rgw data = {d}/rgw
 rgw enable usage log = false
 rgw dns name = localhost

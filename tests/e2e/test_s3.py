@@ -105,7 +105,7 @@ storage:
     accesskey: %s
     secretkey: %s
     regionendpoint: %s
-    encrypt: false
+    encrypt: true
     secure: false
     rootdirectory: /registry
   redirect:
