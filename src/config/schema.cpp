@@ -320,6 +320,7 @@ const Field kFields[] = {
     warned("storage.s3.useragent", KeyType::String, "wharf sends its own User-Agent, ignored"),
     ignored("storage.s3.maxbuffers", KeyType::Int),
     ignored("storage.s3.checksumdisabled", KeyType::Any),
+    ignored("storage.s3.disablekeepalives", KeyType::Bool),
     rejected("storage.azure", kStorageDriver),
     rejected("storage.gcs", kStorageDriver),
     rejected("storage.swift", kStorageDriver),

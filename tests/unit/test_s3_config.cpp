@@ -128,7 +128,7 @@ TEST_CASE("s3 config: keys wharf does not use are accepted with a warning") {
   const std::string yaml = std::string("version: 0.1\nstorage:\n  s3:\n    region: r\n    bucket: b\n    accesskey: a\n") +
                            "    secretkey: s\n    v4auth: false\n    loglevel: debug\n    objectacl: public-read\n" +
                            "    accelerate: true\n    usedualstack: true\n    useragent: x\n    keyid: k\n" +
-                           "    maxbuffers: 3\n    storageclass: NONE\n    skipverify: true\n    sessiontoken: t\n" +
+                           "    maxbuffers: 3\n    disablekeepalives: true\n    storageclass: NONE\n    skipverify: true\n    sessiontoken: t\n" +
                            "    multipartcopychunksize: 64MiB\n    multipartcopythresholdsize: 0\n" +
                            "    multipartcopymaxconcurrency: 8\n    forcepathstyle: true\n    unheardof: 1\n";
   auto c = load(yaml, warnings);
@@ -139,6 +139,7 @@ TEST_CASE("s3 config: keys wharf does not use are accepted with a warning") {
     CHECK_MESSAGE(warned(warnings, key), key);
   }
   CHECK_FALSE(warned(warnings, "maxbuffers"));
+  CHECK_FALSE(warned(warnings, "disablekeepalives"));
   CHECK(c->s3.endpoint_url() == "https://s3.r.amazonaws.com");
   CHECK(c->s3.path_style());
   CHECK(c->s3.skip_verify);
