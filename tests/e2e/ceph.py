@@ -63,10 +63,8 @@ debug ms = 0
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 ms mon client mode = crc
-# registry:2 configs often say `encrypt: true`: server-side encryption (SSE-S3, AES256) over loopback HTTP,
-# with a fixed test key (RGW's documented testing-only setting).
-rgw crypt require ssl = false
-rgw crypt default encryption key = 4YSmvJtBv0aZ7geVgAsdpRnLBEwWSWlMIGnRS8a9TSA=
+# No SSE: RGW 16.2 refuses x-amz-server-side-encryption over plain HTTP, and its testing-only
+# `rgw crypt default encryption key` encrypts every object, after which CopyObject answers 501.
 rgw data = {d}/rgw
 rgw enable usage log = false
 rgw dns name = localhost

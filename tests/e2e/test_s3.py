@@ -105,7 +105,7 @@ storage:
     accesskey: %s
     secretkey: %s
     regionendpoint: %s
-    encrypt: true
+    encrypt: false
     secure: false
     rootdirectory: /registry
   redirect:
@@ -113,6 +113,13 @@ storage:
 """ % (name, gw.access_key, gw.secret_key, gw.endpoint))
     res = check_config(path)
     check_eq(res.returncode, 0, "check-config with registry:2's s3 config (stderr: %s)" % res.stderr.strip()[-400:])
+    # The issue's `encrypt: true`: this RGW (plain HTTP) refuses server-side encryption, and says so by key.
+    enc = ctx.path("registry2-encrypt.yml")
+    with open(enc, "w") as f:
+        f.write(open(path).read().replace("encrypt: false", "encrypt: true"))
+    res = check_config(enc)
+    check(res.returncode != 0 and "storage.s3.encrypt" in res.stderr,
+          "encrypt: true on an RGW that refuses SSE names storage.s3.encrypt: %r" % res.stderr.strip()[-400:])
     # The same as REGISTRY_* variables on a bare config.
     bare = ctx.path("bare.yml")
     with open(bare, "w") as f:

@@ -182,7 +182,8 @@ TEST_CASE("s3 live: bucket, objects, multipart, ranges, listing, copies, abort, 
   CHECK(*whole == p1 + p2 + p3);
 
   // Server-side copies: CopyObject, and UploadPartCopy of two ranges.
-  REQUIRE(live.wait<std::string>([&](auto done) { s3.copy_object("small.txt", "copy/small.txt", PutOptions{}, std::move(done)); }));
+  auto copied_small = live.wait<std::string>([&](auto done) { s3.copy_object("small.txt", "copy/small.txt", PutOptions{}, std::move(done)); });
+  REQUIRE_MESSAGE(copied_small.has_value(), copied_small.error().str());
   CHECK(live.get("copy/small.txt").value() == small);
   auto up2 = live.wait<std::string>([&](auto done) { s3.create_multipart_upload("copy/big.bin", PutOptions{}, std::move(done)); });
   REQUIRE(up2.has_value());
