@@ -7,8 +7,11 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <limits>
 #include <unordered_map>
 
@@ -67,6 +70,28 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 
 }  // namespace
 
+RequestBody RequestBody::from_string(std::string data) {
+  RequestBody b;
+  b.size = data.size();
+  b.bytes = std::move(data);
+  return b;
+}
+
+RequestBody RequestBody::from_reader(uint64_t size, BodyReader reader) {
+  RequestBody b;
+  b.size = size;
+  b.reader = std::move(reader);
+  return b;
+}
+
+RequestBody RequestBody::from_fd(int fd, uint64_t offset, uint64_t length) {
+  RequestBody b;
+  b.size = length;
+  b.fd = fd;
+  b.offset = offset;
+  return b;
+}
+
 std::string_view HttpHead::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
     if (k == name) return v;
@@ -90,6 +115,11 @@ struct HttpClient::Impl {
     std::chrono::milliseconds first_byte{0};
     std::chrono::milliseconds stall{0};
     std::chrono::steady_clock::time_point last_activity;
+    std::chrono::steady_clock::time_point waiting_since;  // the whole request was sent
+    std::optional<RequestBody> body;
+    uint64_t sent = 0;       // body bytes handed to curl
+    bool body_done = true;   // no body, or all of it handed to curl
+    std::string body_error;  // why reading the body failed
     bool in_multi = false;
     bool head_done = false;
     bool cancelled = false;
@@ -171,16 +201,24 @@ struct HttpClient::Impl {
   static void on_watchdog(evutil_socket_t, short, void* arg) {
     auto* t = static_cast<Transfer*>(arg);
     Impl* self = t->owner;
-    if (t->phase == Phase::Waiting) {
+    const auto now = std::chrono::steady_clock::now();
+    if (t->phase == Phase::Waiting && t->body_done) {
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - t->waiting_since);
+      if (waited < t->first_byte) {
+        t->arm(t->first_byte - waited);
+        return;
+      }
       self->finish(t->id, false, "timeout: no response within " + seconds_text(t->first_byte));
       return;
     }
-    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t->last_activity);
+    // Receiving the response, or still sending the request body: both must keep moving.
+    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - t->last_activity);
     if (idle < t->stall) {
       t->arm(t->stall - idle);
       return;
     }
-    self->finish(t->id, false, "timeout: no data for " + seconds_text(t->stall));
+    const char* what = t->phase == Phase::Waiting ? "timeout: request body stalled for " : "timeout: no data for ";
+    self->finish(t->id, false, what + seconds_text(t->stall));
   }
 
   // --- curl's per-transfer callbacks (always inside curl_multi_socket_action) ---
@@ -189,9 +227,45 @@ struct HttpClient::Impl {
     auto* t = static_cast<Transfer*>(clientp);
     if (t->phase == Phase::Connecting) {
       t->phase = Phase::Waiting;
-      t->arm(t->first_byte);
+      t->last_activity = t->waiting_since = std::chrono::steady_clock::now();
+      t->arm(t->body_done ? t->first_byte : t->stall);
     }
     return CURL_PREREQFUNC_OK;
+  }
+
+  static size_t on_read(char* buf, size_t size, size_t n, void* ud) {
+    auto* t = static_cast<Transfer*>(ud);
+    if (t->cancelled || !t->body) return CURL_READFUNC_ABORT;
+    const RequestBody& b = *t->body;
+    const size_t cap = static_cast<size_t>(std::min<uint64_t>(size * n, b.size - t->sent));
+    if (cap == 0) return 0;
+    size_t got = 0;
+    if (b.reader) {
+      got = b.reader(buf, cap);
+      if (got == kBodyPause) return CURL_READFUNC_PAUSE;
+      if (got == kBodyAbort || got == 0 || got > cap) {
+        t->aborted = true;
+        return CURL_READFUNC_ABORT;
+      }
+    } else if (b.fd >= 0) {
+      const ssize_t r = ::pread(b.fd, buf, cap, static_cast<off_t>(b.offset + t->sent));
+      if (r <= 0) {
+        t->body_error = r == 0 ? std::string("request body: file ended early") : std::string("request body: ") + std::strerror(errno);
+        return CURL_READFUNC_ABORT;
+      }
+      got = static_cast<size_t>(r);
+    } else {
+      std::memcpy(buf, b.bytes.data() + t->sent, cap);
+      got = cap;
+    }
+    t->sent += got;
+    t->last_activity = std::chrono::steady_clock::now();
+    if (t->sent == b.size) {
+      t->body_done = true;
+      t->waiting_since = t->last_activity;
+      if (t->phase == Phase::Waiting) t->arm(t->first_byte);
+    }
+    return got;
   }
 
   static size_t on_header(char* buf, size_t size, size_t n, void* ud) {
@@ -260,6 +334,7 @@ struct HttpClient::Impl {
     while (true) {
       for (uint64_t id : std::exchange(doomed, {})) destroy(id);
       for (uint64_t id : std::exchange(to_add, {})) add(id);
+      for (uint64_t id : std::exchange(to_resume, {})) unpause(id);
       int left = 0;
       CURLMsg* m = curl_multi_info_read(multi.get(), &left);
       if (m == nullptr) return;
@@ -282,6 +357,7 @@ struct HttpClient::Impl {
       in_curl = false;
       if (t.cancelled) return;  // destroyed by settle()
     }
+    if (!t.body_error.empty()) return finish(id, false, t.body_error);
     if (t.aborted) return finish(id, false, "aborted");
     if (rc != CURLE_OK) {
       std::string error = curl_easy_strerror(rc);
@@ -316,6 +392,12 @@ struct HttpClient::Impl {
 
   void destroy(uint64_t id) { take(id).reset(); }
 
+  void unpause(uint64_t id) {
+    const auto it = transfers.find(id);
+    if (it == transfers.end() || it->second->cancelled) return;
+    curl_easy_pause(it->second->easy.get(), CURLPAUSE_CONT);
+  }
+
   // Ends a transfer and calls its on_done last (the callback may start, cancel or even finish others).
   void finish(uint64_t id, bool ok, const std::string& error) {
     std::unique_ptr<Transfer> t = take(id);
@@ -325,13 +407,16 @@ struct HttpClient::Impl {
     if (done) done(ok, error);
   }
 
-  std::string configure(Transfer& t, const HttpRequest& req) {
+  std::string configure(Transfer& t, HttpRequest& req) {
     CURL* e = curl_easy_init();
     if (e == nullptr) return "curl_easy_init failed";
     t.easy.reset(e);
     t.watchdog.reset(evtimer_new(base, on_watchdog, &t));
     if (!t.watchdog) return "evtimer_new failed";
-    for (const std::string& h : req.headers) {
+    const bool with_body = req.body.has_value() && req.method != "GET" && req.method != "HEAD";
+    std::vector<std::string> header_lines = req.headers;
+    if (with_body) header_lines.emplace_back("Expect:");  // no 100-continue round trip
+    for (const std::string& h : header_lines) {
       curl_slist* l = curl_slist_append(t.headers.get(), h.c_str());  // returns the list's head
       if (l == nullptr) return "curl_slist_append failed";
       if (!t.headers) t.headers.reset(l);
@@ -353,8 +438,8 @@ struct HttpClient::Impl {
       set(CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(std::min(req.min_rate, kLongMax)));
       set(CURLOPT_LOW_SPEED_TIME, static_cast<long>(std::min<int64_t>(req.min_rate_period.count(), 86'400)));
     }
-    set(CURLOPT_SSL_VERIFYPEER, 1L);
-    set(CURLOPT_SSL_VERIFYHOST, 2L);
+    set(CURLOPT_SSL_VERIFYPEER, req.verify_tls ? 1L : 0L);
+    set(CURLOPT_SSL_VERIFYHOST, req.verify_tls ? 2L : 0L);
     if (!req.ca_file.empty()) set(CURLOPT_CAINFO, req.ca_file.c_str());
     set(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     set(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -369,6 +454,14 @@ struct HttpClient::Impl {
     if (req.method == "HEAD") set(CURLOPT_NOBODY, 1L);
     else if (req.method == "GET") set(CURLOPT_HTTPGET, 1L);
     else set(CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    if (with_body) {
+      t.body = std::move(req.body);
+      t.body_done = t.body->size == 0;
+      set(CURLOPT_UPLOAD, 1L);
+      set(CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t.body->size));
+      set(CURLOPT_READFUNCTION, on_read);
+      set(CURLOPT_READDATA, &t);
+    }
     if (rc != CURLE_OK) return std::string("curl_easy_setopt: ") + curl_easy_strerror(rc);
     return "";
   }
@@ -383,6 +476,7 @@ struct HttpClient::Impl {
   std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers;
   std::vector<uint64_t> doomed;                          // cancelled while curl ran
   std::vector<uint64_t> to_add;                          // started while curl ran
+  std::vector<uint64_t> to_resume;                       // resumed while curl ran
   std::vector<std::pair<uint64_t, std::string>> failed;  // could not start
   uint64_t next_id = 1;
   bool in_curl = false;
@@ -436,6 +530,18 @@ void HttpClient::cancel(uint64_t id) {
   it->second->cancelled = true;
   if (s.in_curl) s.doomed.push_back(id);
   else s.destroy(id);
+}
+
+void HttpClient::resume(uint64_t id) {
+  Impl& s = *impl_;
+  if (s.in_curl) {
+    s.to_resume.push_back(id);
+    return;
+  }
+  s.in_curl = true;  // unpausing may run the transfer's callbacks right away
+  s.unpause(id);
+  s.in_curl = false;
+  s.settle();
 }
 
 size_t HttpClient::active() const {

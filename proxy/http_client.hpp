@@ -19,7 +19,31 @@ struct event_base;
 
 namespace wharf::proxy {
 
-// One request; methods other than GET and HEAD are sent without a body.
+// Pulls request-body bytes: writes up to `cap` bytes into `buf` and returns how many were written; returning
+// 0 before `size` bytes were sent, or kBodyAbort, aborts the transfer; kBodyPause pauses the upload until
+// HttpClient::resume(id). Called on the loop, inside the client.
+using BodyReader = std::function<size_t(char* buf, size_t cap)>;
+// BodyReader results that are not byte counts.
+inline constexpr size_t kBodyAbort = static_cast<size_t>(-1);
+inline constexpr size_t kBodyPause = static_cast<size_t>(-2);
+
+// A request body of a known size (sent with Content-Length, never chunked, no "Expect: 100-continue").
+struct RequestBody {
+  uint64_t size = 0;
+  std::string bytes;  // the body itself, when `reader` is empty and fd < 0
+  BodyReader reader;  // else pulled from here
+  int fd = -1;        // else read with pread() from this descriptor (borrowed: keep it open until on_done)
+  uint64_t offset = 0;  // ... starting at this offset
+
+  // The body `data`.
+  static RequestBody from_string(std::string data);
+  // `size` bytes pulled from `reader`.
+  static RequestBody from_reader(uint64_t size, BodyReader reader);
+  // `length` bytes of `fd` from `offset` (a regular file: pread() on the loop, like the page cache allows).
+  static RequestBody from_fd(int fd, uint64_t offset, uint64_t length);
+};
+
+// One request; without `body`, methods other than GET and HEAD are sent without a body.
 struct HttpRequest {
   std::string method = "GET";        // "HEAD" reads no body (CURLOPT_NOBODY)
   std::string url;                   // absolute http:// or https:// URL
@@ -32,6 +56,8 @@ struct HttpRequest {
   // so a trickle cannot hold a transfer open forever (CURLOPT_LOW_SPEED_LIMIT/TIME).
   uint64_t min_rate = 0;
   std::chrono::seconds min_rate_period{30};
+  std::optional<RequestBody> body;  // sent with any method but GET and HEAD
+  bool verify_tls = true;           // false: the server's certificate and name are not checked (skipverify)
 };
 
 // The head of a response (the final one; 1xx interim responses are skipped).
@@ -76,6 +102,8 @@ class HttpClient {
   // Aborts a transfer; its callbacks are not called afterwards. Unknown or finished ids are ignored.
   // Safe from inside any callback, including the transfer's own.
   void cancel(uint64_t id);
+  // Resumes an upload whose BodyReader returned kBodyPause. Unknown or finished ids are ignored.
+  void resume(uint64_t id);
   // Transfers started and not yet finished or cancelled.
   size_t active() const;
 

@@ -262,6 +262,11 @@ void raise_open_files_limit() {
 }  // namespace
 
 int serve(const config::Config& cfg) {
+  if (cfg.storage_driver == config::StorageDriver::S3) {
+    spdlog::critical("invalid configuration: storage.s3: the S3 blob store is not wired in this build yet "
+                     "(wharf check-config can test the bucket); use storage.filesystem");
+    return 1;
+  }
   if (auto problems = preflight(cfg); !problems.empty()) {
     for (const auto& p : problems) spdlog::critical("invalid configuration: {}", p);
     return 1;

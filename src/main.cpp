@@ -97,8 +97,11 @@ int main(int argc, char** argv) {
       for (const auto& p : problems) std::fprintf(stderr, "invalid configuration: %s\n", p.c_str());
       return 1;
     }
-    std::printf("configuration OK: listen %s, root %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
-                cfg->root_directory.c_str(), cfg->htpasswd_path.empty() ? "off" : "htpasswd",
+    const std::string storage = cfg->storage_driver == wharf::config::StorageDriver::S3
+                                    ? "s3 bucket " + cfg->s3.bucket + " at " + cfg->s3.endpoint_url() + " (reachable, writable)"
+                                    : "root " + cfg->root_directory;
+    std::printf("configuration OK: listen %s, %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
+                storage.c_str(), cfg->htpasswd_path.empty() ? "off" : "htpasswd",
                 cfg->delete_enabled ? "enabled" : "disabled", cfg->upstreams.size());
     return 0;
   }
@@ -121,6 +124,10 @@ int main(int argc, char** argv) {
     }
     auto cfg = load(args[1]);
     if (!cfg) return 1;
+    if (cfg->storage_driver == wharf::config::StorageDriver::S3) {  // they work on the filesystem store only
+      std::fprintf(stderr, "invalid configuration: storage.s3: wharf %s does not support the S3 blob store in this build\n", name);
+      return 1;
+    }
     wharf::setup_logging(*cfg);
     return fn(*cfg, std::vector<std::string>(args.begin() + 2, args.end()));
   }

@@ -9,6 +9,7 @@
 
 #include "src/auth/htpasswd.hpp"
 #include "src/http/server.hpp"
+#include "src/s3/probe.hpp"
 
 namespace wharf {
 
@@ -76,6 +77,9 @@ std::vector<std::string> preflight(const config::Config& cfg) {
   for (const auto& u : cfg.upstreams) {
     if (u.ca.empty()) continue;
     if (auto p = unreadable(u.ca)) problems.push_back("proxy.upstreams (" + u.name + ").ca: " + *p);
+  }
+  if (cfg.storage_driver == config::StorageDriver::S3) {
+    for (std::string& p : s3::probe_bucket(cfg.s3)) problems.push_back(std::move(p));
   }
   return problems;
 }

@@ -135,6 +135,25 @@ std::expected<void, ConfigError> assemble_upstreams(Walk& w) {
   return {};
 }
 
+// The storage driver: exactly one of filesystem and s3; s3 needs an access key pair.
+std::expected<void, ConfigError> settle_storage(Walk& w) {
+  const bool fs = w.seen.contains("storage.filesystem");
+  const bool s3 = w.seen.contains("storage.s3");
+  if (fs && s3) return fail("storage", "names both filesystem and s3; a configuration uses one storage driver");
+  if (!s3) return {};
+  Draft& d = w.draft;
+  d.storage_driver = StorageDriver::S3;
+  if (d.s3.access_key.empty() && d.s3.secret_key.empty()) {
+    return fail("storage.s3.accesskey",
+                "missing; wharf signs S3 requests with storage.s3.accesskey and storage.s3.secretkey "
+                "(instance-role credentials are not supported)");
+  }
+  if (d.s3.access_key.empty()) return fail("storage.s3.accesskey", "missing; storage.s3.secretkey is set");
+  if (d.s3.secret_key.empty()) return fail("storage.s3.secretkey", "missing; storage.s3.accesskey is set");
+  if (!d.s3.key_id.empty() && !d.s3.encrypt) w.warnings.push_back("storage.s3.keyid: ignored without storage.s3.encrypt: true");
+  return {};
+}
+
 // Checks that need the whole document, and defaults that depend on what was present.
 std::expected<Config, ConfigError> finish(Walk& w) {
   for (const Field& f : detail::fields()) {
@@ -150,6 +169,7 @@ std::expected<Config, ConfigError> finish(Walk& w) {
     d.root_directory = kRegistryRootDirectory;
   }
   if (!w.seen.contains("log.level") && !d.legacy_log_level.empty()) d.log_level = d.legacy_log_level;
+  if (auto r = settle_storage(w); !r) return std::unexpected(r.error());
   if (auto r = assemble_upstreams(w); !r) return std::unexpected(r.error());
   return static_cast<Config>(std::move(d));
 }
@@ -168,6 +188,16 @@ ConfigError with_source(ConfigError e, const std::map<std::string, std::string>&
 }  // namespace
 
 const char* default_yaml() { return kDefaultYaml; }
+
+std::string S3Storage::endpoint_url() const {
+  if (region_endpoint.empty()) return std::string(secure ? "https" : "http").append("://s3.").append(region).append(".amazonaws.com");
+  std::string url = region_endpoint;
+  while (url.ends_with('/')) url.pop_back();
+  if (url.starts_with("http://") || url.starts_with("https://")) return url;
+  return std::string(secure ? "https://" : "http://").append(url);
+}
+
+bool S3Storage::path_style() const { return force_path_style.value_or(!region_endpoint.empty()); }
 
 std::expected<Config, ConfigError> load_from_string(const std::string& yaml,
                                                     const std::map<std::string, std::string>& env,

@@ -23,13 +23,45 @@ struct Upstream {
   std::string ca;        // optional CA file
 };
 
+// Which blob store the configuration names (storage.filesystem or storage.s3).
+enum class StorageDriver { Filesystem, S3 };
+
+// storage.s3: registry:2's S3 driver keys that wharf uses (conf/README.md lists the ones it ignores).
+struct S3Storage {
+  std::string region;           // storage.s3.region (required)
+  std::string bucket;           // storage.s3.bucket (required)
+  std::string access_key;       // storage.s3.accesskey
+  std::string secret_key;       // storage.s3.secretkey
+  std::string session_token;    // storage.s3.sessiontoken
+  std::string region_endpoint;  // storage.s3.regionendpoint (empty: AWS's https://s3.<region>.amazonaws.com)
+  std::optional<bool> force_path_style;  // storage.s3.forcepathstyle (unset: path style iff regionendpoint is set)
+  bool encrypt = false;         // storage.s3.encrypt (server-side encryption on writes)
+  std::string key_id;           // storage.s3.keyid (KMS key with encrypt)
+  bool secure = true;           // storage.s3.secure (https for an endpoint given without a scheme)
+  bool skip_verify = false;     // storage.s3.skipverify (TLS certificate not checked)
+  uint64_t chunk_size = 10ull << 20;                      // storage.s3.chunksize (multipart part size, >= 5 MiB)
+  uint64_t multipart_copy_chunk_size = 32ull << 20;       // storage.s3.multipartcopychunksize
+  uint64_t multipart_copy_threshold = 32ull << 20;        // storage.s3.multipartcopythresholdsize
+  int multipart_copy_max_concurrency = 100;               // storage.s3.multipartcopymaxconcurrency
+  std::string root_directory;   // storage.s3.rootdirectory (key prefix in the bucket)
+  std::string storage_class = "STANDARD";  // storage.s3.storageclass ("NONE": no header)
+
+  // The endpoint URL requests go to: regionendpoint (scheme added from `secure` when missing) or AWS's.
+  std::string endpoint_url() const;
+  // Path-style addressing (bucket in the path) rather than virtual-host style.
+  bool path_style() const;
+};
+
 struct Config {
   int version_major = 0;  // "version: 0.1" → 0.1 accepted
   std::string log_level = "info";     // trace|debug|info|warn|error (registry:2 also: warning, fatal, panic)
   LogFormat log_format = LogFormat::Text;
   bool access_log = true;             // log.accesslog.disabled inverted
 
-  std::string root_directory = "./data";  // storage.filesystem.rootdirectory
+  StorageDriver storage_driver = StorageDriver::Filesystem;  // storage.filesystem or storage.s3
+  S3Storage s3;                           // storage.s3.* (with StorageDriver::S3)
+  bool redirect_disabled = false;         // storage.redirect.disable (S3: answer blob GETs with 307 unless true)
+  std::string root_directory = "./data";  // storage.filesystem.rootdirectory (with s3: where the local index lives)
   bool delete_enabled = false;            // storage.delete.enabled
   bool upload_purging = true;             // storage.maintenance.uploadpurging.enabled
   std::chrono::seconds upload_purge_age{168 * 3600};      // .age (Go duration "168h")

@@ -113,6 +113,16 @@ void apply_exact(YAML::Node& root, const Field& f, const std::string& name, cons
     }
   } else if (spec.type == KeyType::Section) {
     const YAML::Node value = env_value(raw, spec.type);
+    const std::string disable_key = std::string(spec.path) + ".disable";
+    if (value.IsScalar() && find_field(disable_key) != nullptr) {
+      // REGISTRY_STORAGE_REDIRECT=true|false: a switch for a section that has a `disable` key.
+      const std::string b = lower(value.Scalar());
+      if (b == "true" || b == "false") {
+        set_at(root, disable_key, YAML::Node(b == "true" ? "false" : "true"), Overwrite::Always);
+        sources[disable_key] = name;
+        return;
+      }
+    }
     if (!value.IsMap()) {
       warnings.push_back(name + ": must be a YAML mapping for " + std::string(spec.path) + ", ignored");
       return;

@@ -11,7 +11,7 @@ namespace {
 using Result = std::expected<void, std::string>;
 using Check = std::optional<std::string> (*)(const std::string&);
 
-constexpr std::string_view kStorageDriver = "unsupported storage driver; wharf supports filesystem";
+constexpr std::string_view kStorageDriver = "unsupported storage driver; wharf supports filesystem and s3";
 constexpr std::string_view kAuthProvider = "unsupported auth provider; wharf supports htpasswd";
 constexpr std::string_view kNotSupported = "not supported by wharf, ignored";
 constexpr std::string_view kBlobDescriptor =
@@ -157,6 +157,96 @@ Result store_positive_duration(Draft& d, const Value& v, const Notes&) {
   return {};
 }
 
+// A member of Config::s3.
+template <auto Member>
+Result store_s3(Draft& d, const Value& v, const Notes&) {
+  using T = std::remove_cvref_t<decltype(d.s3.*Member)>;
+  if constexpr (std::is_same_v<T, int>) {
+    d.s3.*Member = static_cast<int>(std::get<int64_t>(v));
+  } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+    d.s3.*Member = std::get<bool>(v);
+  } else {
+    d.s3.*Member = std::get<T>(v);
+  }
+  return {};
+}
+
+template <auto Member, Check check>
+Result store_s3_checked(Draft& d, const Value& v, const Notes& n) {
+  if (auto problem = check(std::get<std::string>(v))) return std::unexpected(*problem);
+  return store_s3<Member>(d, v, n);
+}
+
+// S3 part sizes: 5 MiB .. 5 GiB (S3's limits for every part but the last).
+template <auto Member>
+Result store_s3_part_size(Draft& d, const Value& v, const Notes&) {
+  const uint64_t size = std::get<uint64_t>(v);
+  if (size < (5ull << 20) || size > (5ull << 30)) {
+    return std::unexpected("must be from 5MiB (5242880) to 5GiB, got " + std::to_string(size));
+  }
+  d.s3.*Member = size;
+  return {};
+}
+
+Result set_s3_copy_threshold(Draft& d, const Value& v, const Notes&) {
+  const uint64_t size = std::get<uint64_t>(v);
+  if (size > (5ull << 30)) return std::unexpected("must be at most 5GiB (a single CopyObject's limit)");
+  d.s3.multipart_copy_threshold = size;
+  return {};
+}
+
+Result set_s3_copy_concurrency(Draft& d, const Value& v, const Notes&) {
+  const int64_t n = std::get<int64_t>(v);
+  if (n < 1 || n > 10000) return std::unexpected("must be an integer from 1 to 10000");
+  d.s3.multipart_copy_max_concurrency = static_cast<int>(n);
+  return {};
+}
+
+Result set_s3_storage_class(Draft& d, const Value& v, const Notes&) {
+  const std::string& s = std::get<std::string>(v);
+  for (std::string_view known : {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                                 "GLACIER_IR", "NONE"}) {
+    if (s == known) {
+      d.s3.storage_class = s;
+      return {};
+    }
+  }
+  return std::unexpected("must be STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, "
+                         "GLACIER_IR or NONE, got \"" + s + "\"");
+}
+
+Result check_v4auth(Draft&, const Value& v, const Notes& n) {
+  if (!std::get<bool>(v)) n.warn("wharf always signs with AWS Signature Version 4; false is ignored");
+  return {};
+}
+
+Result check_object_acl(Draft&, const Value& v, const Notes& n) {
+  if (std::get<std::string>(v) != "private") n.warn("wharf writes objects with the bucket's default ACL (private); ignored");
+  return {};
+}
+
+template <const char* What>
+Result warn_if_true(Draft&, const Value& v, const Notes& n) {
+  if (std::get<bool>(v)) n.warn(What);
+  return {};
+}
+constexpr char kAccelerate[] = "S3 transfer acceleration is not supported by wharf, ignored";
+constexpr char kDualStack[] = "dual-stack endpoints are not supported by wharf, ignored";
+
+// An endpoint: "http(s)://host[:port]" or "host[:port]" (the scheme then follows storage.s3.secure).
+std::optional<std::string> s3_endpoint(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  std::string_view rest(s);
+  if (rest.starts_with("http://")) rest.remove_prefix(7);
+  else if (rest.starts_with("https://")) rest.remove_prefix(8);
+  else if (rest.find("://") != std::string_view::npos) return "must be an http:// or https:// URL or host[:port]";
+  while (rest.ends_with('/')) rest.remove_suffix(1);
+  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string_view::npos) {
+    return "must be an http:// or https:// URL or host[:port] without a path, got \"" + s + "\"";
+  }
+  return std::nullopt;
+}
+
 Result set_local_namespaces(Draft& d, const Value& v, const Notes&) {
   const auto& list = std::get<std::vector<std::string>>(v);
   for (const std::string& ns : list) {
@@ -204,7 +294,33 @@ const Field kFields[] = {
     used("storage.filesystem.rootdirectory", KeyType::String, store_checked<&Config::root_directory, non_empty>),
     ignored("storage.filesystem.maxthreads", KeyType::Int),
     rejected("storage.inmemory", kStorageDriver),
-    rejected("storage.s3", kStorageDriver),
+    section("storage.s3"),
+    required("storage.s3.region", KeyType::String, store_s3_checked<&S3Storage::region, non_empty>),
+    required("storage.s3.bucket", KeyType::String, store_s3_checked<&S3Storage::bucket, non_empty>),
+    used("storage.s3.accesskey", KeyType::String, store_s3<&S3Storage::access_key>),
+    used("storage.s3.secretkey", KeyType::String, store_s3<&S3Storage::secret_key>),
+    used("storage.s3.sessiontoken", KeyType::String, store_s3<&S3Storage::session_token>),
+    used("storage.s3.regionendpoint", KeyType::String, store_s3_checked<&S3Storage::region_endpoint, s3_endpoint>),
+    used("storage.s3.forcepathstyle", KeyType::Bool, store_s3<&S3Storage::force_path_style>),
+    used("storage.s3.encrypt", KeyType::Bool, store_s3<&S3Storage::encrypt>),
+    used("storage.s3.keyid", KeyType::String, store_s3<&S3Storage::key_id>),
+    used("storage.s3.secure", KeyType::Bool, store_s3<&S3Storage::secure>),
+    used("storage.s3.skipverify", KeyType::Bool, store_s3<&S3Storage::skip_verify>),
+    used("storage.s3.v4auth", KeyType::Bool, check_v4auth),
+    used("storage.s3.chunksize", KeyType::Size, store_s3_part_size<&S3Storage::chunk_size>),
+    used("storage.s3.multipartcopychunksize", KeyType::Size, store_s3_part_size<&S3Storage::multipart_copy_chunk_size>),
+    used("storage.s3.multipartcopythresholdsize", KeyType::Size, set_s3_copy_threshold),
+    used("storage.s3.multipartcopymaxconcurrency", KeyType::Int, set_s3_copy_concurrency),
+    used("storage.s3.rootdirectory", KeyType::String, store_s3<&S3Storage::root_directory>),
+    used("storage.s3.storageclass", KeyType::String, set_s3_storage_class),
+    used("storage.s3.objectacl", KeyType::String, check_object_acl),
+    used("storage.s3.accelerate", KeyType::Bool, warn_if_true<kAccelerate>),
+    used("storage.s3.usedualstack", KeyType::Bool, warn_if_true<kDualStack>),
+    warned("storage.s3.loglevel", KeyType::Any, "the AWS SDK's log levels do not apply; S3 calls are logged at log.level"),
+    warned("storage.s3.useragent", KeyType::String, "wharf sends its own User-Agent, ignored"),
+    ignored("storage.s3.maxbuffers", KeyType::Int),
+    ignored("storage.s3.checksumdisabled", KeyType::Any),
+    ignored("storage.s3.disablekeepalives", KeyType::Bool),
     rejected("storage.azure", kStorageDriver),
     rejected("storage.gcs", kStorageDriver),
     rejected("storage.swift", kStorageDriver),
@@ -226,7 +342,8 @@ const Field kFields[] = {
     used("storage.maintenance.uploadpurging.dryrun", KeyType::Bool, store<&Config::upload_purge_dry_run>),
     section("storage.maintenance.readonly"),
     used("storage.maintenance.readonly.enabled", KeyType::Bool, warn_read_only),
-    warned("storage.redirect", KeyType::Any, "wharf serves blobs itself; redirects are not supported, ignored"),
+    section("storage.redirect"),
+    used("storage.redirect.disable", KeyType::Bool, store<&Config::redirect_disabled>),
     ignored("storage.tag"),
 
     driver_section("auth", kAuthProvider),

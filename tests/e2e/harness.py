@@ -98,6 +98,45 @@ def _stop_leftovers():
         stop_process(proc, grace=3)
 
 
+# ---------------------------------------------------------------------------------------------
+# Session fixtures: started at most once per run, shared by the tests that ask for them
+
+_SESSIONS = {}  # name -> (value, failure reason or None), in start order
+
+
+def session(name, factory):
+    """The run-wide fixture `name`: factory() on first use, the same object afterwards; its stop() runs
+    when the run ends. If it could not start, this and every later use fail with that reason (tests
+    that need it fail, they are not skipped, and the run does not pay for a second attempt)."""
+    if name in _SESSIONS:
+        value, reason = _SESSIONS[name]
+        if reason:
+            raise TestFailure(reason)
+        return value
+    try:
+        value = factory()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - recorded and reported to every user of the fixture
+        reason = "the %s fixture could not start: %s" % (name, " ".join(str(exc).split())[:800] or type(exc).__name__)
+        _SESSIONS[name] = (None, reason)
+        raise TestFailure(reason) from None
+    _SESSIONS[name] = (value, None)
+    return value
+
+
+@atexit.register
+def close_sessions():
+    """Stops every session fixture, newest first (run.py calls it at the end; atexit as a fallback)."""
+    for name in reversed(list(_SESSIONS)):
+        value, _ = _SESSIONS.pop(name)
+        if value is not None and hasattr(value, "stop"):
+            try:
+                value.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                pass
+
+
 def pid_alive(pid):
     """True if a process with this PID exists and is not a zombie."""
     try:

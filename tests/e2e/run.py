@@ -150,6 +150,7 @@ def main(argv):
                 failures.append(line)
             durations.append((time.monotonic() - started, name))
     finally:
+        harness.close_sessions()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     slowest = ", ".join("%s %.0fs" % (n, d) for d, n in sorted(durations, reverse=True)[:3])
