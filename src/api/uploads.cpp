@@ -175,7 +175,10 @@ void write_body(Context& ctx, const http::ExchangePtr& ex, const std::shared_ptr
       return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
     return fail(ex, oci::ErrorCode::Unavailable, writer.error().message);
   }
-  if (how == Open::CreateTemp) s->path = (*writer)->key();
+  if (how == Open::CreateTemp) {
+    s->path = (*writer)->key();
+    s->store = &ctx.store;
+  }
   s->set_busy(true);
   ex->read_body(std::make_unique<UploadSink>(ex, s, std::move(*writer), std::move(done), std::move(dropped)));
 }
