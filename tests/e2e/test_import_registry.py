@@ -83,6 +83,8 @@ def test_import_registry_moves_a_docker_registry_tree(ctx):
     check_eq(rc, 0, "exit status of the second import (%s)" % out[-600:])
     check("0 blobs imported" in out and "0 manifests" in out, "the second import changed something: %s" % out[-400:])
     check_eq(stored_files(dst.root), files, "wharf's store after the second import")
+    res = wharf("check", dst.config_path, "--verify-content", check_rc=False)
+    check_eq(res.returncode, 0, "wharf check --verify-content after the import (%s)" % res.stdout[-300:])
 
     dst.start()
     for n, (ref, img) in enumerate(images.items()):
