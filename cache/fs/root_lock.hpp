@@ -30,7 +30,9 @@ class RootLock {
       const int err = errno;
       ::close(fd);
       if (err == EWOULDBLOCK)
-        return std::unexpected("the store under '" + root.string() + "' is in use by a running wharf (stop it first)");
+        return std::unexpected("the store under '" + root.string() +
+                               "' is in use by a running wharf (a server, or an import-registry that needs it "
+                               "alone): stop it first");
       return std::unexpected("cannot lock '" + path.string() + "': " + std::strerror(err));
     }
     return RootLock(fd);
