@@ -43,7 +43,7 @@ std::expected<void, std::string> link_or_copy(const fs::path& src, const fs::pat
 
 }  // namespace
 
-std::expected<BackupResult, std::string> backup(const Index& index, const BlobStore& store, const fs::path& dir) {
+std::expected<BackupResult, std::string> backup(const Index& index, const FsBlobStore& store, const fs::path& dir) {
   if (!empty_or_absent(dir)) return std::unexpected("backup directory '" + dir.string() + "' is not empty");
   std::error_code ec;
   fs::create_directories(dir / "index", ec);
@@ -70,7 +70,7 @@ std::expected<BackupResult, std::string> backup(const Index& index, const BlobSt
   copy->reset();
   fs::remove(dir / "index" / "lock.mdb", ec);
 
-  auto target = BlobStore::open(dir);  // same layout: dir/blobs/<algo>/<2 hex>/<hex>
+  auto target = FsBlobStore::open(dir);  // same layout: dir/blobs/<algo>/<2 hex>/<hex>
   if (!target) return std::unexpected(target.error());
   for (const auto& [d, size] : files) {
     auto parsed = oci::parse_digest(d);
@@ -114,7 +114,7 @@ std::expected<BackupResult, std::string> restore(const fs::path& dir, const fs::
     if (auto r = link_or_copy(it->path(), root / rel, result, it->file_size()); !r) return std::unexpected(r.error());
   }
   if (ec) return std::unexpected("cannot read '" + blobs.string() + "': " + ec.message());
-  if (auto store = BlobStore::open(root); !store) return std::unexpected(store.error());
+  if (auto store = FsBlobStore::open(root); !store) return std::unexpected(store.error());
   auto index = Index::open(root / "index");
   if (!index) return std::unexpected("the restored index does not open: " + index.error());
   return result;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
 #include "cache/index.hpp"
 
 namespace wharf::cache {
@@ -25,7 +25,7 @@ struct BackupResult {
 
 // Backs up the live `index` and `store` into `dir` (created; must be empty if it exists). Fails with a
 // message naming the path on an I/O or LMDB failure; a missing store file is reported, not fatal.
-std::expected<BackupResult, std::string> backup(const Index& index, const BlobStore& store,
+std::expected<BackupResult, std::string> backup(const Index& index, const FsBlobStore& store,
                                                 const std::filesystem::path& dir);
 
 enum class Force { No, Yes };

@@ -36,7 +36,7 @@ Unreached unreached(const Snapshot& s, const Marks& m) {
 
 }  // namespace
 
-std::expected<EvictResult, std::string> evict(Index& index, const BlobStore& store, uint64_t max_bytes) {
+std::expected<EvictResult, std::string> evict(Index& index, const BlobBackend& store, uint64_t max_bytes) {
   EvictResult result;
   if (max_bytes == 0) return result;
   try {  // cheap check first: most runs find the cache within its bound

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/blob_store.hpp"
+#include "cache/blob_backend.hpp"
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
 
@@ -24,6 +24,6 @@ struct EvictResult {
 
 // Evicts until at most `max_bytes` are stored (nothing if already within, or if max_bytes is 0).
 // Fails only if the index cannot be read or written. Blocking: call from a worker thread.
-std::expected<EvictResult, std::string> evict(Index&, const BlobStore&, uint64_t max_bytes);
+std::expected<EvictResult, std::string> evict(Index&, const BlobBackend&, uint64_t max_bytes);
 
 }  // namespace wharf::cache

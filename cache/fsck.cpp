@@ -19,29 +19,14 @@ namespace {
 namespace fs = std::filesystem;
 using Fix = std::function<void(Index::Update&)>;
 
-// The whole file of a small stored object; nullopt if it cannot be read.
-std::optional<std::string> read_all(const BlobStore& store, const oci::Digest& d) {
-  int fd = store.open_read(d);
-  if (fd < 0) return std::nullopt;
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-  }
-  ::close(fd);
-  return out;
+// The whole content of a small stored object; nullopt if it cannot be read.
+std::optional<std::string> read_all(const BlobBackend& store, const oci::Digest& d) {
+  return store.read_small(d, oci::kMaxManifestBytes);
 }
 
 class Checker {
  public:
-  Checker(Index& index, const BlobStore& store, const FsckOptions& o, FsckReport& r)
+  Checker(Index& index, const BlobBackend& store, const FsckOptions& o, FsckReport& r)
       : index_(index), store_(store), opts_(o), report_(r) {}
 
   void run(const Snapshot& s);
@@ -62,7 +47,7 @@ class Checker {
   void count_strays(const Snapshot& s);
 
   Index& index_;
-  const BlobStore& store_;
+  const BlobBackend& store_;
   const FsckOptions& opts_;
   FsckReport& report_;
   std::vector<std::pair<size_t, Fix>> fixes_;
@@ -229,16 +214,10 @@ void Checker::check_repos(const Snapshot& s) {
 }
 
 void Checker::count_strays(const Snapshot& s) {
-  std::error_code ec;
-  for (const char* algo : {"sha256", "sha512"}) {
-    for (auto it = fs::recursive_directory_iterator(store_.root() / "blobs" / algo, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (!it->is_regular_file(ec)) continue;
-      const std::string d = std::string(algo) + ":" + it->path().filename().string();
-      if (!s.blobs.count(d) && !s.manifests.count(d) && !s.links.count(d)) ++report_.strays;
-    }
-    ec.clear();
-  }
+  store_.list([&](const StoredBlob& b) {
+    const std::string d = b.digest.str();
+    if (!s.blobs.count(d) && !s.manifests.count(d) && !s.links.count(d)) ++report_.strays;
+  });
 }
 
 void Checker::repair() {
@@ -268,7 +247,7 @@ size_t FsckReport::left() const {
   return n;
 }
 
-FsckReport fsck(Index& index, const BlobStore& store, const std::vector<std::string>& damage, const FsckOptions& o) {
+FsckReport fsck(Index& index, const BlobBackend& store, const std::vector<std::string>& damage, const FsckOptions& o) {
   FsckReport report;
   const bool repair = o.repair == Repair::Yes;
   try {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/blob_store.hpp"
+#include "cache/blob_backend.hpp"
 #include "cache/index.hpp"
 
 namespace wharf::cache {
@@ -41,6 +41,6 @@ struct FsckReport {
 
 // Checks (and with Repair::Yes repairs) the store; `damage` is what Index::open(…, Damaged::Open)
 // found undecodable. Never throws; LMDB failures end the check with report.fatal set. Blocking.
-FsckReport fsck(Index&, const BlobStore&, const std::vector<std::string>& damage, const FsckOptions&);
+FsckReport fsck(Index&, const BlobBackend&, const std::vector<std::string>& damage, const FsckOptions&);
 
 }  // namespace wharf::cache

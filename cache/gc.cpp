@@ -136,7 +136,7 @@ uint64_t stored_bytes(const Snapshot& s) {
   return total;
 }
 
-void remove_unindexed(Index& index, const BlobStore& store, const std::vector<std::string>& digests,
+void remove_unindexed(Index& index, const BlobBackend& store, const std::vector<std::string>& digests,
                       GcResult& result) {
   constexpr size_t kBatch = 256;  // unlinks per write transaction: publishers wait at most one batch
   for (size_t from = 0; from < digests.size(); from += kBatch) {
@@ -159,40 +159,30 @@ void remove_unindexed(Index& index, const BlobStore& store, const std::vector<st
   }
 }
 
-void remove_files(Index& index, const BlobStore& store, const std::vector<std::string>& digests, GcResult& result) {
+void remove_files(Index& index, const BlobBackend& store, const std::vector<std::string>& digests, GcResult& result) {
   remove_unindexed(index, store, digests, result);
 }
 
-void sweep_strays(Index& index, const BlobStore& store, int64_t older_than, DryRun dry_run,
+void sweep_strays(Index& index, const BlobBackend& store, int64_t older_than, DryRun dry_run,
                   const std::set<std::string>& gone, GcResult& result) {
-  std::error_code ec;
   std::vector<std::string> candidates;
-  for (const char* algo : {"sha256", "sha512"}) {
-    const fs::path top = store.root() / "blobs" / algo;
-    for (auto it = fs::recursive_directory_iterator(top, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (!it->is_regular_file(ec)) continue;
-      const std::string digest = std::string(algo) + ":" + it->path().filename().string();
-      if (!oci::parse_digest(digest)) continue;  // not ours
-      struct stat st {};
-      if (::stat(it->path().c_str(), &st) != 0) continue;
-      const bool planned = gone.count(digest) > 0;
-      if (!planned && int64_t(st.st_mtime) >= older_than) continue;
-      if (dry_run == DryRun::Yes) {
-        if (!planned && indexed(index, digest)) continue;
-        ++result.files_deleted;
-        result.bytes_freed += uint64_t(st.st_size);
-        if (!planned) result.deleted.push_back("file " + digest);
-        continue;
-      }
-      if (!indexed(index, digest)) candidates.push_back(digest);  // re-checked under the write lock
+  store.list([&](const StoredBlob& b) {
+    const std::string digest = b.digest.str();
+    const bool planned = gone.count(digest) > 0;
+    if (!planned && b.modified >= older_than) return;
+    if (dry_run == DryRun::Yes) {
+      if (!planned && indexed(index, digest)) return;
+      ++result.files_deleted;
+      result.bytes_freed += b.size;
+      if (!planned) result.deleted.push_back("file " + digest);
+      return;
     }
-    ec.clear();
-  }
+    if (!indexed(index, digest)) candidates.push_back(digest);  // re-checked under the write lock
+  });
   remove_unindexed(index, store, candidates, result);
 }
 
-std::expected<GcResult, std::string> collect(Index& index, const BlobStore& store, const GcOptions& opts) {
+std::expected<GcResult, std::string> collect(Index& index, const BlobBackend& store, const GcOptions& opts) {
   const int64_t now = now_or(opts.now);
   const int64_t young_since = opts.grace.count() > 0 ? now - opts.grace.count() : kNever;
   GcResult result;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/blob_store.hpp"
+#include "cache/blob_backend.hpp"
 #include "cache/index.hpp"
 
 namespace wharf::cache {
@@ -76,17 +76,17 @@ uint64_t stored_bytes(const Snapshot&);
 // record for it, checked and unlinked inside an index write transaction (batches of 256), so no
 // publication (cache/publish.hpp) can interleave; adds to `result`. Files that cannot be removed, and
 // every file once the index cannot be written, are skipped.
-void remove_unindexed(Index&, const BlobStore&, const std::vector<std::string>& digests, GcResult& result);
+void remove_unindexed(Index&, const BlobBackend&, const std::vector<std::string>& digests, GcResult& result);
 // remove_unindexed of the files of the records a sweep removed.
-void remove_files(Index&, const BlobStore&, const std::vector<std::string>& digests, GcResult& result);
+void remove_files(Index&, const BlobBackend&, const std::vector<std::string>& digests, GcResult& result);
 // Removes (DryRun::No, through remove_unindexed) or only counts every file in blobs/ modified before
 // `older_than` (unix seconds) whose digest the index does not know (or that is listed in `gone`, for a
 // dry run). The age only spares strays for inspection; safety against publications comes from the lock.
-void sweep_strays(Index&, const BlobStore&, int64_t older_than, DryRun, const std::set<std::string>& gone,
+void sweep_strays(Index&, const BlobBackend&, int64_t older_than, DryRun, const std::set<std::string>& gone,
                   GcResult& result);
 
 // Collects garbage; fails only if the index cannot be read or written (files that cannot be removed
 // are skipped). Blocking: call from a worker thread or the offline verb.
-std::expected<GcResult, std::string> collect(Index&, const BlobStore&, const GcOptions&);
+std::expected<GcResult, std::string> collect(Index&, const BlobBackend&, const GcOptions&);
 
 }  // namespace wharf::cache

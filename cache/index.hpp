@@ -17,11 +17,16 @@ namespace wharf::cache {
 
 enum class Origin : uint8_t { Pushed = 0, Proxied = 1 };
 
+// Which blob backend holds a blob's bytes (cache/blob_backend.hpp); records written before backends
+// existed read as Filesystem.
+enum class Backend : uint8_t { Filesystem = 0, S3 = 1 };
+
 struct BlobRecord {
   uint64_t size = 0;
   uint32_t refcount = 0;  // number of repositories linking this blob
   Origin origin = Origin::Pushed;
   int64_t created = 0;    // unix seconds
+  Backend backend = Backend::Filesystem;
 };
 
 struct ManifestRecord {
@@ -190,7 +195,9 @@ class Index {
     bool has_record(std::string_view digest) const;
     // Records blob `digest` (creating its record with `size`/`origin` if new) and links it into `repo`
     // (creating the repo); linking twice is a no-op. Sets last access to now. Only for the file's publisher.
-    void add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin);
+    // `backend` names the store that holds the bytes (kept from the first record).
+    void add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+                  Backend backend = Backend::Filesystem);
     // The first digest of `required` that is neither a blob linked in `repo` nor a manifest of `repo`.
     std::optional<std::string> first_missing(std::string_view repo, const std::vector<std::string>& required) const;
     // put_manifest's writes, inside this transaction.

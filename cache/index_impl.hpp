@@ -24,7 +24,8 @@ struct Index::Impl {
                       std::optional<std::string_view> tag);
 
   // Creates (if new) and links the blob record, as Update::add_blob.
-  void add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin, int64_t now);
+  void add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin, int64_t now,
+                Backend backend = Backend::Filesystem);
   // The first of `required` neither linked in nor a manifest of `repo`.
   std::optional<std::string> first_missing(MDB_txn* t, std::string_view repo,
                                            const std::vector<std::string>& required) const;

@@ -45,6 +45,8 @@ class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
   bool ok() const { return ok_; }
+  // Bytes not read yet.
+  size_t left() const { return in_.size() - pos_; }
   uint64_t uint(int bytes) {
     if (!need(size_t(bytes))) return 0;
     uint64_t v = 0;
@@ -120,8 +122,13 @@ std::optional<int64_t> decode_i64(std::string_view v) {
   return r.done() ? std::optional(t) : std::nullopt;
 }
 
+// A filesystem blob's record ends after `created` (the layout before backends existed, so older
+// readers keep reading it); any other backend adds one byte naming it.
 std::string encode(const BlobRecord& b) {
-  return Writer().u8(kVersion).u64(b.size).u32(b.refcount).u8(uint8_t(b.origin)).i64(b.created).take();
+  Writer w;
+  w.u8(kVersion).u64(b.size).u32(b.refcount).u8(uint8_t(b.origin)).i64(b.created);
+  if (b.backend != Backend::Filesystem) w.u8(uint8_t(b.backend));
+  return w.take();
 }
 
 std::optional<BlobRecord> decode_blob(std::string_view v) {
@@ -132,6 +139,11 @@ std::optional<BlobRecord> decode_blob(std::string_view v) {
   b.refcount = r.u32();
   b.origin = r.origin();
   b.created = r.i64();
+  if (r.ok() && r.left() == 1) {
+    const uint8_t backend = r.u8();  // only written for a non-filesystem backend
+    if (backend != uint8_t(Backend::S3)) return std::nullopt;
+    b.backend = Backend::S3;
+  }
   return r.done() ? std::optional(b) : std::nullopt;
 }
 

@@ -55,13 +55,13 @@ bool Index::Impl::remove_from_repo(MDB_txn* t, std::string_view repo, std::strin
 }
 
 void Index::Impl::add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
-                           int64_t now) {
+                           int64_t now, Backend backend) {
   ensure_repo(t, repo, now);
   std::string_view v;
   std::optional<BlobRecord> rec;
   if (lmdb::get(t, blobs, digest, &v)) rec = decode_blob(v);
   const bool fresh = !rec;
-  if (fresh) rec = BlobRecord{size, 0, origin, now};
+  if (fresh) rec = BlobRecord{size, 0, origin, now, backend};
   const bool linked = lmdb::put(t, links, key(repo, digest), "", MDB_NOOVERWRITE);
   if (linked) ++rec->refcount;
   if (fresh || linked) lmdb::put(t, blobs, digest, encode(*rec));
@@ -122,8 +122,9 @@ bool Index::Update::has_record(std::string_view digest) const {
   return lmdb::get(raw(view_), im.blobs, digest, nullptr) || lmdb::get(raw(view_), im.manifests, digest, nullptr);
 }
 
-void Index::Update::add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin) {
-  index_.impl_->add_blob(raw(view_), repo, digest, size, origin, now_seconds());
+void Index::Update::add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+                             Backend backend) {
+  index_.impl_->add_blob(raw(view_), repo, digest, size, origin, now_seconds(), backend);
 }
 
 std::optional<std::string> Index::Update::first_missing(std::string_view repo,

@@ -18,8 +18,8 @@ constexpr size_t kMaxErrorBody = 64 * 1024;
 }
 
 BlobFetch::~BlobFetch() {
-  if (fd_ >= 0) ::close(fd_);
-  if (state_ != FetchState::Verified && !tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+  writer_.reset();
+  if (state_ != FetchState::Verified && !tmp_path_.empty() && store_) store_->discard(tmp_path_);
 }
 
 uint64_t BlobFetch::available() const {
@@ -110,18 +110,17 @@ std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const st
 bool FetchTable::launch(const std::shared_ptr<BlobFetch>& f) {
   const std::string key = f->digest_.str();
   f->hasher_.emplace(f->digest_.algo);
-  std::string tmpl = (store_.tmp_dir() / "fetch-XXXXXX").string();
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  f->fd_ = mkostemp(buf.data(), O_CLOEXEC);
-  if (f->fd_ < 0) {
+  auto writer = store_.begin_write(cache::StageArea::Temp, "fetch");
+  if (!writer) {
     f->state_ = FetchState::Failed;
     f->error_status_ = 503;
-    f->failure_ = std::string("cannot create a temp file: ") + std::strerror(errno);
-    spdlog::error("cannot create a temp file for {}: {}", key, std::strerror(errno));
+    f->failure_ = "cannot stage the blob: " + writer.error().message;
+    spdlog::error("cannot stage {}: {}", key, writer.error().message);
     return false;
   }
-  f->tmp_path_ = buf.data();
+  f->store_ = &store_;
+  f->writer_ = std::move(*writer);
+  f->tmp_path_ = f->writer_->key().string();
   f->state_ = FetchState::Starting;
   f->slot_ = true;
   ++running_;
@@ -166,17 +165,10 @@ bool FetchTable::launch(const std::shared_ptr<BlobFetch>& f) {
       f->abort_reason_ = "the upstream sent more than the " + std::to_string(f->total_) + " bytes announced";
       return false;
     }
-    size_t off = 0;
-    while (off < n) {
-      ssize_t w = ::pwrite(f->fd_, p + off, n - off, off_t(f->written_ + off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        f->abort_reason_ = std::string("cannot write the temp file: ") + std::strerror(errno);
-        return false;
-      }
-      off += size_t(w);
+    if (auto wrote = f->writer_->append(p, n, &*f->hasher_); !wrote) {
+      f->abort_reason_ = "cannot stage the blob: " + wrote.error();
+      return false;
     }
-    f->hasher_->update(p, n);
     f->written_ += n;
     bytes_fetched_ += n;
     if (f->state_ == FetchState::Streaming) f->notify_progress();

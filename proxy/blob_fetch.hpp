@@ -1,6 +1,6 @@
 #pragma once
 // One in-flight download of a blob from an upstream, shared by every client that wants it. Bytes go to
-// a temp file as they arrive (clients stream from that file at their own pace); the digest and size
+// a staged write of the blob backend as they arrive (clients stream from its local copy at their own pace); the digest and size
 // are verified at the end and only then is the blob published. The fetch belongs to the FetchTable,
 // not to a client, so it continues when the client that started it hangs up.
 #include <chrono>
@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cache/blob_store.hpp"
+#include "cache/blob_backend.hpp"
 #include "src/oci/digest.hpp"
 
 namespace wharf::proxy {
@@ -45,7 +45,7 @@ class BlobFetch {
   // is verified, so a client never receives a complete but corrupt body.
   uint64_t available() const;
   // The temp file (readable; stays valid after publishing, which renames it); -1 while queued.
-  int fd() const { return fd_; }
+  int fd() const { return writer_ ? writer_->read_fd() : -1; }
   // Why the fetch failed, for the client's error message; empty unless Failed.
   const std::string& failure() const { return failure_; }
   // True once the upstream sent a response head (false after a connect failure or timeout).
@@ -67,8 +67,9 @@ class BlobFetch {
   std::optional<uint64_t> expected_;  // size from a descriptor, when one was seen
   uint64_t total_ = 0;
   uint64_t written_ = 0;
-  int fd_ = -1;
-  std::string tmp_path_;
+  const cache::BlobBackend* store_ = nullptr;
+  std::unique_ptr<cache::BlobWriter> writer_;  // the staged write (open until the fetch is gone)
+  std::string tmp_path_;                       // its staged key; cleared once published
   std::optional<oci::Hasher> hasher_;
   uint64_t next_listener_ = 1;
   std::unordered_map<uint64_t, FetchListener> listeners_;
@@ -117,7 +118,7 @@ struct FetchLimits {
 // fsyncs are off the clients' path and one index transaction covers the whole pull.
 class FetchTable {
  public:
-  FetchTable(cache::BlobStore& store, Submit submit, Publish publish, FetchLimits limits = {})
+  FetchTable(cache::BlobBackend& store, Submit submit, Publish publish, FetchLimits limits = {})
       : store_(store), submit_(std::move(submit)), publish_(std::move(publish)), limits_(limits) {}
   // The download of `d` in progress or queued, or a new one from `upstream` (GET /v2/<remote_repo>/blobs/<d>),
   // started now or queued when the limits are reached. `size` is the descriptor's size, if known (a
@@ -161,7 +162,7 @@ class FetchTable {
   void publish_ready(bool force = false);
   bool streaming() const;
   bool backlogged() const { return unpublished_ >= kMaxUnpublished; }
-  cache::BlobStore& store_;
+  cache::BlobBackend& store_;
   Submit submit_;
   Publish publish_;
   FetchLimits limits_;

@@ -13,7 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
+#include "cache/fs/root_lock.hpp"
 #include "cache/evict.hpp"
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
@@ -54,7 +55,8 @@ struct Runtime {
   const config::Config& cfg;
   event_base* base;
   std::unique_ptr<cache::Index> index;
-  std::optional<cache::BlobStore> store;
+  std::optional<cache::RootLock> root_lock;  // tells offline verbs that need the store alone it is in use
+  std::optional<cache::FsBlobStore> store;
   std::unique_ptr<util::WorkPool> pool;
   api::AccessTracker access;
   api::UploadTable uploads;
@@ -293,13 +295,19 @@ int serve(const config::Config& cfg) {
     spdlog::critical("storage.filesystem.rootdirectory: cannot create '{}': {}", root.string(), ec.message());
     return 1;
   }
-  auto store = cache::BlobStore::open(root);
+  auto lock = cache::RootLock::take(root, cache::RootLock::Mode::Shared);
+  if (!lock) {
+    spdlog::critical("storage.filesystem.rootdirectory: {}", lock.error());
+    return 1;
+  }
+  rt.root_lock.emplace(std::move(*lock));
+  auto store = cache::FsBlobStore::open(root);
   if (!store) {
     spdlog::critical("storage.filesystem.rootdirectory: {}", store.error());
     return 1;
   }
   rt.store.emplace(std::move(*store));
-  rt.store->clean_tmp();
+  rt.store->clean_temp();
   auto index = cache::Index::open(root / "index");
   if (!index) {
     spdlog::critical("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());

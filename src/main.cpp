@@ -35,6 +35,7 @@ const char* kUsage =
     "  wharf export CONFIG.yml OUT.tar IMAGE... [--images-file FILE] [--platform OS/ARCH]\n"
     "                                 write images as one OCI layout tar (fetching what is missing)\n"
     "  wharf import CONFIG.yml BUNDLE.tar\n"
+    "  wharf import-registry CONFIG.yml SOURCE   (SOURCE: a registry:2 rootdirectory; wharf stopped)\n"
     "                                 verify a bundle whole, then add its images\n"
     "  wharf prefetch CONFIG.yml IMAGE... [--images-file FILE]\n"
     "                                 warm the cache from the upstreams\n"
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
       {"restore", &wharf::commands::restore},                 {"export", &wharf::commands::export_images},
       {"import", &wharf::commands::import_bundle},            {"prefetch", &wharf::commands::prefetch},
       {"check", &wharf::commands::check},                     {"healthcheck", &wharf::commands::healthcheck},
+      {"import-registry", &wharf::commands::import_registry},
   };
   if (verb == "check" && args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
     std::fputs(wharf::commands::kCheckHelp, stdout);

@@ -1,15 +1,30 @@
 // GET/HEAD/DELETE /v2/<name>/blobs/<digest>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <ctime>
+#include <variant>
 
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/range.hpp"
 
 namespace wharf::api {
+
+// Answers `res` (headers set) with the bytes of a backend's read plan: sendfile of a local range, or a
+// 307 to the URL the backend gives. The plan's descriptor is handed to the response, which closes it.
+void serve_plan(const http::ExchangePtr& ex, http::Response res, cache::ReadPlan plan, const std::string& digest) {
+  if (auto* local = std::get_if<cache::LocalRange>(&plan)) {
+    res.file = http::FileBody{local->fd, local->first, local->length};
+    return ex->respond(std::move(res));
+  }
+  if (auto* redirect = std::get_if<cache::Redirect>(&plan)) {
+    http::Response moved(307);
+    moved.cache_status = res.cache_status;
+    moved.header("Location", redirect->url);
+    moved.header("Docker-Content-Digest", digest);
+    return ex->respond(std::move(moved));
+  }
+  // A ByteStream needs the response to be fed from the event loop: the object-store backend brings it.
+  fail(ex, oci::ErrorCode::Unavailable, "this blob store cannot stream the blob");
+}
 
 void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
   auto digest = oci::parse_digest(r.ref);
@@ -54,16 +69,20 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const c
     return ex->respond(std::move(res));
   }
   auto cached = *size <= SmallCache::kMaxItem ? ctx.small.get(dstr) : nullptr;
+  if (!cached && *size > SmallCache::kMaxItem) {
+    auto plan = ctx.store.read(*digest, first, length, cache::RedirectPolicy::Never);
+    if (!plan) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr + ": " + plan.error());
+    if (!*plan) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
+    return serve_plan(ex, std::move(res), std::move(**plan), dstr);
+  }
   if (!cached) {
-    int fd = ctx.store.open_read(*digest);
-    if (fd < 0) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
-    if (*size > SmallCache::kMaxItem) {
-      res.file = http::FileBody{fd, first, length};
-      return ex->respond(std::move(res));
+    auto bytes = ctx.store.read_small(*digest, SmallCache::kMaxItem);
+    if (!bytes) {
+      if (!ctx.store.stat(*digest))
+        return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
+      return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr);
     }
-    auto bytes = read_small_file(fd, *size);
-    ::close(fd);
-    if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr);
+    if (bytes->size() != *size) return fail(ex, oci::ErrorCode::Unavailable, "stored blob " + dstr + " has the wrong size");
     ctx.small.put(dstr, std::move(*bytes));
     cached = ctx.small.get(dstr);
     if (!cached) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr);

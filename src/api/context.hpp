@@ -5,7 +5,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "cache/blob_store.hpp"
+#include "cache/blob_backend.hpp"
 #include "cache/index.hpp"
 #include "src/api/access_tracker.hpp"
 #include "src/api/small_cache.hpp"
@@ -22,7 +22,7 @@ class Mirror;
 struct Context {
   const config::Config& cfg;
   cache::Index& index;
-  cache::BlobStore& store;
+  cache::BlobBackend& store;  // the blob bytes: handlers and the mirror only ever see this interface
   util::WorkPool& pool;
   event_base* base;
   AccessTracker& access;

@@ -185,8 +185,8 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     res.body = *cached;
     return ex->respond(std::move(res));
   }
-  int fd = ctx.store.open_read(*d);
-  if (fd < 0) return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
+  if (!ctx.store.stat(*d))
+    return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
   auto answer = [&ctx, ex, dstr, d = *d](http::Response res, std::optional<std::string> bytes) {
     if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read manifest " + dstr);
     // Never serve bytes under a digest they do not have: a damaged file is a storage failure.
@@ -200,18 +200,13 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     ex->respond(std::move(res));
   };
   if (rec->size <= SmallCache::kMaxItem) {  // small: read and hash on the loop (microseconds)
-    auto bytes = read_small_file(fd, rec->size);
-    ::close(fd);
-    return answer(std::move(res), std::move(bytes));
+    return answer(std::move(res), ctx.store.read_small(*d, rec->size));
   }
   auto bytes = std::make_shared<std::optional<std::string>>();
   const uint64_t size = rec->size;
   auto shared_res = std::make_shared<http::Response>(std::move(res));
   ctx.pool.submit(
-      [fd, size, bytes] {
-        *bytes = read_small_file(fd, size);
-        ::close(fd);
-      },
+      [&ctx, d = *d, size, bytes] { *bytes = ctx.store.read_small(d, size); },
       [answer, shared_res, bytes] { answer(std::move(*shared_res), std::move(*bytes)); });
 }
 

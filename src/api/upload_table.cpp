@@ -8,7 +8,7 @@
 namespace wharf::api {
 
 UploadSession::~UploadSession() {
-  if (kind == Kind::Monolithic && !path.empty()) ::unlink(path.c_str());
+  if (kind == Kind::Monolithic && !path.empty() && store) store->discard(path);
 }
 
 void UploadTable::set_limits(size_t total, size_t per_client) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "cache/blob_backend.hpp"
 #include "src/oci/digest.hpp"
 
 namespace wharf::api {
@@ -24,7 +25,8 @@ struct UploadSession {
   std::string repo;
   std::string client;   // address that opened it; empty for one restored after a restart
   Kind kind = Kind::Resumable;
-  std::filesystem::path path;  // data file
+  cache::StagedKey path;                   // its staged data (BlobBackend)
+  const cache::BlobBackend* store = nullptr;  // discards a monolithic upload's staged data at the end
   uint64_t offset = 0;         // bytes received
   std::optional<oci::Hasher> hasher;  // sha256 over bytes 0..offset, if contiguous in this process
   bool busy = false;     // a request is writing or completing it
@@ -37,7 +39,7 @@ struct UploadSession {
   }
   // The last time anyone used it: started or touched.
   int64_t last_used() const { return touched > started ? touched : started; }
-  // Removes a monolithic upload's data file (nothing, once published: it was renamed away).
+  // Discards a monolithic upload's staged data (nothing, once published: it was moved away).
   ~UploadSession();
 };
 

@@ -1,9 +1,5 @@
 // Blob uploads: POST (session / monolithic / cross-repository mount), PATCH, PUT, GET status, DELETE.
-#include <dirent.h>
-#include <fcntl.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -75,14 +71,13 @@ std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id,
     rec = ctx.index.upload(txn, id);
   }
   if (!rec || rec->repo != repo) return nullptr;
-  auto path = ctx.store.upload_path(id);
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return nullptr;
+  auto size = ctx.store.upload_size(id);
+  if (!size) return nullptr;
   s = std::make_shared<UploadSession>();
   s->id = id;
   s->repo = repo;
-  s->path = std::move(path);
-  s->offset = uint64_t(st.st_size);
+  s->path = ctx.store.upload_key(id);
+  s->offset = *size;
   s->started = rec->started;
   if (s->offset == 0) s->hasher.emplace();
   ctx.uploads.put(s);
@@ -105,8 +100,7 @@ bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
                      kEvictIdleAfter.count() / 60, client);
         ctx.pool.submit(
             [&ctx, evicted] {
-              std::error_code ec;
-              std::filesystem::remove(ctx.store.upload_path(evicted), ec);
+              ctx.store.discard(ctx.store.upload_key(evicted));
               (void)ctx.index.delete_upload(evicted);
             },
             nullptr);
@@ -126,55 +120,32 @@ bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
   return false;
 }
 
-// Owns the descriptor a request writes an upload's data through; closed when the request ends.
-struct UploadFd {
-  int fd = -1;
-  explicit UploadFd(int f) : fd(f) {}
-  UploadFd(const UploadFd&) = delete;
-  UploadFd& operator=(const UploadFd&) = delete;
-  ~UploadFd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-};
-
-// Appends request body bytes to a session's data file, hashing them as they arrive. The file is open
-// only while the request writes; `dropped` runs if the request ends without its body complete.
+// Appends request body bytes to a session's staged data, hashing them in the same pass. The staged
+// write is open only while the request writes; `dropped` runs if the request ends without its body complete.
 class UploadSink : public http::BodySink {
  public:
   using Done = std::function<void()>;
-  UploadSink(http::ExchangePtr ex, std::shared_ptr<UploadSession> s, int fd, Done done, Done dropped = nullptr)
-      : ex_(std::move(ex)), s_(std::move(s)), fd_(fd), done_(std::move(done)), dropped_(std::move(dropped)) {}
+  UploadSink(http::ExchangePtr ex, std::shared_ptr<UploadSession> s, std::unique_ptr<cache::BlobWriter> w, Done done,
+             Done dropped = nullptr)
+      : ex_(std::move(ex)), s_(std::move(s)), writer_(std::move(w)), done_(std::move(done)), dropped_(std::move(dropped)) {}
   ~UploadSink() override {
     if (finished_) return;
     s_->set_busy(false);
     if (dropped_) dropped_();
   }
   bool on_data(const char* p, size_t n) override {
-    const char* cur = p;
-    size_t left = n;
-    while (left > 0) {
-      ssize_t w = ::write(fd_.fd, cur, left);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        // Roll back to the last complete write so the offset stays truthful.
-        fail(ex_, oci::ErrorCode::Unavailable, std::string("cannot store upload data: ") + std::strerror(errno));
-        s_->hasher.reset();
-        struct stat st{};
-        if (fstat(fd_.fd, &st) == 0) s_->offset = uint64_t(st.st_size);
-        return false;
-      }
-      cur += w;
-      left -= size_t(w);
+    auto wrote = writer_->append(p, n, s_->hasher ? &*s_->hasher : nullptr);
+    s_->offset = writer_->size();  // stays truthful: a failed append keeps nothing of its bytes
+    if (!wrote) {
+      fail(ex_, oci::ErrorCode::Unavailable, "cannot store upload data: " + wrote.error());
+      s_->hasher.reset();
+      return false;
     }
-    if (s_->hasher) s_->hasher->update(p, n);
-    s_->offset += n;
     return true;
   }
   void on_end() override {
     finished_ = true;
-    fd_.reset();
+    writer_.reset();
     done_();
   }
   void on_abort() override {}
@@ -182,26 +153,34 @@ class UploadSink : public http::BodySink {
  private:
   http::ExchangePtr ex_;
   std::shared_ptr<UploadSession> s_;
-  UploadFd fd_;
+  std::unique_ptr<cache::BlobWriter> writer_;
   Done done_;
   Done dropped_;
   bool finished_ = false;
 };
 
-// Opens a session's data file for appending and streams the request body into it; if the file cannot
-// be opened, runs `dropped` and answers 404 BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
-void write_body(const http::ExchangePtr& ex, const std::shared_ptr<UploadSession>& s, int open_flags,
+// How write_body reaches a session's staged data: a new Temp item (monolithic), or the upload's end.
+enum class Open { CreateTemp, Resume };
+
+// Opens a session's staged data for appending and streams the request body into it; if it cannot be
+// opened, runs `dropped` and answers 404 BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
+void write_body(Context& ctx, const http::ExchangePtr& ex, const std::shared_ptr<UploadSession>& s, Open how,
                 UploadSink::Done done, UploadSink::Done dropped = nullptr) {
-  int fd = ::open(s->path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | open_flags, 0644);
-  if (fd < 0) {
-    const int err = errno;
+  auto writer = how == Open::CreateTemp ? ctx.store.begin_write(cache::StageArea::Temp, "upload")
+                                        : ctx.store.resume_write(s->id);
+  if (!writer) {
     s->set_busy(false);
     if (dropped) dropped();
-    if (err == ENOENT && !(open_flags & O_CREAT)) return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
-    return fail(ex, oci::ErrorCode::Unavailable, "cannot open upload file: " + std::string(std::strerror(err)));
+    if (writer.error().kind == cache::StoreError::Kind::Missing)
+      return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
+    return fail(ex, oci::ErrorCode::Unavailable, writer.error().message);
+  }
+  if (how == Open::CreateTemp) {
+    s->path = (*writer)->key();
+    s->store = &ctx.store;
   }
   s->set_busy(true);
-  ex->read_body(std::make_unique<UploadSink>(ex, s, fd, std::move(done), std::move(dropped)));
+  ex->read_body(std::make_unique<UploadSink>(ex, s, std::move(*writer), std::move(done), std::move(dropped)));
 }
 
 struct FinishResult {
@@ -226,31 +205,20 @@ void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<Up
         if (computed) {
           got = *computed;
         } else {
-          int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0) {
+          auto hashed = ctx.store.hash_staged(path, want.algo);
+          if (!hashed) {
             result->kind = FinishResult::Kind::Error;
-            result->message = "upload data missing";
+            result->message = hashed.error().kind == cache::StoreError::Kind::Missing ? "upload data missing"
+                                                                                      : hashed.error().message;
             return;
           }
-          oci::Hasher h(want.algo);
-          std::vector<char> buf(1 << 20);
-          uint64_t total = 0;
-          for (;;) {
-            ssize_t n = ::read(fd, buf.data(), buf.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            h.update(buf.data(), size_t(n));
-            total += uint64_t(n);
-          }
-          ::close(fd);
-          got = h.finish();
-          result->size = total;
+          got = hashed->first;
+          result->size = hashed->second;
         }
         if (!(got == want)) {
           result->kind = FinishResult::Kind::Mismatch;
           result->message = "content digest " + got.str() + " does not match " + want.str();
-          std::error_code ec;
-          std::filesystem::remove(path, ec);
+          ctx.store.discard(path);
           if (recorded) (void)ctx.index.delete_upload(s->id);
           return;
         }
@@ -310,7 +278,7 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
   s->id = new_session_id();
   s->repo = repo;
   s->client = auth::client_key(ex->req().peer);
-  s->path = ctx.store.upload_path(s->id);
+  s->path = ctx.store.upload_key(s->id);
   s->started = time(nullptr);
   s->hasher.emplace();
   s->set_busy(true);
@@ -318,16 +286,14 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
   auto err = std::make_shared<std::string>();
   ctx.pool.submit(
       [&ctx, s, err] {
-        int fd = ::open(s->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0) {
-          *err = std::string("cannot create upload file: ") + std::strerror(errno);
+        if (auto w = ctx.store.begin_write(cache::StageArea::Upload, s->id); !w) {
+          *err = w.error().message;
           return;
         }
-        ::close(fd);
         auto rec = ctx.index.put_upload(s->id, cache::UploadRecord{s->repo, s->started});
         if (!rec) {
           *err = rec.error();
-          ::unlink(s->path.c_str());
+          ctx.store.discard(s->path);
         }
       },
       [&ctx, ex, s, err] {
@@ -340,7 +306,7 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
           ctx.uploads.erase(s->id);
           ctx.pool.submit(
               [&ctx, s] {
-                ::unlink(s->path.c_str());
+                ctx.store.discard(s->path);
                 (void)ctx.index.delete_upload(s->id);
               },
               nullptr);
@@ -398,13 +364,12 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     s->repo = r.name;
     s->client = auth::client_key(req.peer);
     s->kind = UploadSession::Kind::Monolithic;
-    s->path = ctx.store.tmp_dir() / ("upload-" + s->id);
     s->started = time(nullptr);
     s->hasher.emplace(digest->algo);
     ctx.uploads.put(s);
     oci::Digest want = *digest;
     // An aborted body frees the slot; the last reference to the session then removes its file.
-    write_body(ex, s, O_CREAT | O_EXCL, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); },
+    write_body(ctx, ex, s, Open::CreateTemp, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); },
                [&ctx, id = s->id] { ctx.uploads.erase(id); });
     return;
   }
@@ -416,7 +381,7 @@ void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
   if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
   if (!check_content_range(ex, *s)) return;
-  write_body(ex, s, 0, [ex, s] {
+  write_body(ctx, ex, s, Open::Resume, [ex, s] {
     s->set_busy(false);
     ex->respond(progress_response(202, *s));
   });
@@ -432,7 +397,7 @@ void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
   if (!check_content_range(ex, *s)) return;
   oci::Digest want = *digest;
-  write_body(ex, s, 0, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
+  write_body(ctx, ex, s, Open::Resume, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
 }
 
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
@@ -449,8 +414,7 @@ void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   std::string id = s->id;
   ctx.pool.submit(
       [&ctx, id] {
-        std::error_code ec;
-        std::filesystem::remove(ctx.store.upload_path(id), ec);
+        ctx.store.discard(ctx.store.upload_key(id));
         (void)ctx.index.delete_upload(id);
       },
       [ex] { ex->respond(http::Response(204)); });
@@ -474,20 +438,14 @@ void purge_uploads(Context& ctx) {
   ctx.pool.submit(
       [&ctx, stale, cutoff] {
         for (const auto& id : stale) {
-          std::error_code ec;
-          std::filesystem::remove(ctx.store.upload_path(id), ec);
+          ctx.store.discard(ctx.store.upload_key(id));
           (void)ctx.index.delete_upload(id);
         }
-        // Data files with no session record (a crash between file creation and the record).
-        std::error_code ec;
-        auto dir = ctx.store.upload_path("x").parent_path();
-        for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
-             it.increment(ec)) {
-          auto name = it->path().filename().string();
+        // Staged data with no session record (a crash between its creation and the record).
+        for (const auto& item : ctx.store.list_uploads()) {
+          if (item.modified >= cutoff) continue;
           auto txn = ctx.index.read();
-          if (ctx.index.upload(txn, name)) continue;
-          struct stat st{};
-          if (::stat(it->path().c_str(), &st) == 0 && st.st_mtime < cutoff) std::filesystem::remove(it->path(), ec);
+          if (!ctx.index.upload(txn, item.name)) ctx.store.discard(ctx.store.upload_key(item.name));
         }
         if (!stale.empty()) spdlog::info("purged {} abandoned upload sessions", stale.size());
       },

@@ -134,7 +134,7 @@ std::string blob_name(const oci::Digest& d) {
 }
 
 std::expected<void, std::string> write_bundle(const std::string& out, const json& index_json,
-                                              const std::vector<BundleBlob>& blobs, const cache::BlobStore& store,
+                                              const std::vector<BundleBlob>& blobs, const cache::BlobBackend& store,
                                               Progress& progress) {
   const std::string tmp = out + ".tmp";
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -154,7 +154,7 @@ std::expected<void, std::string> write_bundle(const std::string& out, const json
       if (auto w = tar.write(b.body.data(), b.body.size()); !w) return fail(w.error());
       progress.advance(b.size);
     } else {
-      Fd in(store.open_read(b.digest));
+      Fd in(store.open_local(b.digest));
       if (in.fd < 0) return fail("blob " + b.digest.str() + " vanished from the store");
       uint64_t left = b.size;
       while (left > 0) {

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
 #include "cache/fsck.hpp"
 #include "cache/index.hpp"
 #include "src/commands/commands.hpp"
@@ -51,7 +51,7 @@ int check(const config::Config& cfg, const std::vector<std::string>& args) {
     std::printf("problem: storage.filesystem.rootdirectory '%s' holds no index\n", root.c_str());
     return 1;
   }
-  auto store = cache::BlobStore::open(root);
+  auto store = cache::FsBlobStore::open(root);
   if (!store) {
     std::printf("problem: %s\n", store.error().c_str());
     return 1;

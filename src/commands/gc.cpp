@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
 #include "src/commands/commands.hpp"

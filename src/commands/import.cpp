@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/fs/fs_store.hpp"
 #include "cache/publish.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/progress.hpp"
@@ -198,7 +199,7 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
   ::fstat(raw, &st);
 
   fs::path root = cfg.root_directory;
-  auto store = cache::BlobStore::open(root);
+  auto store = cache::FsBlobStore::open(root);
   if (!store) return fail(store.error());
   StagingDir staging;
   {

@@ -38,21 +38,6 @@ struct BaseOwner {
   }
 };
 
-struct FdOwner {
-  int fd = -1;
-  ~FdOwner() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-std::optional<std::string> read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 std::expected<ImageRef, std::string> parse_image_ref(const std::string& s) {
@@ -115,7 +100,7 @@ bool is_foreign(const oci::Descriptor& d) {
 struct ImageSource::Impl {
   const config::Config& cfg;
   cache::Index& index;
-  cache::BlobStore& store;
+  cache::BlobBackend& store;
   Progress& progress;
   BaseOwner base;
   std::unique_ptr<proxy::HttpClient> client;
@@ -123,7 +108,7 @@ struct ImageSource::Impl {
   std::map<std::string, std::unique_ptr<proxy::Upstream>> upstreams;
   proxy::RoutingTable table;
 
-  Impl(const config::Config& c, cache::Index& i, cache::BlobStore& s, Progress& p)
+  Impl(const config::Config& c, cache::Index& i, cache::BlobBackend& s, Progress& p)
       : cfg(c), index(i), store(s), progress(p) {}
 
   // Runs the loop until `done`; fails if the loop has nothing left to wait for.
@@ -198,7 +183,7 @@ struct ImageSource::Impl {
     }
     auto d = oci::parse_digest(digest);
     if (!rec || !d) return std::nullopt;
-    auto body = read_file(store.blob_path(*d));
+    auto body = store.read_small(*d, oci::kMaxManifestBytes);
     if (!body) return std::unexpected("manifest " + digest + " of " + repo + " is indexed but missing from the store");
     if (!(oci::digest_of(*body, d->algo) == *d)) return std::unexpected("stored manifest " + digest + " is corrupt");
     auto info = oci::parse_manifest(*body, rec->media_type);
@@ -212,16 +197,17 @@ struct ImageSource::Impl {
     auto* up = upstream(d);
     const std::string what = d.upstream + "/" + d.remote_repo + "@" + desc.digest.str();
     if (!up) return std::unexpected("no upstream for " + what);
-    std::string tmpl = (store.tmp_dir() / "fetch-XXXXXX").string();
-    FdOwner fd{::mkstemp(tmpl.data())};
-    if (fd.fd < 0) return std::unexpected("cannot create a temp file in " + store.tmp_dir().string() + ": " + std::strerror(errno));
-    struct Unlink {
-      std::string path;
+    auto writer = store.begin_write(cache::StageArea::Temp, "fetch");
+    if (!writer) return std::unexpected("cannot stage " + what + ": " + writer.error().message);
+    const cache::StagedKey tmpl = (*writer)->key();
+    struct Discard {
+      const cache::BlobBackend& store;
+      cache::StagedKey key;
       bool keep = false;
-      ~Unlink() {
-        if (!keep) ::unlink(path.c_str());
+      ~Discard() {
+        if (!keep) store.discard(key);
       }
-    } cleanup{tmpl};
+    } cleanup{store, tmpl};
     progress.item("blob " + desc.digest.str(), uint64_t(desc.size));
     oci::Hasher hasher(desc.digest.algo);
     int status = 0;
@@ -232,19 +218,12 @@ struct ImageSource::Impl {
     cb.on_head = [&](const proxy::UpstreamResponse& res) { status = res.status; };
     cb.on_data = [&](const char* p, size_t n) {
       if (status != 200) return true;
-      hasher.update(p, n);
+      if (auto w = (*writer)->append(p, n, &hasher); !w) {
+        write_error = w.error();
+        return false;
+      }
       got += n;
       progress.advance(n);
-      while (n > 0) {
-        ssize_t w = ::write(fd.fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-          write_error = std::strerror(errno);
-          return false;
-        }
-        p += w;
-        n -= size_t(w);
-      }
       return true;
     };
     cb.on_done = [&](bool good, const std::string& err) {
@@ -254,7 +233,7 @@ struct ImageSource::Impl {
     };
     up->fetch("GET", "/v2/" + d.remote_repo + "/blobs/" + desc.digest.str(), d.remote_repo, {}, std::move(cb));
     if (auto r = run_until(done); !r) return std::unexpected(r.error() + " fetching " + what);
-    if (!write_error.empty()) return std::unexpected("writing " + tmpl + ": " + write_error);
+    if (!write_error.empty()) return std::unexpected("staging " + what + ": " + write_error);
     if (!ok) return std::unexpected("fetching " + what + " failed: " + error);
     if (status != 200) return std::unexpected("upstream answered " + std::to_string(status) + " for " + what);
     if (got != uint64_t(desc.size)) return std::unexpected(what + ": upstream sent " + std::to_string(got) + " bytes, expected " + std::to_string(desc.size));
@@ -276,7 +255,7 @@ ImageSource::~ImageSource() {
 
 std::expected<std::unique_ptr<ImageSource>, std::string> ImageSource::create(const config::Config& cfg,
                                                                              cache::Index& index,
-                                                                             cache::BlobStore& store,
+                                                                             cache::BlobBackend& store,
                                                                              Progress& progress) {
   auto impl = std::make_unique<Impl>(cfg, index, store, progress);
   impl->table.default_upstream = cfg.default_upstream;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/blob_store.hpp"
+#include "cache/blob_backend.hpp"
 #include "cache/index.hpp"
 #include "proxy/routing.hpp"
 #include "src/config/config.hpp"
@@ -53,7 +53,7 @@ class ImageSource {
   // Sets up the upstream clients (when the config has any); fails if libevent/libcurl cannot start.
   static std::expected<std::unique_ptr<ImageSource>, std::string> create(const config::Config& cfg,
                                                                         cache::Index& index,
-                                                                        cache::BlobStore& store, Progress& progress);
+                                                                        cache::BlobBackend& store, Progress& progress);
   ~ImageSource();
 
   // Routes a repository name like the server: locally pushed repositories first, then the upstreams.

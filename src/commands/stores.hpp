@@ -6,25 +6,25 @@
 #include <memory>
 #include <string>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
 #include "cache/index.hpp"
 #include "src/config/config.hpp"
 
 namespace wharf::commands {
 
 struct Stores {
-  std::unique_ptr<cache::BlobStore> store;
+  std::unique_ptr<cache::FsBlobStore> store;
   std::unique_ptr<cache::Index> index;
 };
 
 // Opens the blob store and the index under storage.filesystem.rootdirectory; the error names the key.
 inline std::expected<Stores, std::string> open_stores(const config::Config& cfg) {
   std::filesystem::path root = cfg.root_directory;
-  auto store = cache::BlobStore::open(root);
+  auto store = cache::FsBlobStore::open(root);
   if (!store) return std::unexpected("storage.filesystem.rootdirectory: " + store.error());
   auto index = cache::Index::open(root / "index");
   if (!index) return std::unexpected("storage.filesystem.rootdirectory: cannot open the index: " + index.error());
-  return Stores{std::make_unique<cache::BlobStore>(std::move(*store)), std::move(*index)};
+  return Stores{std::make_unique<cache::FsBlobStore>(std::move(*store)), std::move(*index)};
 }
 
 }  // namespace wharf::commands

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
 #include "cache/index.hpp"
 
 namespace wharf::testing {
@@ -23,7 +23,7 @@ inline bool add_blob(cache::Index& index, const std::string& repo, const std::st
 struct ScratchStore {
   std::filesystem::path dir;
   std::unique_ptr<cache::Index> index;
-  std::optional<cache::BlobStore> blobs;
+  std::optional<cache::FsBlobStore> blobs;
 
   explicit ScratchStore(const std::string& prefix) {
     std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
@@ -32,7 +32,7 @@ struct ScratchStore {
     auto i = cache::Index::open(dir / "index", size_t(1) << 30);
     REQUIRE(i.has_value());
     index = std::move(*i);
-    auto b = cache::BlobStore::open(dir);
+    auto b = cache::FsBlobStore::open(dir);
     REQUIRE(b.has_value());
     blobs.emplace(std::move(*b));
   }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cache/fs/fs_store.hpp"
 #include "src/api/upload_table.hpp"
 
 using namespace wharf::api;
@@ -104,9 +105,12 @@ TEST_CASE("UploadSession::~UploadSession") {
   const std::filesystem::path dir = tmpl;
   std::ofstream(dir / "mono") << "data";
   std::ofstream(dir / "resumable") << "data";
+  auto store = wharf::cache::FsBlobStore::open(dir / "store");
+  REQUIRE(store.has_value());
   {
     auto m = session("m", "a", UploadSession::Kind::Monolithic);
     m->path = dir / "mono";
+    m->store = &*store;  // the backend that discards its staged data
     auto r = session("r", "a");
     r->path = dir / "resumable";
   }

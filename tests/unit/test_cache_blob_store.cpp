@@ -9,7 +9,7 @@
 #include <iterator>
 #include <string>
 
-#include "cache/blob_store.hpp"
+#include "cache/fs/fs_store.hpp"
 #include "src/oci/digest.hpp"
 
 using namespace wharf::cache;
@@ -33,8 +33,8 @@ struct Scratch {
   }
 };
 
-BlobStore open_store(const fs::path& root) {
-  auto store = BlobStore::open(root);
+FsBlobStore open_store(const fs::path& root) {
+  auto store = FsBlobStore::open(root);
   REQUIRE_MESSAGE(store.has_value(), (store ? "" : store.error()));
   return std::move(*store);
 }
@@ -56,12 +56,20 @@ std::string read_fd(int fd) {
   return out;
 }
 
+// prepare + place of one staged file, without an index (as the publication path does under its lock).
+std::expected<void, std::string> publish(const FsBlobStore& store, const fs::path& tmp, const Digest& d) {
+  auto e = store.prepare({tmp});
+  if (e[0].empty()) e = store.place({Placement{tmp, d, std::nullopt, Placement::IfDamaged::Keep}});
+  if (!e[0].empty()) return std::unexpected(e[0]);
+  return {};
+}
+
 const Digest kHello{DigestAlgo::Sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"};
 const Digest kOther{DigestAlgo::Sha256, "486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7"};
 
 }  // namespace
 
-TEST_CASE("BlobStore::open") {
+TEST_CASE("FsBlobStore::open") {
   Scratch s;
   SUBCASE("creates the layout, parents included") {
     auto store = open_store(s.dir / "a" / "root");
@@ -77,13 +85,13 @@ TEST_CASE("BlobStore::open") {
   }
   SUBCASE("fails naming the path when the root is a file") {
     write_file(s.dir / "file", "x");
-    auto store = BlobStore::open(s.dir / "file");
+    auto store = FsBlobStore::open(s.dir / "file");
     REQUIRE_FALSE(store);
     CHECK(store.error().find((s.dir / "file").string()) != std::string::npos);
   }
 }
 
-TEST_CASE("BlobStore::blob_path") {
+TEST_CASE("FsBlobStore::blob_path") {
   Scratch s;
   auto store = open_store(s.dir);
   SUBCASE("sha256 fans out on the first two hex digits") {
@@ -93,46 +101,53 @@ TEST_CASE("BlobStore::blob_path") {
     Digest d{DigestAlgo::Sha512, std::string(128, 'a')};
     CHECK(store.blob_path(d) == s.dir / "blobs" / "sha512" / "aa" / d.hex);
   }
-  SUBCASE("upload path") { CHECK(store.upload_path("abc") == s.dir / "uploads" / "abc"); }
+  SUBCASE("upload path") { CHECK(store.upload_key("abc") == s.dir / "uploads" / "abc"); }
 }
 
-TEST_CASE("BlobStore::publish") {
+TEST_CASE("FsBlobStore::prepare and place") {
   Scratch s;
   auto store = open_store(s.dir);
   const fs::path tmp = store.tmp_dir() / "upload-1";
   write_file(tmp, "hello");
   SUBCASE("moves the temp file into place") {
-    REQUIRE(store.publish(tmp, kHello));
+    REQUIRE(publish(store, tmp, kHello));
     CHECK_FALSE(fs::exists(tmp));
     CHECK(read_file(store.blob_path(kHello)) == "hello");
   }
   SUBCASE("an existing blob wins and the temp file is removed") {
-    REQUIRE(store.publish(tmp, kHello));
+    REQUIRE(publish(store, tmp, kHello));
     const fs::path tmp2 = store.tmp_dir() / "upload-2";
     write_file(tmp2, "hello");
-    REQUIRE(store.publish(tmp2, kHello));
+    REQUIRE(publish(store, tmp2, kHello));
     CHECK_FALSE(fs::exists(tmp2));
     CHECK(read_file(store.blob_path(kHello)) == "hello");
   }
   SUBCASE("a missing temp file is an error naming it") {
-    auto r = store.publish(store.tmp_dir() / "missing", kOther);
+    auto r = publish(store, store.tmp_dir() / "missing", kOther);
     REQUIRE_FALSE(r);
     CHECK(r.error().find("missing") != std::string::npos);
     CHECK_FALSE(store.stat(kOther));
   }
 }
 
-TEST_CASE("BlobStore::publish_all") {
+TEST_CASE("FsBlobStore::place of several items") {
   Scratch s;
   auto store = open_store(s.dir);
   const Digest third{DigestAlgo::Sha256, "ab" + std::string(62, '0')};
   write_file(store.tmp_dir() / "a", "hello");
   write_file(store.tmp_dir() / "b", "other");
   write_file(store.tmp_dir() / "dup", "hello");
-  auto errors = store.publish_all({{store.tmp_dir() / "a", kHello},
-                                   {store.tmp_dir() / "missing", third},
-                                   {store.tmp_dir() / "b", kOther},
-                                   {store.tmp_dir() / "dup", kHello}});
+  std::vector<Placement> items{{store.tmp_dir() / "a", kHello, std::nullopt, Placement::IfDamaged::Keep},
+                               {store.tmp_dir() / "missing", third, std::nullopt, Placement::IfDamaged::Keep},
+                               {store.tmp_dir() / "b", kOther, std::nullopt, Placement::IfDamaged::Keep},
+                               {store.tmp_dir() / "dup", kHello, std::nullopt, Placement::IfDamaged::Keep}};
+  std::vector<StagedKey> keys;
+  for (const auto& i : items) keys.push_back(i.key);
+  auto errors = store.prepare(keys);
+  CHECK(errors[1].find("missing") != std::string::npos);
+  items.erase(items.begin() + 1);
+  auto placed = store.place(items);
+  errors = {placed[0], errors[1], placed[1], placed[2]};
   REQUIRE(errors.size() == 4);
   CHECK(errors[0].empty());
   CHECK(errors[1].find("missing") != std::string::npos);  // only the item at fault fails
@@ -144,7 +159,7 @@ TEST_CASE("BlobStore::publish_all") {
   for (const char* name : {"a", "b", "dup"}) CHECK_FALSE(fs::exists(store.tmp_dir() / name));
 }
 
-TEST_CASE("BlobStore::open creates the sha256 fan-out directories") {
+TEST_CASE("FsBlobStore::open creates the sha256 fan-out directories") {
   Scratch s;
   auto store = open_store(s.dir);
   int dirs = 0;
@@ -153,12 +168,12 @@ TEST_CASE("BlobStore::open creates the sha256 fan-out directories") {
   CHECK(fs::is_directory(store.blob_path(kHello).parent_path()));
   fs::remove(store.blob_path(kHello).parent_path());  // removed by hand: publishing recreates it
   write_file(store.tmp_dir() / "a", "hello");
-  REQUIRE(store.publish(store.tmp_dir() / "a", kHello));
+  REQUIRE(publish(store, store.tmp_dir() / "a", kHello));
   CHECK(read_file(store.blob_path(kHello)) == "hello");
-  REQUIRE(BlobStore::open(s.dir));  // reopening an existing store is fine
+  REQUIRE(FsBlobStore::open(s.dir));  // reopening an existing store is fine
 }
 
-TEST_CASE("BlobStore::write") {
+TEST_CASE("FsBlobStore::write") {
   Scratch s;
   auto store = open_store(s.dir);
   SUBCASE("stores the bytes and leaves nothing in tmp") {
@@ -191,7 +206,7 @@ TEST_CASE("BlobStore::write") {
   }
 }
 
-TEST_CASE("BlobStore::stat") {
+TEST_CASE("FsBlobStore::stat") {
   Scratch s;
   auto store = open_store(s.dir);
   SUBCASE("absent") { CHECK_FALSE(store.stat(kHello)); }
@@ -201,13 +216,13 @@ TEST_CASE("BlobStore::stat") {
   }
 }
 
-TEST_CASE("BlobStore::open_read") {
+TEST_CASE("FsBlobStore::open_read") {
   Scratch s;
   auto store = open_store(s.dir);
-  SUBCASE("absent") { CHECK(store.open_read(kHello) == -1); }
+  SUBCASE("absent") { CHECK(store.open_local(kHello) == -1); }
   SUBCASE("present, read-only and close-on-exec") {
     REQUIRE(store.write(kHello, "hello"));
-    int fd = store.open_read(kHello);
+    int fd = store.open_local(kHello);
     REQUIRE(fd >= 0);
     CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
     CHECK((::fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
@@ -216,7 +231,7 @@ TEST_CASE("BlobStore::open_read") {
   }
 }
 
-TEST_CASE("BlobStore::remove") {
+TEST_CASE("FsBlobStore::remove") {
   Scratch s;
   auto store = open_store(s.dir);
   REQUIRE(store.write(kHello, "hello"));
@@ -228,22 +243,22 @@ TEST_CASE("BlobStore::remove") {
   SUBCASE("absent") { CHECK_FALSE(store.remove(kOther)); }
 }
 
-TEST_CASE("BlobStore::clean_tmp") {
+TEST_CASE("FsBlobStore::clean_temp") {
   Scratch s;
   auto store = open_store(s.dir);
   REQUIRE(store.write(kHello, "hello"));
-  write_file(store.upload_path("keep"), "partial");
+  write_file(store.upload_key("keep"), "partial");
   SUBCASE("removes leftovers and keeps blobs and uploads") {
     write_file(store.tmp_dir() / "upload-x", "junk");
     write_file(store.tmp_dir() / "write-abc", "junk");
     fs::create_directories(store.tmp_dir() / "dir" / "sub");
-    store.clean_tmp();
+    store.clean_temp();
     CHECK(fs::is_empty(store.tmp_dir()));
     CHECK(store.stat(kHello) == 5u);
-    CHECK(fs::exists(store.upload_path("keep")));
+    CHECK(fs::exists(store.upload_key("keep")));
   }
   SUBCASE("an empty tmp stays") {
-    store.clean_tmp();
+    store.clean_temp();
     CHECK(fs::is_directory(store.tmp_dir()));
   }
 }

@@ -84,7 +84,7 @@ TEST_CASE("evict") {
     CHECK_FALSE(c.has_file(2));
   }
   SUBCASE("an open file still reads in full after eviction") {
-    int fd = c.blobs->open_read(*oci::parse_digest(Cache::dg(1)));
+    int fd = c.blobs->open_local(*oci::parse_digest(Cache::dg(1)));
     REQUIRE(fd >= 0);
     REQUIRE(evict(*c.index, *c.blobs, 250).has_value());
     CHECK_FALSE(c.has_file(1));

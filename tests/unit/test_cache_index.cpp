@@ -17,6 +17,7 @@
 
 #include "cache/index.hpp"
 #include "cache/index_check.hpp"
+#include "cache/index_records.hpp"
 #include "cache/lmdb.hpp"
 #include "tests/unit/scratch_store.hpp"
 
@@ -712,4 +713,40 @@ TEST_CASE("guard_faults turns a read past the end of a mapped file into a value"
   CHECK(wharf::cache::index_detail::guard_faults(read, &r) == 0);
   CHECK(r.got == 'x');
   ::munmap(map, 3 * 4096);
+}
+
+TEST_CASE("blob records name their backend; records from before backends read as filesystem") {
+  using namespace wharf::cache::index_detail;
+  BlobRecord fs_rec{42, 2, Origin::Proxied, 1700000000, Backend::Filesystem};
+  const std::string old = encode(fs_rec);
+  CHECK(old.size() == 1 + 8 + 4 + 1 + 8);  // the layout written before backends existed, byte for byte
+  auto back = decode_blob(old);
+  REQUIRE(back);
+  CHECK(back->backend == Backend::Filesystem);
+  CHECK(back->size == 42u);
+  BlobRecord s3 = fs_rec;
+  s3.backend = Backend::S3;
+  const std::string enc = encode(s3);
+  CHECK(enc.size() == old.size() + 1);
+  auto s3back = decode_blob(enc);
+  REQUIRE(s3back);
+  CHECK(s3back->backend == Backend::S3);
+  CHECK(s3back->refcount == 2u);
+  CHECK_FALSE(decode_blob(old + std::string(1, '\0')));  // filesystem is never spelled out
+  CHECK_FALSE(decode_blob(old + std::string(1, '\x07')));  // an unknown backend
+  CHECK_FALSE(decode_blob(enc + "x"));
+}
+
+TEST_CASE("Update::add_blob records the backend of the first publication") {
+  Scratch s;
+  auto index = Index::open(s.dir / "index");
+  REQUIRE(index);
+  auto& idx = **index;
+  REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("a", "sha256:" + std::string(64, '1'), 5, Origin::Pushed, Backend::S3); }));
+  REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("b", "sha256:" + std::string(64, '1'), 5, Origin::Pushed); }));
+  auto txn = idx.read();
+  auto rec = idx.blob(txn, "sha256:" + std::string(64, '1'));
+  REQUIRE(rec);
+  CHECK(rec->backend == Backend::S3);
+  CHECK(rec->refcount == 2u);
 }

@@ -1,0 +1,168 @@
+#pragma once
+// The blob-store seam: everything the handlers, the mirror, publication, GC, fsck and the offline verbs
+// need from the place blob bytes live. Implementations: cache/fs/ (files under the root directory,
+// the embedded default) and, later, cache/s3/ (an object store). Callers never see paths or keys.
+//
+// Threading: the calls marked "blocking" do I/O and run on the work pool (never on the event loop).
+// A backend whose I/O completes on the event loop (libcurl multi) implements them by starting the
+// request on the loop and waiting for its completion on the calling worker. Reads are different: a
+// ReadPlan is produced quickly and then served by the loop (sendfile of a descriptor, a redirect, or
+// bytes a ByteStream pushes as they arrive), so a client stream never holds a worker.
+//
+// Publication keeps the guarantee of cache/publish.hpp: prepare() does the slow, durable part outside
+// the index lock; place() makes blobs visible under their content address inside the index write
+// transaction that records them; remove() is only called inside a write transaction that found no
+// record (cache/gc.hpp).
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cache/index.hpp"
+#include "src/oci/digest.hpp"
+
+namespace wharf::cache {
+
+// Where a staged (not yet published) write lives. Upload: a resumable push session, kept across
+// restarts until completed, cancelled or purged. Temp: anything else (monolithic pushes, fetches from
+// upstreams, imports), removed by clean_temp() at start.
+enum class StageArea { Upload, Temp };
+
+// Why a staging call failed: Missing (the staged data is gone) or Failed (the store could not do it).
+struct StoreError {
+  enum class Kind { Missing, Failed } kind = Kind::Failed;
+  std::string message;
+};
+
+// The staged key the backend hands out for a write (a temp file for the filesystem, an object key for
+// S3). It is what publication consumes; callers treat it as opaque.
+using StagedKey = std::filesystem::path;
+
+// Appends to one staged write; one per writing request (not thread-safe). Closing it keeps the data.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  // Appends `n` bytes and feeds them to `hasher` (if given) in the same pass; on failure nothing after
+  // size() is kept and the message says why.
+  virtual std::expected<void, std::string> append(const char* p, size_t n, oci::Hasher* hasher) = 0;
+  // Bytes staged so far (including those of earlier writers of the same key).
+  virtual uint64_t size() const = 0;
+  // The key to publish or discard this staged data with.
+  virtual const StagedKey& key() const = 0;
+  // A descriptor the bytes written so far can be read back from while the write goes on (the mirror
+  // streams a blob to its waiters as it arrives); -1 if the backend keeps no local copy.
+  virtual int read_fd() const = 0;
+};
+
+// A staged item to make visible as blob `digest` (inside the index write transaction).
+struct Placement {
+  StagedKey key;
+  oci::Digest digest;
+  std::optional<uint64_t> size;  // an existing copy of this size is kept (the staged one is dropped)
+  // Replace: a stored copy that does not hash to `digest` (damaged) is overwritten by this verified one.
+  enum class IfDamaged { Keep, Replace } if_damaged = IfDamaged::Keep;
+};
+
+// Bytes of a stored blob on a descriptor the event loop can sendfile (owned by the plan).
+struct LocalRange {
+  int fd = -1;
+  uint64_t first = 0, length = 0;
+};
+
+// A URL the client is redirected to (307) for the bytes (e.g. a presigned object-store GET).
+struct Redirect {
+  std::string url;
+};
+
+// Bytes that arrive asynchronously on the event loop (an object-store GET with Range).
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  // Starts the transfer: `on_data` gets each piece (returning false stops it), then `on_done` once with
+  // "" on success or the failure. Both run on the event loop.
+  virtual void start(std::function<bool(const char*, size_t)> on_data, std::function<void(std::string)> on_done) = 0;
+};
+
+// How a blob read is served.
+using ReadPlan = std::variant<LocalRange, Redirect, std::unique_ptr<ByteStream>>;
+
+// Whether a read may answer with a redirect (storage.redirect.disable: false) or must carry the bytes.
+enum class RedirectPolicy { Allow, Never };
+
+// One stored blob, as listed for GC and fsck.
+struct StoredBlob {
+  oci::Digest digest;
+  uint64_t size = 0;
+  int64_t modified = 0;  // unix seconds
+};
+
+// One staged item, as listed for purging.
+struct StagedItem {
+  std::string name;
+  int64_t modified = 0;  // unix seconds
+};
+
+class BlobBackend {
+ public:
+  virtual ~BlobBackend() = default;
+  // The backend recorded in the index for the blobs it holds.
+  virtual Backend kind() const = 0;
+
+  // ---- staged writes ----
+  // Starts a staged write: in Upload, named `name` (a validated session id; fails if it exists); in
+  // Temp, a new unique item whose name starts with `name`. Blocking (a create).
+  virtual std::expected<std::unique_ptr<BlobWriter>, StoreError> begin_write(StageArea, std::string_view name) const = 0;
+  // Continues the upload `name` at its end; Missing if it is gone.
+  virtual std::expected<std::unique_ptr<BlobWriter>, StoreError> resume_write(std::string_view name) const = 0;
+  // Bytes staged for the upload `name`; nullopt if it is gone.
+  virtual std::optional<uint64_t> upload_size(std::string_view name) const = 0;
+  // Hashes the whole staged item with `algo` (a session restored after a restart); blocking.
+  virtual std::expected<std::pair<oci::Digest, uint64_t>, StoreError> hash_staged(const StagedKey&, oci::DigestAlgo) const = 0;
+  // Removes a staged item (a staged key, or the upload `name` through upload_key); absent is fine.
+  virtual void discard(const StagedKey&) const = 0;
+  // The key of the upload `name`.
+  virtual StagedKey upload_key(std::string_view name) const = 0;
+  // Every staged upload (purging orphans); blocking.
+  virtual std::vector<StagedItem> list_uploads() const = 0;
+  // Writes `bytes` as a new durable staged item in Temp and returns its key; blocking.
+  virtual std::expected<StagedKey, std::string> stage(std::string_view bytes) const = 0;
+  // Removes what is left in Temp from a previous run (called once at start, before serving).
+  virtual void clean_temp() const = 0;
+
+  // ---- publication ----
+  // Makes the staged data of each key durable, outside the index lock; one message per key ("" ok).
+  virtual std::vector<std::string> prepare(const std::vector<StagedKey>&) const = 0;
+  // Makes each prepared item visible under its digest, durably, before returning; only inside the
+  // index write transaction that records the successful ones. One message per item ("" ok); a failed
+  // item is not visible and its staged data is left to the caller.
+  virtual std::vector<std::string> place(const std::vector<Placement>&) const = 0;
+
+  // ---- reads ----
+  // Size of a stored blob, nullopt if absent.
+  virtual std::optional<uint64_t> stat(const oci::Digest&) const = 0;
+  // How to serve bytes [first, first+length) of a stored blob; nullopt if absent, a message if the
+  // store fails. Quick enough for the event loop (an open or a URL signature).
+  virtual std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,
+                                                                   RedirectPolicy) const = 0;
+  // The whole content of a stored blob of at most `max` bytes; nullopt if absent, larger or unreadable. Blocking.
+  virtual std::optional<std::string> read_small(const oci::Digest&, uint64_t max) const = 0;
+  // Opens a stored blob for reading on this machine (export, bundle); -1 if absent or not local. Blocking.
+  virtual int open_local(const oci::Digest&) const = 0;
+  // True if the stored blob exists and hashes to its digest (reads it all); blocking.
+  virtual bool intact(const oci::Digest&) const = 0;
+
+  // ---- deletion and listing ----
+  // Removes a stored blob; false if it was absent. Only inside an index write transaction that found
+  // no record for it (cache/gc.hpp).
+  virtual bool remove(const oci::Digest&) const = 0;
+  // Calls `each` for every stored blob (GC strays, fsck); entries that are not blobs are skipped. Blocking.
+  virtual void list(const std::function<void(const StoredBlob&)>& each) const = 0;
+};
+
+}  // namespace wharf::cache
