@@ -17,14 +17,21 @@ void method_not_allowed(const http::ExchangePtr& ex) {
 
 void Registry::handle(const http::ExchangePtr& ex) {
   const auto& path = ex->req().path;
+  if (path == "/auth/token") return auth_.token_endpoint(ex);
   if (!path.starts_with("/v2")) return fail(ex, oci::ErrorCode::Unsupported, "no such endpoint", {}, 404);
-  auth_.check(ex, [this, ex] { dispatch(ex); });
+  auto route = parse_route(path);
+  if (!route) {
+    // Even a path that names nothing needs a signed-in caller when authentication is on.
+    return auth_.check(ex, Scope{}, [ex, e = route.error()](const Caller&) { fail(ex, e.code, e.message, {}, e.status); });
+  }
+  ex->req().route = route_label(route->kind);
+  const bool mount = ex->req().query_param("mount").has_value();
+  const Scope scope = request_scope(*route, ex->req().method, mount ? ex->req().query_param("from").value_or("") : "");
+  auth_.check(ex, scope, [this, ex, route = std::move(*route)](const Caller& caller) { dispatch(ex, route, caller); });
 }
 
-void Registry::dispatch(const http::ExchangePtr& ex) {
-  auto route = parse_route(ex->req().path);
-  if (!route) return fail(ex, route.error().code, route.error().message, {}, route.error().status);
-  ex->req().route = route_label(route->kind);
+void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Caller& caller) {
+  const Route* route = &r;
   const std::string& m = ex->req().method;
   const bool get = m == "GET" || m == "HEAD";
   if (ctx_.mirror && ctx_.mirror->enabled() && !route->name.empty()) {
@@ -57,7 +64,7 @@ void Registry::dispatch(const http::ExchangePtr& ex) {
       if (ctx_.mirror) {
         if (auto ns = ex->req().query_param("ns"); ns && ctx_.mirror->catalog(ex, *ns)) return;
       }
-      return catalog(ctx_, ex, *route);
+      return catalog(ctx_, ex, *route, [&](std::string_view repo) { return (auth_.allowed(caller, repo) & auth::kPull) != 0; });
     case RouteKind::Tags:
       if (!get) return method_not_allowed(ex);
       return list_tags(ctx_, ex, *route);

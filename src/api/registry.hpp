@@ -1,9 +1,10 @@
 #pragma once
-// The /v2 API entry point: authentication, routing and dispatch to the endpoint handlers.
+// The /v2 API entry point (and /auth/token): routing, the auth gate, and dispatch to the endpoint handlers.
 #include <memory>
 
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
+#include "src/api/route.hpp"
 #include "src/http/server.hpp"
 
 namespace wharf::api {
@@ -15,7 +16,7 @@ class Registry {
   void handle(const http::ExchangePtr& ex);
 
  private:
-  void dispatch(const http::ExchangePtr& ex);
+  void dispatch(const http::ExchangePtr& ex, const Route& route, const Caller& caller);
   Context& ctx_;
   AuthGate& auth_;
 };

@@ -26,4 +26,7 @@ extern const char* const kCheckHelp;
 // wharf prefetch CONFIG IMAGE... [--images-file FILE]
 int prefetch(const config::Config& cfg, const std::vector<std::string>& args);
 
+// wharf robot CONFIG create NAME --allow PATTERN:ACTIONS... [--expires 90d] | list | revoke NAME
+int robot(const config::Config& cfg, const std::vector<std::string>& args);
+
 }  // namespace wharf::commands

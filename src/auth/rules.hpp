@@ -1,0 +1,52 @@
+#pragma once
+// Access rules compiled once from the configuration: for a caller and a repository, the set of actions
+// (pull, push, delete) allowed. Rules only grant; a caller gets the union of every rule that matches.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/auth/actions.hpp"
+#include "src/config/config.hpp"
+
+namespace wharf::auth {
+
+// The action bits of names such as "pull", "push", "delete", "*"; unknown names add nothing.
+uint8_t parse_actions(const std::vector<std::string>& names);
+// The names of the bits set in `actions`, in the order pull, push, delete.
+std::vector<std::string> action_names(uint8_t actions);
+// Glob match: '*' matches any run of characters (including '/'), '?' any one character.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+class Rules {
+ public:
+  // How callers are treated when no rule is configured.
+  enum class Default { AllowAll, AuthenticatedOnly };
+
+  Rules() = default;
+  // Compiles auth.access and auth.groups (already validated by the config loader).
+  Rules(const config::Config& cfg, Default fallback);
+
+  // Actions `user` (empty: anonymous) may take on `repo`. Without rules: everything for authenticated
+  // users, and for anonymous ones only under Default::AllowAll.
+  uint8_t allowed(std::string_view user, std::string_view repo) const;
+  // True if some rule lets anonymous callers pull (or there are no rules and no authentication).
+  bool anonymous_can_pull_somewhere() const;
+  // Whether any rule is configured.
+  bool configured() const { return !rules_.empty(); }
+
+ private:
+  struct Rule {
+    std::string match;
+    std::set<std::string, std::less<>> users;  // user names and groups' members, expanded
+    bool any_user = false;                     // users: ["*"]
+    bool anonymous = false;
+    uint8_t actions = 0;
+  };
+  std::vector<Rule> rules_;
+  Default fallback_ = Default::AllowAll;
+};
+
+}  // namespace wharf::auth
