@@ -199,8 +199,11 @@ void AuthGate::check(const http::ExchangePtr& ex, const Scope& scope, std::funct
       }
       return next(caller);
     }
+    ex->req().user = caller.user;  // for the access log
     const std::string need = joined_actions(scope.actions);
-    audit(ex, "denied", caller.user, scope.repo, ex->req().method + " " + ex->req().path, need.empty() ? "sign-in" : need);
+    // The anonymous GET /v2/ every client starts with is the challenge handshake, not worth a line.
+    if (caller.signed_in() || caller.token || !scope.repo.empty() || ex->req().route != std::string_view("base"))
+      audit(ex, "denied", caller.user, scope.repo, ex->req().method + " " + ex->req().path, need.empty() ? "sign-in" : need);
     if (!caller.signed_in()) {
       return challenge(ex, scope.repo.empty() ? "authentication required"
                                               : "authentication required to " + need + " " + scope.repo,

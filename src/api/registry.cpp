@@ -36,6 +36,14 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
   const bool get = m == "GET" || m == "HEAD";
   if (ctx_.mirror && ctx_.mirror->enabled() && !route->name.empty()) {
     auto d = ctx_.mirror->decide(route->name, ex->req().query_param("ns").value_or(""));
+    if (d.proxied && get && !auth_.may_fetch(caller, d.upstream)) {
+      // Not allowed to trigger fetches from this upstream (auth.fetch): what is cached, nothing more.
+      const Route cached{route->kind, d.cache_repo, route->ref};
+      if (route->kind == RouteKind::Manifest) return get_manifest(ctx_, ex, cached);
+      if (route->kind == RouteKind::Blob) return get_blob(ctx_, ex, cached);
+      if (route->kind == RouteKind::Tags) return list_tags(ctx_, ex, cached);
+      if (route->kind == RouteKind::Referrers) return referrers(ctx_, ex, cached);
+    }
     if (d.proxied) {
       if (get && route->kind == RouteKind::Manifest) return ctx_.mirror->get_manifest(ex, *route, d);
       if (get && route->kind == RouteKind::Blob) return ctx_.mirror->get_blob(ex, *route, d);

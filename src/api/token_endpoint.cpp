@@ -71,6 +71,7 @@ void AuthGate::token_endpoint(const http::ExchangePtr& ex) {
     if (account && !account->empty() && caller.signed_in() && *account != caller.user) {
       return fail(ex, oci::ErrorCode::Unauthorized, "account does not match the credentials");
     }
+    ex->req().user = caller.user;  // for the access log
     const int64_t now = int64_t(std::time(nullptr));
     auto issued = issuer_->issue(caller.user, wanted, [&](std::string_view repo) { return allowed(caller, repo); }, now);
     if (!issued) return fail(ex, oci::ErrorCode::Unavailable, "cannot issue a token: " + issued.error());

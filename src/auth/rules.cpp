@@ -44,20 +44,33 @@ bool glob_match(std::string_view pattern, std::string_view text) {
 }
 
 Rules::Rules(const config::Config& cfg, Default fallback) : fallback_(fallback) {
-  for (const config::AccessRule& r : cfg.access_rules) {
-    Rule rule;
-    rule.match = r.match;
-    rule.anonymous = r.anonymous;
-    rule.actions = parse_actions(r.actions);
-    for (const std::string& u : r.users) {
-      if (u == "*") rule.any_user = true;
-      else rule.users.insert(u);
-    }
-    for (const std::string& g : r.groups) {
-      if (auto it = cfg.groups.find(g); it != cfg.groups.end()) rule.users.insert(it->second.begin(), it->second.end());
-    }
-    rules_.push_back(std::move(rule));
+  for (const config::AccessRule& r : cfg.access_rules) rules_.push_back(compile(cfg, r));
+  for (const config::AccessRule& r : cfg.fetch_rules) fetch_.push_back(compile(cfg, r));
+}
+
+Rules::Rule Rules::compile(const config::Config& cfg, const config::AccessRule& r) {
+  Rule rule;
+  rule.match = r.match;
+  rule.anonymous = r.anonymous;
+  rule.actions = parse_actions(r.actions);
+  for (const std::string& u : r.users) {
+    if (u == "*") rule.any_user = true;
+    else rule.users.insert(u);
   }
+  for (const std::string& g : r.groups) {
+    if (auto it = cfg.groups.find(g); it != cfg.groups.end()) rule.users.insert(it->second.begin(), it->second.end());
+  }
+  return rule;
+}
+
+bool Rules::may_fetch(std::string_view user, std::string_view upstream) const {
+  bool listed = false;
+  for (const Rule& r : fetch_) {
+    if (r.match != upstream) continue;
+    listed = true;
+    if (r.anonymous || (!user.empty() && (r.any_user || r.users.contains(user)))) return true;
+  }
+  return !listed;
 }
 
 uint8_t Rules::allowed(std::string_view user, std::string_view repo) const {

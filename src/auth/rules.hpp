@@ -34,6 +34,9 @@ class Rules {
   uint8_t allowed(std::string_view user, std::string_view repo) const;
   // True if some rule lets anonymous callers pull (or there are no rules and no authentication).
   bool anonymous_can_pull_somewhere() const;
+  // Whether `user` (empty: anonymous) may make wharf fetch from `upstream`: true for upstreams that no
+  // auth.fetch entry names; otherwise only for the users, groups (or anonymous callers) listed.
+  bool may_fetch(std::string_view user, std::string_view upstream) const;
   // Whether any rule is configured.
   bool configured() const { return !rules_.empty(); }
 
@@ -45,7 +48,9 @@ class Rules {
     bool anonymous = false;
     uint8_t actions = 0;
   };
+  static Rule compile(const config::Config& cfg, const config::AccessRule& r);
   std::vector<Rule> rules_;
+  std::vector<Rule> fetch_;  // match = upstream name
   Default fallback_ = Default::AllowAll;
 };
 

@@ -74,6 +74,39 @@ std::expected<Value, ConfigError> access_rules(const YAML::Node& node, const Not
   return out;
 }
 
+std::expected<Value, ConfigError> fetch_rules(const YAML::Node& node, const Notes& notes) {
+  const std::string key(notes.key);
+  if (!node.IsSequence()) return fail(key, "must be a list such as {upstream: docker.io, groups: [ci]}");
+  std::vector<AccessRule> out;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string at = key + "[" + std::to_string(i) + "]";
+    const YAML::Node entry = node[i];
+    if (!entry.IsMap()) return fail(at, "must be a mapping with upstream and users or groups");
+    AccessRule r;
+    r.actions = {"fetch"};
+    for (const auto& kv : entry) {
+      const std::string k = kv.first.as<std::string>();
+      const std::string member = at + "." + k;
+      if (k == "upstream") {
+        if (!kv.second.IsScalar() || kv.second.Scalar().empty()) return fail(member, "must be an upstream name such as docker.io");
+        r.match = kv.second.Scalar();
+      } else if (k == "users" || k == "groups") {
+        auto list = names(kv.second);
+        if (!list) return fail(member, list.error());
+        (k == "users" ? r.users : r.groups) = std::move(*list);
+      } else if (k == "anonymous") {
+        if (!kv.second.IsScalar() || !YAML::convert<bool>::decode(kv.second, r.anonymous))
+          return fail(member, "must be true or false");
+      } else {
+        notes.warnings.push_back(member + ": unknown key, ignored");
+      }
+    }
+    if (r.match.empty()) return fail(at + ".upstream", "missing; name the upstream (e.g. docker.io)");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::expected<Value, ConfigError> group_map(const YAML::Node& node, const Notes& notes) {
   const std::string key(notes.key);
   if (!node.IsMap()) return fail(key, "must map group names to lists of user names");
@@ -94,6 +127,14 @@ std::expected<void, ConfigError> finish_access(Draft& d, bool token_present) {
       if (!d.groups.contains(g))
         return fail("auth.access[" + std::to_string(i) + "].groups", "group \"" + g + "\" is not defined in auth.groups");
     }
+  }
+  for (size_t i = 0; i < d.fetch_rules.size(); ++i) {
+    const std::string at = "auth.fetch[" + std::to_string(i) + "]";
+    bool known = false;
+    for (const Upstream& u : d.upstreams) known = known || u.name == d.fetch_rules[i].match;
+    if (!known) return fail(at + ".upstream", "no upstream named \"" + d.fetch_rules[i].match + "\" is configured");
+    for (const std::string& g : d.fetch_rules[i].groups)
+      if (!d.groups.contains(g)) return fail(at + ".groups", "group \"" + g + "\" is not defined in auth.groups");
   }
   if (!token_present) return {};
   if (d.token_realm.empty() && d.token_signing_keys.empty())

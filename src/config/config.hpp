@@ -72,6 +72,7 @@ struct Config {
   std::chrono::seconds token_expiration{300};  // auth.token.expiration: lifetime of tokens wharf issues
   std::vector<AccessRule> access_rules;        // auth.access
   std::map<std::string, std::vector<std::string>> groups;  // auth.groups: group → user names
+  std::vector<AccessRule> fetch_rules;         // auth.fetch: per upstream (in `match`), who may trigger fetches
   std::string robots_path;                     // auth.robots.path (empty: <rootdirectory>/robots.json)
   std::string audit_path;                      // auth.audit.path (empty: audit lines go to the main log)
   bool audit_enabled = true;                   // auth.audit.enabled
@@ -114,7 +115,7 @@ struct ConfigError {
 
 // The kind of value a configuration key holds.
 enum class KeyType {
-  Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, AccessRules, GroupMap, Any
+  Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, AccessRules, FetchRules, GroupMap, Any
 };
 // What wharf does with a key: use it, accept it silently, accept it with a warning, or refuse to start.
 enum class KeyUse { Used, Ignored, Warned, Rejected };

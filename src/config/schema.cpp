@@ -245,6 +245,7 @@ const Field kFields[] = {
     warned("auth.token.jwks", KeyType::Any, "JWKS files are not supported by wharf; list the keys in rootcertbundle"),
     used("auth.access", KeyType::AccessRules, store<&Config::access_rules>),
     used("auth.groups", KeyType::GroupMap, store<&Config::groups>),
+    used("auth.fetch", KeyType::FetchRules, store<&Config::fetch_rules>),
     section("auth.robots"),
     used("auth.robots.path", KeyType::String, store<&Config::robots_path>),
     section("auth.audit"),

@@ -57,6 +57,8 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
 
 // auth.access: a list of {match, users, groups, actions, anonymous}; fails naming the entry and member.
 std::expected<Value, ConfigError> access_rules(const YAML::Node& node, const Notes& notes);
+// auth.fetch: a list of {upstream, users, groups, anonymous} (upstream lands in AccessRule::match).
+std::expected<Value, ConfigError> fetch_rules(const YAML::Node& node, const Notes& notes);
 // auth.groups: a mapping of group name → list of user names; fails naming the group.
 std::expected<Value, ConfigError> group_map(const YAML::Node& node, const Notes& notes);
 // Cross-key checks of the access-control keys, once the whole document is read; fails naming the key.

@@ -12,8 +12,10 @@ import subprocess
 import threading
 import time
 
-from harness import SERVER_BIN, check, check_eq, run, tail, timeout
+from harness import SERVER_BIN, check, check_eq, run, tail, timeout, wait_for
 from http_util import basic_auth, request
+from mirror_util import Mirror
+from registry import htpasswd_file
 from test_docker import Dockerd
 
 USERS = {"alice": "alice-pass", "bob": "bob-pass", "carol": "carol-pass"}
@@ -299,3 +301,25 @@ def test_docker_with_own_and_external_token_servers(ctx):
     no = ctx.skopeo("copy", "--dest-creds", "bob:bob-pass", "--dest-tls-verify=false", "oci:" + img["dir"],
                     "docker://%s/team-a/bob:v1" % ext.host, check_rc=False)
     check(no.returncode != 0, "bob pushed with a pull-only token")
+
+
+def test_fetch_rules_limit_who_fills_the_mirror(ctx):
+    """auth.fetch: only alice may make wharf fetch from docker.io; bob sees what is cached, nothing more."""
+    htpasswd = ctx.path("fetch.htpasswd")
+    htpasswd_file(htpasswd, USERS)
+    extra = {"auth": {"htpasswd": {"realm": "wharf-e2e", "path": htpasswd},
+                      "fetch": [{"upstream": "docker.io", "users": ["alice"]}]}}
+    with Mirror(ctx, extra=extra) as m:
+        img = ctx.image(layers=1, size=4096, seed=73)
+        m.hub.push(img, "library/fetched", "v1")
+        alice = {"Authorization": basic_auth("alice", "alice-pass"), "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        bob = {"Authorization": basic_auth("bob", "bob-pass"), "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        url = m.wharf.url + "/v2/library/fetched/manifests/v1"
+        before = m.hub.log.count(repo="library/fetched")
+        r = request("GET", url, bob)
+        check_eq(r.status, 404, "bob's pull of an uncached image")
+        check_eq(m.hub.log.count(repo="library/fetched"), before, "upstream requests caused by bob")
+        check_eq(request("GET", url, alice).status, 200, "alice's pull (fetches)")
+        # wharf publishes a fetched manifest to its index just after answering alice.
+        wait_for(lambda: request("GET", url, bob).status == 200, "bob's pull of the cached image to succeed",
+                 tries=100, interval=0.1)

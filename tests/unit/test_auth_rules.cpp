@@ -197,3 +197,22 @@ TEST_CASE("TokenIssuer grants only what is allowed, and its tokens verify") {
   CHECK(cache.lookup(t->token, claims->expires) == nullptr);
   CHECK(cache.lookup("other", now) == nullptr);
 }
+
+TEST_CASE("Rules::may_fetch") {
+  const auto cfg = load(R"(version: 0.1
+proxy:
+  remoteurl: https://registry-1.docker.io
+  upstreams: [{name: ghcr.io, url: "https://ghcr.io"}]
+auth:
+  groups: {ci: [robot$build]}
+  fetch:
+    - {upstream: docker.io, users: [alice], groups: [ci]}
+)");
+  const Rules rules(cfg, Rules::Default::AuthenticatedOnly);
+  CHECK(rules.may_fetch("alice", "docker.io"));
+  CHECK(rules.may_fetch("robot$build", "docker.io"));
+  CHECK(!rules.may_fetch("bob", "docker.io"));
+  CHECK(!rules.may_fetch("", "docker.io"));
+  CHECK(rules.may_fetch("bob", "ghcr.io"));  // not listed: unrestricted
+  CHECK(config_error("version: 0.1\nauth:\n  fetch:\n    - {upstream: nowhere.io, users: [a]}\n").find("auth.fetch[0].upstream") == 0);
+}
