@@ -193,8 +193,8 @@ void AuthGate::check(const http::ExchangePtr& ex, const Scope& scope, std::funct
       if (!scope.mount_from.empty() && !(allowed(caller, scope.mount_from) & auth::kPull)) drop_query_param(ex->req(), "from");
       ex->req().user = caller.user;
       const std::string& m = ex->req().method;
-      if ((scope.actions & (auth::kPush | auth::kDelete)) && (m == "PUT" || m == "DELETE") &&
-          ex->req().route == std::string_view("manifest")) {
+      const bool manifest_put = m == "PUT" && ex->req().route == std::string_view("manifest");
+      if (manifest_put || (scope.actions & auth::kDelete)) {  // pushes of tags/manifests, and every delete
         audit(ex, m == "PUT" ? "push" : "delete", caller.user, scope.repo, m + " " + ex->req().path, "authorized");
       }
       return next(caller);

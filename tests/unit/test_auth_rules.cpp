@@ -10,6 +10,7 @@
 #include <string>
 
 #include "src/api/route.hpp"
+#include "src/auth/audit.hpp"
 #include "src/auth/robots.hpp"
 #include "src/auth/rules.hpp"
 #include "src/auth/token_cache.hpp"
@@ -215,4 +216,31 @@ auth:
   CHECK(!rules.may_fetch("", "docker.io"));
   CHECK(rules.may_fetch("bob", "ghcr.io"));  // not listed: unrestricted
   CHECK(config_error("version: 0.1\nauth:\n  fetch:\n    - {upstream: nowhere.io, users: [a]}\n").find("auth.fetch[0].upstream") == 0);
+}
+
+TEST_CASE("AuditLog") {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "wharf-audit-XXXXXX").string();
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const std::string path = tmpl + "/audit.log";
+  std::string error;
+  {
+    auto log = AuditLog::open(true, path, error);
+    REQUIRE(log);
+    log->record(AuditEvent{"denied", "bob", "10.0.0.1", "team-b/app", "POST /v2/team-b/app/blobs/uploads/", "push"});
+    log->record(AuditEvent{"login", "", "10.0.0.2", "", "", "failed\"quote"});
+  }
+  std::ifstream in(path);
+  std::string first, second;
+  std::getline(in, first);
+  std::getline(in, second);
+  CHECK(first.find(R"("audit":"denied")") != std::string::npos);
+  CHECK(first.find(R"("user":"bob")") != std::string::npos);
+  CHECK(first.find(R"("client":"10.0.0.1")") != std::string::npos);
+  CHECK(second.find(R"("user":"-")") != std::string::npos);
+  CHECK(second.find(R"(failed\"quote)") != std::string::npos);  // escaped: one line of JSON
+  CHECK(AuditLog::open(false, "", error) != nullptr);
+  { std::ofstream(tmpl + "/plain") << "x"; }  // a file where a directory would have to be
+  CHECK(AuditLog::open(true, tmpl + "/plain/audit.log", error) == nullptr);
+  CHECK(error.find("auth.audit.path") == 0);
+  std::filesystem::remove_all(tmpl);
 }
