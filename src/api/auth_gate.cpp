@@ -10,6 +10,8 @@
 namespace wharf::api {
 namespace {
 
+const std::string kDefaultRealm = "wharf";
+
 int64_t unix_now() { return int64_t(std::time(nullptr)); }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
@@ -139,15 +141,16 @@ void AuthGate::challenge(const http::ExchangePtr& ex, const std::string& why, co
                          std::string_view error) {
   auto res = error_response(oci::ErrorCode::Unauthorized, why);
   if (token_mode_) {
-    std::string h = "Bearer realm=\"" + realm_for(ex->req()) + "\",service=\"" + cfg_.token_service + "\"";
+    std::string h = std::string("Bearer realm=\"").append(realm_for(ex->req())) + "\",service=\"" + cfg_.token_service + "\"";
     if (!scope.repo.empty() && scope.actions != 0) {
       const uint8_t wanted = scope.actions & auth::kPush ? uint8_t(scope.actions | auth::kPull) : scope.actions;
       h += ",scope=\"repository:" + scope.repo + ":" + joined_actions(wanted) + "\"";
     }
-    if (!error.empty()) h += ",error=\"" + std::string(error) + "\"";
+    if (!error.empty()) h += std::string(",error=\"") + std::string(error) + "\"";
     res.header("WWW-Authenticate", h);
   } else {
-    res.header("WWW-Authenticate", "Basic realm=\"" + (cfg_.htpasswd_realm.empty() ? std::string("wharf") : cfg_.htpasswd_realm) + "\"");
+    const std::string& realm = cfg_.htpasswd_realm.empty() ? kDefaultRealm : cfg_.htpasswd_realm;
+    res.header("WWW-Authenticate", "Basic realm=\"" + realm + "\"");
   }
   ex->respond(std::move(res));
 }
@@ -212,7 +215,7 @@ void AuthGate::check(const http::ExchangePtr& ex, const Scope& scope, std::funct
     auto res = error_response(oci::ErrorCode::Denied,
                               "user " + caller.user + " may not " + need + " repository " + scope.repo);
     if (token_mode_) {
-      res.header("WWW-Authenticate", "Bearer realm=\"" + realm_for(ex->req()) + "\",service=\"" + cfg_.token_service +
+      res.header("WWW-Authenticate", std::string("Bearer realm=\"").append(realm_for(ex->req())) + "\",service=\"" + cfg_.token_service +
                                          "\",scope=\"repository:" + scope.repo + ":" + need + "\",error=\"insufficient_scope\"");
     }
     ex->respond(std::move(res));

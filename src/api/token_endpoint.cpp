@@ -49,7 +49,7 @@ void AuthGate::token_endpoint(const http::ExchangePtr& ex) {
     return fail(ex, oci::ErrorCode::Unsupported, "use GET for tokens; OAuth2 POST is not supported", {}, 404);
   if (auto service = req.query_param("service"); service && *service != cfg_.token_service) {
     return fail(ex, oci::ErrorCode::Unauthorized,
-                "token requested for service \"" + service->substr(0, 128) + "\"; this registry is \"" +
+                std::string("token requested for service \"") + service->substr(0, 128) + "\"; this registry is \"" +
                     cfg_.token_service + "\"");
   }
   auto scope_texts = all_params(req.query, "scope");

@@ -177,7 +177,7 @@ std::expected<std::string, std::string> base64url_decode(std::string_view text) 
 std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<const Key> keys,
                                               const VerifyOptions& options) {
   if (token.size() > kMaxTokenBytes) {
-    return std::unexpected("token too large (" + std::to_string(token.size()) + " bytes; at most " +
+    return std::unexpected(std::string("token too large (") + std::to_string(token.size()) + " bytes; at most " +
                            std::to_string(kMaxTokenBytes) + ")");
   }
   const size_t dot1 = token.find('.');
@@ -195,7 +195,7 @@ std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<
   } else if (alg_text == "RS256") {
     alg = Alg::RS256;
   } else {
-    return std::unexpected("token algorithm \"" + alg_text.substr(0, 16) + "\" is not accepted (ES256 or RS256 only)");
+    return std::unexpected(std::string("token algorithm \"") + alg_text.substr(0, 16) + "\" is not accepted (ES256 or RS256 only)");
   }
   std::string kid;
   if (const auto k = header->find("kid"); k != header->end() && k->is_string()) kid = k->get<std::string>();
@@ -247,7 +247,7 @@ std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<
   if (!access) return std::unexpected(access.error());
   c.access = std::move(*access);
 
-  if (c.issuer != options.issuer) return std::unexpected("token issuer \"" + c.issuer.substr(0, 64) + "\" is not trusted");
+  if (c.issuer != options.issuer) return std::unexpected(std::string("token issuer \"") + c.issuer.substr(0, 64) + "\" is not trusted");
   bool for_us = false;
   for (const auto& a : c.audience) for_us = for_us || a == options.audience;
   if (!for_us) return std::unexpected("token is for another service (audience does not name this registry)");

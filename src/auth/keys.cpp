@@ -81,10 +81,10 @@ std::expected<Key, std::string> make_key(EVP_PKEY* raw) {
 
 std::expected<std::string, std::string> read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read " + path.string() + ": " + std::strerror(errno));
+  if (!in) return std::unexpected(std::string("cannot read ") + path.string() + ": " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) return std::unexpected("cannot read " + path.string() + ": " + std::strerror(errno));
+  if (in.bad()) return std::unexpected(std::string("cannot read ") + path.string() + ": " + std::strerror(errno));
   return text.str();
 }
 
@@ -109,16 +109,16 @@ std::expected<std::vector<Key>, std::string> parse_public_keys(std::string_view 
     const std::string_view kind(name.get());
     if (kind == "CERTIFICATE") {
       std::unique_ptr<X509, X509Free> cert(d2i_X509(nullptr, &p, len));
-      if (!cert) return std::unexpected("PEM block " + std::to_string(block) + ": unreadable certificate");
+      if (!cert) return std::unexpected(std::string("PEM block ") + std::to_string(block) + ": unreadable certificate");
       key = X509_get_pubkey(cert.get());
     } else if (kind == "PUBLIC KEY") {
       key = d2i_PUBKEY(nullptr, &p, len);
     } else {
       continue;  // other blocks (e.g. a private key) are not trust anchors
     }
-    if (key == nullptr) return std::unexpected("PEM block " + std::to_string(block) + ": unreadable public key");
+    if (key == nullptr) return std::unexpected(std::string("PEM block ") + std::to_string(block) + ": unreadable public key");
     auto k = make_key(key);
-    if (!k) return std::unexpected("PEM block " + std::to_string(block) + ": " + k.error());
+    if (!k) return std::unexpected(std::string("PEM block ") + std::to_string(block) + ": " + k.error());
     keys.push_back(std::move(*k));
   }
   if (keys.empty()) return std::unexpected("no certificate or public key found");

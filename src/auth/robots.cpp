@@ -23,7 +23,7 @@ namespace wharf::auth {
 std::expected<RobotGrant, std::string> parse_grant(std::string_view spec) {
   const size_t colon = spec.rfind(':');
   if (colon == std::string_view::npos || colon == 0)
-    return std::unexpected("expected PATTERN:ACTIONS such as 'team-a/*:pull,push', got '" + std::string(spec) + "'");
+    return std::unexpected(std::string("expected PATTERN:ACTIONS such as 'team-a/*:pull,push', got '") + std::string(spec) + "'");
   RobotGrant g{std::string(spec.substr(0, colon)), 0};
   for (char c : g.match) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
@@ -39,7 +39,7 @@ std::expected<RobotGrant, std::string> parse_grant(std::string_view spec) {
     g.actions |= bit;
     actions = comma == std::string_view::npos ? std::string_view() : actions.substr(comma + 1);
   }
-  if (g.actions == 0) return std::unexpected("no actions in '" + std::string(spec) + "'");
+  if (g.actions == 0) return std::unexpected(std::string("no actions in '") + std::string(spec) + "'");
   return g;
 }
 
@@ -102,7 +102,7 @@ std::expected<std::vector<Robot>, std::string> parse_robots(std::string_view jso
     Robot robot;
     robot.name = r["name"].get<std::string>();
     robot.secret_hash = r["secret_hash"].get<std::string>();
-    if (!valid_robot_name(robot.name)) return std::unexpected("invalid robot name '" + robot.name.substr(0, 64) + "'");
+    if (!valid_robot_name(robot.name)) return std::unexpected(std::string("invalid robot name '") + robot.name.substr(0, 64) + "'");
     if (r.contains("created") && r["created"].is_number_integer()) robot.created = r["created"].get<int64_t>();
     if (r.contains("expires") && r["expires"].is_number_integer()) robot.expires = r["expires"].get<int64_t>();
     if (r.contains("allow") && r["allow"].is_array()) {
@@ -133,7 +133,7 @@ std::expected<std::vector<Robot>, std::string> read_robots(const std::filesystem
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (errno == ENOENT) return std::vector<Robot>{};
-    return std::unexpected("cannot read " + path.string() + ": " + std::strerror(errno));
+    return std::unexpected(std::string("cannot read ") + path.string() + ": " + std::strerror(errno));
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -144,9 +144,9 @@ std::expected<std::vector<Robot>, std::string> read_robots(const std::filesystem
 
 std::expected<void, std::string> write_robots(const std::filesystem::path& path, const std::vector<Robot>& robots) {
   const std::string text = serialize_robots(robots);
-  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = path.string() + std::string(".tmp.") + std::to_string(::getpid());
   auto fail = [&](const char* what) {
-    const std::string msg = std::string("cannot ") + what + " " + path.string() + ": " + std::strerror(errno);
+    const std::string msg = std::string("cannot ") + what + std::string(" ") + path.string() + ": " + std::strerror(errno);
     ::unlink(tmp.c_str());
     return std::unexpected(msg);
   };

@@ -18,12 +18,12 @@ std::expected<std::vector<Access>, std::string> parse_scopes(std::string_view te
     const size_t first = one.find(':');
     const size_t last = one.rfind(':');
     if (first == std::string_view::npos || first == last)
-      return std::unexpected("invalid scope '" + std::string(one.substr(0, 256)) + "': expected TYPE:NAME:ACTIONS");
+      return std::unexpected(std::string("invalid scope '") + std::string(one.substr(0, 256)) + "': expected TYPE:NAME:ACTIONS");
     Access a;
     a.type = std::string(one.substr(0, first));
     a.name = std::string(one.substr(first + 1, last - first - 1));
     if (a.type == "repository" && !oci::valid_repo_name(a.name))
-      return std::unexpected("invalid scope '" + std::string(one.substr(0, 256)) + "': not a valid repository name");
+      return std::unexpected(std::string("invalid scope '") + std::string(one.substr(0, 256)) + "': not a valid repository name");
     std::string_view actions = one.substr(last + 1);
     while (!actions.empty()) {
       const size_t comma = actions.find(',');

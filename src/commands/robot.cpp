@@ -125,7 +125,10 @@ int robot(const config::Config& cfg, const std::vector<std::string>& args) {
     const int64_t now = int64_t(std::time(nullptr));
     for (const auto& r : *robots) {
       std::string allow;
-      for (const auto& g : r.allow) allow += (allow.empty() ? "" : " ") + auth::format_grant(g);
+      for (const auto& g : r.allow) {
+        if (!allow.empty()) allow += ' ';
+        allow += auth::format_grant(g);
+      }
       std::printf("%s%s\tcreated %s\texpires %s%s\t%s\n", std::string(auth::kRobotPrefix).c_str(), r.name.c_str(),
                   when(r.created).c_str(), when(r.expires).c_str(),
                   r.expires != 0 && r.expires <= now ? " (expired)" : "", allow.c_str());

@@ -38,7 +38,7 @@ std::expected<Value, ConfigError> access_rules(const YAML::Node& node, const Not
   if (!node.IsSequence()) return fail(key, "must be a list of rules such as {match: \"team-a/*\", users: [alice], actions: [pull, push]}");
   std::vector<AccessRule> out;
   for (size_t i = 0; i < node.size(); ++i) {
-    const std::string at = key + "[" + std::to_string(i) + "]";
+    const std::string at = key + std::string("[") + std::to_string(i) + "]";
     const YAML::Node entry = node[i];
     if (!entry.IsMap()) return fail(at, "must be a mapping with match and actions");
     AccessRule r;
@@ -79,7 +79,7 @@ std::expected<Value, ConfigError> fetch_rules(const YAML::Node& node, const Note
   if (!node.IsSequence()) return fail(key, "must be a list such as {upstream: docker.io, groups: [ci]}");
   std::vector<AccessRule> out;
   for (size_t i = 0; i < node.size(); ++i) {
-    const std::string at = key + "[" + std::to_string(i) + "]";
+    const std::string at = key + std::string("[") + std::to_string(i) + "]";
     const YAML::Node entry = node[i];
     if (!entry.IsMap()) return fail(at, "must be a mapping with upstream and users or groups");
     AccessRule r;
@@ -125,11 +125,11 @@ std::expected<void, ConfigError> finish_access(Draft& d, bool token_present) {
   for (size_t i = 0; i < d.access_rules.size(); ++i) {
     for (const std::string& g : d.access_rules[i].groups) {
       if (!d.groups.contains(g))
-        return fail("auth.access[" + std::to_string(i) + "].groups", "group \"" + g + "\" is not defined in auth.groups");
+        return fail(std::string("auth.access[") + std::to_string(i) + "].groups", "group \"" + g + "\" is not defined in auth.groups");
     }
   }
   for (size_t i = 0; i < d.fetch_rules.size(); ++i) {
-    const std::string at = "auth.fetch[" + std::to_string(i) + "]";
+    const std::string at = std::string("auth.fetch[") + std::to_string(i) + "]";
     bool known = false;
     for (const Upstream& u : d.upstreams) known = known || u.name == d.fetch_rules[i].match;
     if (!known) return fail(at + ".upstream", "no upstream named \"" + d.fetch_rules[i].match + "\" is configured");
