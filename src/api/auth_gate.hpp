@@ -72,6 +72,8 @@ class AuthGate {
   uint8_t allowed(const Caller& caller, std::string_view repo);
   // Whether `caller` may make wharf fetch from `upstream` (auth.fetch); otherwise it sees the cache only.
   bool may_fetch(const Caller& caller, std::string_view upstream) const { return rules_.may_fetch(caller.user, upstream); }
+  // The access rules (also auth.fetch and auth.immutabletags), compiled at start.
+  const auth::Rules& rules() const { return rules_; }
   // GET /auth/token: wharf's own token server (404 when auth.token names an external realm or is absent).
   void token_endpoint(const http::ExchangePtr& ex);
   // Re-reads the htpasswd file now (SIGHUP) and forgets remembered credentials and tokens; a file that

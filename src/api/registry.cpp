@@ -30,8 +30,30 @@ void Registry::handle(const http::ExchangePtr& ex) {
   auth_.check(ex, scope, [this, ex, route = std::move(*route)](const Caller& caller) { dispatch(ex, route, caller); });
 }
 
+std::optional<std::string> Registry::immutable_conflict(const Route& r, const std::string& method) {
+  const auth::Rules& rules = auth_.rules();
+  if (!rules.has_immutable_tags()) return std::nullopt;
+  auto txn = ctx_.index.read();
+  if (r.ref.find(':') == std::string::npos) {  // a tag
+    if (!rules.tag_immutable(r.name, r.ref) || !ctx_.index.tag(txn, r.name, r.ref)) return std::nullopt;
+    return std::string("tag ").append(r.ref) + " of " + r.name + " is immutable (auth.immutabletags); it cannot be " +
+           (method == "PUT" ? "overwritten" : "deleted");
+  }
+  if (method != "DELETE") return std::nullopt;
+  bool more = false;
+  for (const std::string& t : ctx_.index.tags(txn, r.name, "", 0, &more)) {
+    if (rules.tag_immutable(r.name, t) && ctx_.index.tag(txn, r.name, t) == r.ref)
+      return std::string("manifest ").append(r.ref) + " is tagged " + t + " in " + r.name +
+             ", an immutable tag (auth.immutabletags); it cannot be deleted";
+  }
+  return std::nullopt;
+}
+
 void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Caller& caller) {
   const Route* route = &r;
+  if (route->kind == RouteKind::Manifest && (ex->req().method == "PUT" || ex->req().method == "DELETE")) {
+    if (auto why = immutable_conflict(*route, ex->req().method)) return fail(ex, oci::ErrorCode::Denied, *why);
+  }
   const std::string& m = ex->req().method;
   const bool get = m == "GET" || m == "HEAD";
   if (ctx_.mirror && ctx_.mirror->enabled() && !route->name.empty()) {

@@ -1,6 +1,8 @@
 #pragma once
 // The /v2 API entry point (and /auth/token): routing, the auth gate, and dispatch to the endpoint handlers.
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
@@ -17,6 +19,8 @@ class Registry {
 
  private:
   void dispatch(const http::ExchangePtr& ex, const Route& route, const Caller& caller);
+  // Why a manifest PUT/DELETE would break auth.immutabletags (an existing immutable tag), or nullopt.
+  std::optional<std::string> immutable_conflict(const Route& route, const std::string& method);
   Context& ctx_;
   AuthGate& auth_;
 };

@@ -46,6 +46,16 @@ bool glob_match(std::string_view pattern, std::string_view text) {
 Rules::Rules(const config::Config& cfg, Default fallback) : fallback_(fallback) {
   for (const config::AccessRule& r : cfg.access_rules) rules_.push_back(compile(cfg, r));
   for (const config::AccessRule& r : cfg.fetch_rules) fetch_.push_back(compile(cfg, r));
+  for (const std::string& e : cfg.immutable_tags) {
+    const size_t colon = e.rfind(':');
+    if (colon != std::string::npos) immutable_.emplace_back(e.substr(0, colon), e.substr(colon + 1));
+  }
+}
+
+bool Rules::tag_immutable(std::string_view repo, std::string_view tag) const {
+  for (const auto& [repos, tags] : immutable_)
+    if (glob_match(tags, tag) && glob_match(repos, repo)) return true;
+  return false;
 }
 
 Rules::Rule Rules::compile(const config::Config& cfg, const config::AccessRule& r) {

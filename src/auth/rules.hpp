@@ -37,6 +37,10 @@ class Rules {
   // Whether `user` (empty: anonymous) may make wharf fetch from `upstream`: true for upstreams that no
   // auth.fetch entry names; otherwise only for the users, groups (or anonymous callers) listed.
   bool may_fetch(std::string_view user, std::string_view upstream) const;
+  // Whether auth.immutabletags makes `tag` of `repo` immutable (no overwrite, no delete once it exists).
+  bool tag_immutable(std::string_view repo, std::string_view tag) const;
+  // Whether any immutability rule is configured.
+  bool has_immutable_tags() const { return !immutable_.empty(); }
   // Whether any rule is configured.
   bool configured() const { return !rules_.empty(); }
 
@@ -51,6 +55,7 @@ class Rules {
   static Rule compile(const config::Config& cfg, const config::AccessRule& r);
   std::vector<Rule> rules_;
   std::vector<Rule> fetch_;  // match = upstream name
+  std::vector<std::pair<std::string, std::string>> immutable_;  // repository glob, tag glob
   Default fallback_ = Default::AllowAll;
 };
 

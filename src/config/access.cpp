@@ -136,6 +136,13 @@ std::expected<void, ConfigError> finish_access(Draft& d, bool token_present) {
     for (const std::string& g : d.fetch_rules[i].groups)
       if (!d.groups.contains(g)) return fail(at + ".groups", "group \"" + g + "\" is not defined in auth.groups");
   }
+  for (size_t i = 0; i < d.immutable_tags.size(); ++i) {
+    const std::string& e = d.immutable_tags[i];
+    const size_t colon = e.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == e.size() || !valid_pattern(e.substr(0, colon)))
+      return fail("auth.immutabletags[" + std::to_string(i) + "]",
+                  "\"" + e + "\" must be REPOSITORY_PATTERN:TAG_PATTERN, e.g. \"team-a/*:v*\"");
+  }
   if (!token_present) return {};
   if (d.token_realm.empty() && d.token_signing_keys.empty())
     return fail("auth.token.signingkeys", "missing; wharf issues tokens itself when auth.token.realm is empty, and needs a key to sign them");

@@ -72,6 +72,7 @@ struct Config {
   std::chrono::seconds token_expiration{300};  // auth.token.expiration: lifetime of tokens wharf issues
   std::vector<AccessRule> access_rules;        // auth.access
   std::map<std::string, std::vector<std::string>> groups;  // auth.groups: group → user names
+  std::vector<std::string> immutable_tags;     // auth.immutabletags: "REPO_GLOB:TAG_GLOB" entries
   std::vector<AccessRule> fetch_rules;         // auth.fetch: per upstream (in `match`), who may trigger fetches
   std::string robots_path;                     // auth.robots.path (empty: <rootdirectory>/robots.json)
   std::string audit_path;                      // auth.audit.path (empty: audit lines go to the main log)

@@ -246,6 +246,7 @@ const Field kFields[] = {
     used("auth.access", KeyType::AccessRules, store<&Config::access_rules>),
     used("auth.groups", KeyType::GroupMap, store<&Config::groups>),
     used("auth.fetch", KeyType::FetchRules, store<&Config::fetch_rules>),
+    used("auth.immutabletags", KeyType::StringList, store<&Config::immutable_tags>),
     section("auth.robots"),
     used("auth.robots.path", KeyType::String, store<&Config::robots_path>),
     section("auth.audit"),

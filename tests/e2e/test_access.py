@@ -323,3 +323,20 @@ def test_fetch_rules_limit_who_fills_the_mirror(ctx):
         # wharf publishes a fetched manifest to its index just after answering alice.
         wait_for(lambda: request("GET", url, bob).status == 200, "bob's pull of the cached image to succeed",
                  tries=100, interval=0.1)
+
+
+def test_immutable_tags_refuse_overwrite_and_delete(ctx):
+    reg = ctx.registry(users=USERS, extra={"auth": {"immutabletags": ["team-a/*:v*"]}}).start()
+    first = reg.push_image("team-a/app", "v1", seed=1)
+    r, _ = reg.push_manifest("team-a/app", "v1", reg.push_image("team-a/app", "scratch", seed=2)["manifest"])
+    check(r.status == 403 and "DENIED" in r.error_codes() and "immutable" in r.body.decode(),
+          "overwrite of immutable tag v1: %r" % r)
+    check_eq(reg.manifest("team-a/app", "v1").header("Docker-Content-Digest"), first["manifest_digest"],
+             "v1 after the refused overwrite")
+    reg.push_image("team-a/app", "latest", seed=3)
+    reg.push_image("team-a/app", "latest", seed=4)  # mutable tags stay mutable
+    for ref in ("v1", first["manifest_digest"]):
+        r = reg.req("DELETE", "/v2/team-a/app/manifests/" + ref)
+        check(r.status == 403 and "immutable" in r.body.decode(), "DELETE %s: %r" % (ref, r))
+    check_eq(reg.manifest("team-a/app", "v1").status, 200, "v1 after the refused deletes")
+    reg.push_image("team-a/app", "v2", seed=5)  # new immutable tags can be created

@@ -244,3 +244,14 @@ TEST_CASE("AuditLog") {
   CHECK(error.find("auth.audit.path") == 0);
   std::filesystem::remove_all(tmpl);
 }
+
+TEST_CASE("Rules::tag_immutable") {
+  const auto cfg = load("version: 0.1\nauth:\n  immutabletags: [\"team-a/*:v*\", \"*:release-?\"]\n");
+  const Rules rules(cfg, Rules::Default::AuthenticatedOnly);
+  CHECK(rules.has_immutable_tags());
+  CHECK(rules.tag_immutable("team-a/app", "v1.2"));
+  CHECK(!rules.tag_immutable("team-a/app", "latest"));
+  CHECK(!rules.tag_immutable("team-b/app", "v1"));
+  CHECK(rules.tag_immutable("team-b/app", "release-1"));
+  CHECK(config_error("version: 0.1\nauth:\n  immutabletags: [\"v*\"]\n").find("auth.immutabletags[0]") == 0);
+}
