@@ -17,6 +17,7 @@ struct Access {
   std::string type;
   std::string name;
   std::vector<std::string> actions;
+  // Same type, name and actions (in order).
   bool operator==(const Access&) const = default;
 };
 
@@ -55,7 +56,7 @@ std::expected<std::string, std::string> sign_jwt(const Claims& claims, const Key
 
 // base64url without padding, as JWS uses it.
 std::string base64url_encode(std::string_view data);
-// Decodes base64url without padding; nullopt-like failure for any other character or a bad length.
+// Decodes base64url without padding; fails for any other character, a bad length or stray bits.
 std::expected<std::string, std::string> base64url_decode(std::string_view text);
 
 }  // namespace wharf::auth

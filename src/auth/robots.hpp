@@ -52,6 +52,7 @@ uint8_t robot_allowed(const Robot& robot, std::string_view repo, int64_t now);
 
 // The file's JSON; fails with a message for anything malformed.
 std::expected<std::vector<Robot>, std::string> parse_robots(std::string_view json);
+// The file's JSON text for `robots` (hashes only, never a secret).
 std::string serialize_robots(const std::vector<Robot>& robots);
 // Reads the file; a missing file is no robots. Fails naming the path.
 std::expected<std::vector<Robot>, std::string> read_robots(const std::filesystem::path& path);
@@ -62,6 +63,7 @@ std::expected<void, std::string> write_robots(const std::filesystem::path& path,
 // malformed file means no robots). Not thread-safe (the event loop owns it).
 class RobotsFile {
  public:
+  // Watches `path`; nothing is read until the first find().
   explicit RobotsFile(std::filesystem::path path) : path_(std::move(path)) {}
   // The robot named `name` (without prefix) as the file says now; nullptr if none.
   const Robot* find(std::string_view name);

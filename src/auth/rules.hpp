@@ -25,6 +25,7 @@ class Rules {
   // How callers are treated when no rule is configured.
   enum class Default { AllowAll, AuthenticatedOnly };
 
+  // No rules: everything allowed (as with Default::AllowAll).
   Rules() = default;
   // Compiles auth.access and auth.groups (already validated by the config loader).
   Rules(const config::Config& cfg, Default fallback);

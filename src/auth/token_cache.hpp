@@ -1,7 +1,9 @@
 #pragma once
-// Bearer tokens that verified, remembered by the SHA-256 of the token until they expire, so a request
-// with a known token costs one hash and one lookup instead of a signature check. Loop-thread only.
+// Bearer tokens that verified, remembered until they expire, so a request with a known token costs one
+// hash-table lookup instead of a signature check. Entries are keyed by the whole token and matched
+// exactly (no digest that a forged token could collide with). Loop-thread only.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,6 +21,7 @@ class TokenCache {
   void remember(std::string_view token, std::shared_ptr<const Claims> claims, int64_t until, int64_t now);
   // Forgets every token (keys changed).
   void clear() { entries_.clear(); }
+  // Tokens remembered now.
   size_t size() const { return entries_.size(); }
 
   static constexpr size_t kMaxEntries = 10000;  // when full, expired entries go; if none, the cache empties
@@ -28,7 +31,12 @@ class TokenCache {
     std::shared_ptr<const Claims> claims;
     int64_t until = 0;
   };
-  std::unordered_map<std::string, Entry> entries_;  // sha256(token) → claims
+  // Lookups by string_view without building a std::string.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;  // token → claims
 };
 
 }  // namespace wharf::auth

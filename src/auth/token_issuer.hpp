@@ -38,7 +38,9 @@ class TokenIssuer {
                                                 int64_t now) const;
   // The public halves, to verify what this issuer signed (all keys: rotation keeps old tokens valid).
   const std::vector<Key>& keys() const { return keys_; }
+  // The iss of every token.
   const std::string& issuer() const { return issuer_; }
+  // The aud of every token.
   const std::string& service() const { return service_; }
 
  private:
