@@ -330,7 +330,7 @@ int serve(const config::Config& cfg) {
     rt.ctx->mirror = rt.mirror.get();
     for (const auto& u : cfg.upstreams) spdlog::info("mirroring {} from {}", u.name, u.url);
   }
-  auto auth = api::AuthGate::create(cfg.htpasswd_realm, cfg.htpasswd_path, base.base,
+  auto auth = api::AuthGate::create(cfg, base.base,
                                     api::AuthLimits{cfg.password_checks, cfg.auth_failures_per_client, 1});
   if (!auth) {
     spdlog::critical("{}", auth.error());
@@ -454,7 +454,7 @@ int serve(const config::Config& cfg) {
     spdlog::info("proxied cache bounded to {} bytes", cfg.cache_max_size);
   }
   spdlog::info("wharf {} listening on {}{} (root {}, auth {}, delete {})", WHARF_VERSION, cfg.http_addr,
-               cfg.tls_certificate.empty() ? "" : " (TLS)", root.string(), rt.auth->enabled() ? "htpasswd" : "off",
+               cfg.tls_certificate.empty() ? "" : " (TLS)", root.string(), rt.auth->describe(),
                cfg.delete_enabled ? "enabled" : "disabled");
   spdlog::default_logger()->flush();
   sd_notify(0, "READY=1");

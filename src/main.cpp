@@ -41,6 +41,9 @@ const char* kUsage =
     "                                 warm the cache from the upstreams\n"
     "  wharf healthcheck CONFIG.yml [URL]\n"
     "                                 GET /debug/health of the configured listener; exit 0 if healthy\n"
+    "  wharf robot [CONFIG.yml] create NAME --allow 'team-a/*:pull,push' [--expires 90d]\n"
+    "  wharf robot [CONFIG.yml] list | revoke NAME\n"
+    "                                 robot accounts (login robot$NAME); the secret is printed once\n"
     "  wharf --help | --version\n"
     "\n"
     "CONFIG is a registry:2 config.yml (wharf's own options extend it); REGISTRY_* environment\n"
@@ -113,10 +116,16 @@ int main(int argc, char** argv) {
       {"import", &wharf::commands::import_bundle},            {"prefetch", &wharf::commands::prefetch},
       {"check", &wharf::commands::check},                     {"healthcheck", &wharf::commands::healthcheck},
       {"import-registry", &wharf::commands::import_registry},
+      {"robot", &wharf::commands::robot},
   };
   if (verb == "check" && args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
     std::fputs(wharf::commands::kCheckHelp, stdout);
     return 0;
+  }
+  if (verb == "robot" && args.size() >= 2 && (args[1] == "create" || args[1] == "list" || args[1] == "revoke")) {
+    auto cfg = load("");  // no CONFIG: the embedded default (robots under ./data)
+    if (!cfg) return 1;
+    return wharf::commands::robot(*cfg, std::vector<std::string>(args.begin() + 1, args.end()));
   }
   for (const auto& [name, fn] : kCommands) {
     if (verb != name) continue;

@@ -1,19 +1,30 @@
 #pragma once
-// Basic authentication in front of the API: a remembered credential costs one hash lookup; a new one
-// is verified with bcrypt on the gate's own small bounded pool, never on the storage pool, so a flood
-// of wrong passwords cannot delay commits. Each client address may have a few checks in flight and
-// backs off exponentially once it keeps failing. The htpasswd file is watched (inode, size, mtime,
-// ctime) and fails closed: while it cannot be read or parsed, nobody gets in.
+// Authentication and authorization in front of the API. Callers are anonymous, Basic (htpasswd users
+// and robot accounts) or Bearer (JWTs from an external token server or from wharf's own /auth/token).
+// A remembered Basic credential or bearer token costs one hash lookup; a new password is verified with
+// bcrypt on the gate's own small bounded pool, with per-address limits and backoff. Then the request's
+// scope (repository + actions) is checked against the token's access claim, the robot's allow list or
+// the access rules: 401 with a challenge naming the scope when the caller is not signed in, 403 DENIED
+// when it is but may not. The htpasswd and robots files are watched and fail closed.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "src/api/route.hpp"
+#include "src/auth/audit.hpp"
 #include "src/auth/htpasswd.hpp"
 #include "src/auth/htpasswd_file.hpp"
+#include "src/auth/jwt.hpp"
+#include "src/auth/robots.hpp"
+#include "src/auth/rules.hpp"
 #include "src/auth/throttle.hpp"
+#include "src/auth/token_cache.hpp"
+#include "src/auth/token_issuer.hpp"
+#include "src/config/config.hpp"
 #include "src/http/server.hpp"
 #include "src/oci/errors.hpp"
 #include "src/util/work_pool.hpp"
@@ -38,33 +49,65 @@ struct AuthStats {
   uint64_t reloads = 0;     // htpasswd (re)loads after the first
 };
 
+// Who made a request, as the gate established it.
+struct Caller {
+  std::string user;                           // empty: anonymous; "robot$NAME" for robot accounts
+  std::shared_ptr<const auth::Claims> token;  // the bearer token's claims (null without one)
+  // Whether the caller proved an identity (an anonymous token does not count).
+  bool signed_in() const { return !user.empty(); }
+};
+
 class AuthGate {
  public:
-  // An empty `path` disables authentication. Fails (message names auth.htpasswd.path) if unreadable or malformed.
-  static std::expected<std::unique_ptr<AuthGate>, std::string> create(std::string realm, std::string path,
-                                                                     event_base* base, AuthLimits limits = {});
+  // Builds the gate from auth.htpasswd, auth.token, auth.access/groups, auth.robots and auth.audit.
+  // Fails with a message naming the key whose file cannot be read or used.
+  static std::expected<std::unique_ptr<AuthGate>, std::string> create(const config::Config& cfg, event_base* base,
+                                                                     AuthLimits limits = {});
   ~AuthGate();
-  // Whether an htpasswd file is configured (otherwise every request passes).
-  bool enabled() const { return !path_.empty(); }
-  // Calls `next` with the request's user set if it is authorized; otherwise answers 401, 429 or 503 itself.
-  void check(const http::ExchangePtr& ex, std::function<void()> next);
-  // Re-reads the htpasswd file now (SIGHUP) and forgets remembered credentials; a file that cannot be read
-  // or parsed locks everyone out (logged at error level) until a later reload succeeds.
+  // Whether any authentication is configured (htpasswd or token); otherwise only the rules apply.
+  bool enabled() const { return file_.has_value() || token_mode_; }
+  // Establishes the caller, checks `scope`, then calls `next`; otherwise answers 401, 403, 429 or 503.
+  void check(const http::ExchangePtr& ex, const Scope& scope, std::function<void(const Caller&)> next);
+  // The actions (auth::Action bits) `caller` may take on `repo` now.
+  uint8_t allowed(const Caller& caller, std::string_view repo);
+  // Whether `caller` may make wharf fetch from `upstream` (auth.fetch); otherwise it sees the cache only.
+  bool may_fetch(const Caller& caller, std::string_view upstream) const { return rules_.may_fetch(caller.user, upstream); }
+  // The access rules (also auth.fetch and auth.immutabletags), compiled at start.
+  const auth::Rules& rules() const { return rules_; }
+  // GET /auth/token: wharf's own token server (404 when auth.token names an external realm or is absent).
+  void token_endpoint(const http::ExchangePtr& ex);
+  // Re-reads the htpasswd file now (SIGHUP) and forgets remembered credentials and tokens; a file that
+  // cannot be read or parsed locks its users out (logged at error level) until a later reload succeeds.
   void reload();
   // The reason Basic authentication is refusing everyone, or nullopt while the htpasswd file is in use.
   std::optional<std::string> problem() const;
   // Counters for the metrics.
   const AuthStats& stats() const { return stats_; }
+  // "htpasswd", "token", "token+htpasswd" or "off", for the start-up line.
+  std::string describe() const;
 
  private:
-  AuthGate(std::string realm, std::string path, event_base* base, AuthLimits limits);
-  void deny(const http::ExchangePtr& ex, const std::string& why);
+  AuthGate(const config::Config& cfg, event_base* base, AuthLimits limits);
+  // Establishes the caller from the Authorization header and calls `next`, or answers 401/429/503 itself.
+  void identify(const http::ExchangePtr& ex, const Scope& scope, std::function<void(Caller)> next);
+  void verify_password(const http::ExchangePtr& ex, const Scope& scope, std::string authz, std::string user,
+                       std::string password, std::function<void(Caller)> next);
+  // 401 UNAUTHORIZED with the challenge for `scope` (`error`: the token spec's error, may be empty).
+  void challenge(const http::ExchangePtr& ex, const std::string& why, const Scope& scope, std::string_view error = {});
   void refuse(const http::ExchangePtr& ex, oci::ErrorCode code, const std::string& why, std::chrono::seconds wait);
+  std::string realm_for(const http::Request& req) const;
+  void audit(const http::ExchangePtr& ex, std::string_view event, std::string_view user, std::string_view repo,
+             std::string_view action, std::string_view outcome);
 
-  std::string realm_;
-  std::string path_;
-  AuthLimits limits_;
-  std::optional<auth::HtpasswdFile> file_;  // set when enabled
+  config::Config cfg_;
+  bool token_mode_ = false;
+  std::optional<auth::HtpasswdFile> file_;  // set with auth.htpasswd
+  std::vector<auth::Key> verify_keys_;      // rootcertbundle and the public halves of the signing keys
+  std::optional<auth::TokenIssuer> issuer_; // wharf's own token server (auth.token without realm)
+  auth::Rules rules_;
+  std::optional<auth::RobotsFile> robots_;
+  std::unique_ptr<auth::AuditLog> audit_;
+  auth::TokenCache tokens_;
   std::shared_ptr<auth::CredentialCache> cache_ = std::make_shared<auth::CredentialCache>(std::chrono::seconds(300));
   auth::FailureThrottle throttle_;
   AuthStats stats_;

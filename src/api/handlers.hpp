@@ -1,4 +1,6 @@
 #pragma once
+#include <functional>
+#include <string_view>
 // One function per registry endpoint. Each answers on `ex`, possibly later (after a worker job).
 #include "src/api/context.hpp"
 #include "src/api/route.hpp"
@@ -24,7 +26,9 @@ void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 void delete_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 // listing.cpp
 void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r);
-void catalog(Context& ctx, const http::ExchangePtr& ex, const Route& r);
+// The catalog, listing only the repositories `visible` accepts (the caller may pull them).
+void catalog(Context& ctx, const http::ExchangePtr& ex, const Route& r,
+             const std::function<bool(std::string_view)>& visible);
 void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 
 }  // namespace wharf::api

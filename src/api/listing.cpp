@@ -58,7 +58,8 @@ void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   ex->respond(std::move(res));
 }
 
-void catalog(Context& ctx, const http::ExchangePtr& ex, const Route&) {
+void catalog(Context& ctx, const http::ExchangePtr& ex, const Route&,
+             const std::function<bool(std::string_view)>& visible) {
   size_t n;
   bool has_n;
   std::string last;
@@ -67,8 +68,26 @@ void catalog(Context& ctx, const http::ExchangePtr& ex, const Route&) {
   bool more = false;
   std::vector<std::string> repos;
   if (!has_n || n > 0) {
+    // Hidden repositories are skipped, reading further pages until this one is full (at most kMaxScanned
+    // names per request).
+    constexpr size_t kMaxScanned = 100000;
+    size_t scanned = 0;
+    std::string after = last;
     auto txn = ctx.index.read();
-    repos = ctx.index.repos(txn, last, limit, &more);
+    do {
+      auto batch = ctx.index.repos(txn, after, limit, &more);
+      if (batch.empty()) break;
+      scanned += batch.size();
+      after = batch.back();
+      for (auto& repo : batch) {
+        if (repos.size() == limit) {
+          more = true;
+          break;
+        }
+        if (visible(repo)) repos.push_back(std::move(repo));
+      }
+      if (repos.size() == limit) break;
+    } while (more && scanned < kMaxScanned);
   }
   nlohmann::json body{{"repositories", repos}};
   auto res = json_response(200, body.dump());

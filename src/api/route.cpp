@@ -73,6 +73,32 @@ const char* route_label(RouteKind kind) {
   return "other";
 }
 
+Scope request_scope(const Route& r, std::string_view method, std::string_view mount_from) {
+  Scope s;
+  s.repo = r.name;
+  const bool read = method == "GET" || method == "HEAD";
+  switch (r.kind) {
+    case RouteKind::Base:
+    case RouteKind::Catalog:
+      return s;
+    case RouteKind::Tags:
+    case RouteKind::Referrers:
+      s.actions = auth::kPull;
+      return s;
+    case RouteKind::Manifest:
+    case RouteKind::Blob:
+      s.actions = read ? auth::kPull : method == "DELETE" ? auth::kDelete : auth::kPush;
+      return s;
+    case RouteKind::UploadStart:
+      s.mount_from = mount_from;
+      [[fallthrough]];
+    case RouteKind::Upload:
+      s.actions = auth::kPush;
+      return s;
+  }
+  return s;
+}
+
 bool valid_session_id(std::string_view id) {
   if (id.size() < 8 || id.size() > 64) return false;
   for (char c : id)

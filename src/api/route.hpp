@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "src/auth/actions.hpp"
 #include "src/oci/errors.hpp"
 
 namespace wharf::api {
@@ -27,6 +28,18 @@ std::expected<Route, RouteError> parse_route(std::string_view path);
 
 // The metrics label of a route kind ("manifest", "blob", "upload", ...).
 const char* route_label(RouteKind kind);
+
+// What a request needs: actions (auth::Action bits) on one repository; none for the base endpoint;
+// the catalog names no repository and is filtered instead.
+struct Scope {
+  std::string repo;
+  uint8_t actions = 0;
+  std::string mount_from;  // POST .../uploads/?mount=&from=: the source repository also needs pull
+};
+
+// The scope of `method` on `r`: GET/HEAD pull; PUT/POST/PATCH push (uploads: any method); DELETE of
+// a manifest or blob delete.
+Scope request_scope(const Route& r, std::string_view method, std::string_view mount_from);
 
 // True if `id` looks like an upload session id wharf issued (lowercase hex and dashes, 8..64 chars).
 bool valid_session_id(std::string_view id);

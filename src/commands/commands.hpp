@@ -35,4 +35,7 @@ int healthcheck(const config::Config& cfg, const std::vector<std::string>& args)
 // with a wildcard listen address replaced by loopback.
 std::string health_url(const config::Config& cfg);
 
+// wharf robot CONFIG create NAME --allow PATTERN:ACTIONS... [--expires 90d] | list | revoke NAME
+int robot(const config::Config& cfg, const std::vector<std::string>& args);
+
 }  // namespace wharf::commands

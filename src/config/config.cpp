@@ -171,6 +171,7 @@ std::expected<Config, ConfigError> finish(Walk& w) {
   if (!w.seen.contains("log.level") && !d.legacy_log_level.empty()) d.log_level = d.legacy_log_level;
   if (auto r = settle_storage(w); !r) return std::unexpected(r.error());
   if (auto r = assemble_upstreams(w); !r) return std::unexpected(r.error());
+  if (auto r = detail::finish_access(d, w.seen.contains("auth.token")); !r) return std::unexpected(r.error());
   return static_cast<Config>(std::move(d));
 }
 

@@ -52,6 +52,15 @@ struct S3Storage {
   bool path_style() const;
 };
 
+// One access rule (auth.access, wharf): who may do what on the repositories `match` names.
+struct AccessRule {
+  std::string match;                 // glob over repository names: * any run of characters (also /), ? one
+  std::vector<std::string> users;    // user names ("*": every authenticated user, robots included)
+  std::vector<std::string> groups;   // names from auth.groups
+  std::vector<std::string> actions;  // pull, push, delete ("*": all three)
+  bool anonymous = false;            // every caller, even without credentials, gets this rule's pull
+};
+
 struct Config {
   int version_major = 0;  // "version: 0.1" → 0.1 accepted
   std::string log_level = "info";     // trace|debug|info|warn|error (registry:2 also: warning, fatal, panic)
@@ -84,6 +93,22 @@ struct Config {
 
   std::string htpasswd_realm;  // auth.htpasswd.realm
   std::string htpasswd_path;   // auth.htpasswd.path (empty: no auth)
+
+  // Access control (auth.token is registry:2's; the rest are wharf's extensions).
+  bool token_enabled = false;                  // auth.token present
+  std::string token_realm;                     // auth.token.realm (empty: wharf is its own token server)
+  std::string token_service;                   // auth.token.service (the audience)
+  std::string token_issuer;                    // auth.token.issuer
+  std::string token_root_certs;                // auth.token.rootcertbundle (PEM certificates/public keys)
+  std::vector<std::string> token_signing_keys; // auth.token.signingkeys: PEM private keys, first signs, all verify
+  std::chrono::seconds token_expiration{300};  // auth.token.expiration: lifetime of tokens wharf issues
+  std::vector<AccessRule> access_rules;        // auth.access
+  std::map<std::string, std::vector<std::string>> groups;  // auth.groups: group → user names
+  std::vector<std::string> immutable_tags;     // auth.immutabletags: "REPO_GLOB:TAG_GLOB" entries
+  std::vector<AccessRule> fetch_rules;         // auth.fetch: per upstream (in `match`), who may trigger fetches
+  std::string robots_path;                     // auth.robots.path (empty: <rootdirectory>/robots.json)
+  std::string audit_path;                      // auth.audit.path (empty: audit lines go to the main log)
+  bool audit_enabled = true;                   // auth.audit.enabled
 
   bool health_storage_enabled = true;                 // health.storagedriver.enabled
   std::chrono::seconds health_storage_interval{10};   // health.storagedriver.interval
@@ -122,7 +147,9 @@ struct ConfigError {
 };
 
 // The kind of value a configuration key holds.
-enum class KeyType { Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, Any };
+enum class KeyType {
+  Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, AccessRules, FetchRules, GroupMap, Any
+};
 // What wharf does with a key: use it, accept it silently, accept it with a warning, or refuse to start.
 enum class KeyUse { Used, Ignored, Warned, Rejected };
 

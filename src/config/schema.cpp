@@ -12,7 +12,7 @@ using Result = std::expected<void, std::string>;
 using Check = std::optional<std::string> (*)(const std::string&);
 
 constexpr std::string_view kStorageDriver = "unsupported storage driver; wharf supports filesystem and s3";
-constexpr std::string_view kAuthProvider = "unsupported auth provider; wharf supports htpasswd";
+constexpr std::string_view kAuthProvider = "unsupported auth provider; wharf supports htpasswd and token";
 constexpr std::string_view kNotSupported = "not supported by wharf, ignored";
 constexpr std::string_view kBlobDescriptor =
     "registry:2's blob descriptor cache is not needed by wharf (its index is always on), ignored";
@@ -350,7 +350,25 @@ const Field kFields[] = {
     section("auth.htpasswd"),
     required("auth.htpasswd.realm", KeyType::String, store<&Config::htpasswd_realm>),
     required("auth.htpasswd.path", KeyType::String, store_checked<&Config::htpasswd_path, non_empty>),
-    rejected("auth.token", kAuthProvider),
+    // Access control: registry:2's auth.token, and wharf's own token server, rules, robots and audit log.
+    section("auth.token"),
+    required("auth.token.service", KeyType::String, store_checked<&Config::token_service, non_empty>),
+    required("auth.token.issuer", KeyType::String, store_checked<&Config::token_issuer, non_empty>),
+    used("auth.token.realm", KeyType::String, store_checked<&Config::token_realm, empty_or_http_url>),
+    used("auth.token.rootcertbundle", KeyType::String, store<&Config::token_root_certs>),
+    used("auth.token.signingkeys", KeyType::StringList, store<&Config::token_signing_keys>),
+    used("auth.token.expiration", KeyType::Duration, store_positive_duration<&Config::token_expiration>),
+    ignored("auth.token.autoredirect", KeyType::Bool),
+    warned("auth.token.jwks", KeyType::Any, "JWKS files are not supported by wharf; list the keys in rootcertbundle"),
+    used("auth.access", KeyType::AccessRules, store<&Config::access_rules>),
+    used("auth.groups", KeyType::GroupMap, store<&Config::groups>),
+    used("auth.fetch", KeyType::FetchRules, store<&Config::fetch_rules>),
+    used("auth.immutabletags", KeyType::StringList, store<&Config::immutable_tags>),
+    section("auth.robots"),
+    used("auth.robots.path", KeyType::String, store<&Config::robots_path>),
+    section("auth.audit"),
+    used("auth.audit.enabled", KeyType::Bool, store<&Config::audit_enabled>),
+    used("auth.audit.path", KeyType::String, store<&Config::audit_path>),
     rejected("auth.silly", kAuthProvider),
     ignored("auth.none"),
 

@@ -20,7 +20,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // A key's value after conversion according to its KeyType (monostate for Section/Any).
 using Value = std::variant<std::monostate, std::string, bool, int64_t, std::chrono::seconds, uint64_t,
-                           std::vector<std::string>, Headers, std::vector<Upstream>>;
+                           std::vector<std::string>, Headers, std::vector<Upstream>, std::vector<AccessRule>,
+                           std::map<std::string, std::vector<std::string>>>;
 
 // The Config being built, plus what can only be settled once the whole document is read.
 struct Draft : Config {
@@ -53,6 +54,15 @@ const Field* find_field(std::string_view path);
 
 // Converts a YAML node to `type`; fails naming notes.key (or, inside lists and maps, the entry's own path).
 std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, const Notes& notes);
+
+// auth.access: a list of {match, users, groups, actions, anonymous}; fails naming the entry and member.
+std::expected<Value, ConfigError> access_rules(const YAML::Node& node, const Notes& notes);
+// auth.fetch: a list of {upstream, users, groups, anonymous} (upstream lands in AccessRule::match).
+std::expected<Value, ConfigError> fetch_rules(const YAML::Node& node, const Notes& notes);
+// auth.groups: a mapping of group name → list of user names; fails naming the group.
+std::expected<Value, ConfigError> group_map(const YAML::Node& node, const Notes& notes);
+// Cross-key checks of the access-control keys, once the whole document is read; fails naming the key.
+std::expected<void, ConfigError> finish_access(Draft& d, bool token_present);
 
 // Overlays REGISTRY_* variables from `env` onto `root`, in lexical order like registry:2.
 // Records which key each variable set in `sources` (key path → variable) and warns about unknown ones.

@@ -227,7 +227,9 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
   const std::string key(notes.key);
   auto fail = [&](std::string message) { return std::unexpected(ConfigError{key, std::move(message)}); };
   const bool scalar_type = type != KeyType::Section && type != KeyType::Any && type != KeyType::StringList &&
-                           type != KeyType::HeaderMap && type != KeyType::UpstreamList;
+                           type != KeyType::HeaderMap && type != KeyType::UpstreamList &&
+                           type != KeyType::AccessRules && type != KeyType::FetchRules &&
+                           type != KeyType::GroupMap;
   if (scalar_type && !node.IsScalar()) return fail("must be a single value, got " + describe(node));
   switch (type) {
     case KeyType::Section:
@@ -276,6 +278,12 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
       return headers(node, key);
     case KeyType::UpstreamList:
       return upstreams(node, notes);
+    case KeyType::AccessRules:
+      return access_rules(node, notes);
+    case KeyType::FetchRules:
+      return fetch_rules(node, notes);
+    case KeyType::GroupMap:
+      return group_map(node, notes);
   }
   return fail("unhandled key type");
 }

@@ -358,10 +358,12 @@ proxy: {exec: {command: helper}}
     CHECK(load_error(kVersion + "auth: {htpasswd: {path: /p}}\n").key == "auth.htpasswd.realm");
     CHECK(load_error(kVersion + "auth: htpasswd\n").key == "auth.htpasswd.realm");
   }
-  SUBCASE("auth: token and silly are refused") {
-    const ConfigError token = load_error(kVersion + "auth: {token: {realm: r, service: s, issuer: i, rootcertbundle: /b}}\n");
-    CHECK(token.key == "auth.token");
-    CHECK(token.message.find("unsupported") != std::string::npos);
+  SUBCASE("auth: token is registry:2's, silly is refused") {
+    const Config c = load_ok(kVersion + "auth: {token: {realm: 'https://a/t', service: s, issuer: i, rootcertbundle: /b}}\n");
+    CHECK(c.token_enabled);
+    CHECK(c.token_service == "s");
+    CHECK(load_error(kVersion + "auth: {token: {realm: r, service: s, issuer: i, rootcertbundle: /b}}\n").key ==
+          "auth.token.realm");
     CHECK(load_error(kVersion + "auth: {silly: {realm: r, service: s}}\n").key == "auth.silly");
   }
   SUBCASE("log: level, formatter, access log") {
@@ -527,7 +529,7 @@ proxy: {exec: {command: helper}}
     CHECK_FALSE(has_warning(warnings, "PATH"));
     CHECK(load_error(kVersion, {{"REGISTRY_STORAGE", "swift"}}).key == "storage.swift");
     CHECK(load_error(kVersion, {{"REGISTRY_STORAGE_OSS_BUCKET", "b"}}).key == "storage.oss");
-    CHECK(load_error(kVersion, {{"REGISTRY_AUTH", "token"}}).key == "auth.token");
+    CHECK(load_error(kVersion, {{"REGISTRY_AUTH", "token"}}).key == "auth.token.service");
     CHECK(load_ok(kVersion + "storage: {filesystem: {rootdirectory: /keep}}\n", {{"REGISTRY_STORAGE", "filesystem"}})
               .root_directory == "/keep");
   }

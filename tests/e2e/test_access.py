@@ -1,0 +1,342 @@
+"""Access control: wharf's own token server, an external (registry:2-style) token server, access rules,
+robot accounts and the audit log, with real clients (docker, skopeo) and with hand-made bad input.
+
+Keys and certificates are made by the openssl CLI in the test; the external token server is a small
+stdlib HTTP server in this file that signs ES256 JWTs with that key (openssl dgst), like docker_auth."""
+import base64
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+from harness import SERVER_BIN, check, check_eq, run, tail, timeout, wait_for
+from http_util import basic_auth, request
+from mirror_util import Mirror
+from registry import htpasswd_file
+from test_docker import Dockerd
+
+USERS = {"alice": "alice-pass", "bob": "bob-pass", "carol": "carol-pass"}
+SERVICE = "wharf-e2e-registry"
+ISSUER = "wharf-e2e-issuer"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_key(ctx, name):
+    """A P-256 key (PEM) and a self-signed certificate for it, made by openssl."""
+    key, cert = ctx.path(name + ".key"), ctx.path(name + ".crt")
+    run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key])
+    run(["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "2", "-subj", "/CN=" + name])
+    return key, cert
+
+
+def der_to_raw(der):
+    """ECDSA-Sig-Value (DER) -> r||s, 32 bytes each."""
+    check(der[0] == 0x30, "openssl did not write a DER signature")
+    i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    out = b""
+    for _ in range(2):
+        check(der[i] == 0x02, "malformed DER signature")
+        n = der[i + 1]
+        out += der[i + 2:i + 2 + n].lstrip(b"\0").rjust(32, b"\0")
+        i += 2 + n
+    return out
+
+
+def sign_jwt(key, claims, header=None):
+    """An ES256 JWT signed by `key` through `openssl dgst`."""
+    head = b64url(json.dumps(header or {"alg": "ES256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    signing = (head + "." + body).encode()
+    der = _openssl_sign(key, signing)
+    return head + "." + body + "." + b64url(der_to_raw(der))
+
+
+def _openssl_sign(key, data):
+    p = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=data, capture_output=True, timeout=30)
+    check(p.returncode == 0, "openssl dgst -sign failed: %s" % p.stderr.decode(errors="replace")[-200:])
+    return p.stdout
+
+
+def claims(sub, access, aud=SERVICE, iss=ISSUER, ttl=300):
+    now = int(time.time())
+    return {"iss": iss, "sub": sub, "aud": aud, "exp": now + ttl, "nbf": now - 5, "iat": now, "access": access}
+
+
+class TokenServer:
+    """A registry:2-style external token server: Basic credentials from USERS, grants from `policy`
+    (user -> [(repo prefix, actions)]), ES256 tokens signed with `key`. Runs on a thread, loopback only."""
+
+    def __init__(self, ctx, key, policy):
+        self.key, self.policy, self.requests = key, policy, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlparse
+                q = parse_qs(urlparse(self.path).query)
+                user = ""
+                auth = self.headers.get("Authorization", "")
+                if auth.startswith("Basic "):
+                    u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
+                    if USERS.get(u) != p:
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    user = u
+                outer.requests.append((user, q.get("scope", [])))
+                access = []
+                for scope in q.get("scope", []):
+                    typ, name, acts = scope.split(":")[0], scope.split(":")[1], scope.split(":")[2]
+                    allowed = [a for a in acts.split(",")
+                               if any(name.startswith(pfx) and a in grant for pfx, grant in outer.policy.get(user, []))]
+                    if typ == "repository" and allowed:
+                        access.append({"type": "repository", "name": name, "actions": allowed})
+                token = sign_jwt(outer.key, claims(user, access))
+                body = json.dumps({"token": token, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/token" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        ctx.cleanups.append(self.stop)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+RULES = [
+    {"match": "team-a/*", "groups": ["team-a"], "actions": ["pull", "push"]},
+    {"match": "open/*", "anonymous": True, "users": ["alice"], "actions": ["pull", "push"]},
+]
+
+
+def own_token_registry(ctx, name="registry"):
+    key, _ = make_key(ctx, name + "-token")
+    reg = ctx.registry(name=name, users=USERS, extra={"auth": {
+        "token": {"service": SERVICE, "issuer": ISSUER, "signingkeys": [key]},
+        "groups": {"team-a": ["alice", "bob"]},
+        "access": RULES,
+        "audit": {"path": ctx.path(name + "-audit.log")},
+    }})
+    return reg, key
+
+
+def get_token(reg, scopes, creds=None, service=SERVICE):
+    q = "service=" + service + "".join("&scope=" + s for s in scopes)
+    hdrs = {"Authorization": basic_auth(*creds)} if creds else {}
+    return request("GET", reg.url + "/auth/token?" + q, hdrs)
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def test_own_token_server_rules_robots_and_bad_tokens(ctx):
+    reg, key = own_token_registry(ctx)
+    reg.start()
+    img = ctx.image(layers=1, size=64 << 10, seed=71)
+
+    # The challenge names the realm, the service and the scope.
+    anon = request("GET", reg.url + "/v2/team-a/app/manifests/v1")
+    check_eq(anon.status, 401, "anonymous GET of a closed repository")
+    challenge = anon.header("WWW-Authenticate", "")
+    check(challenge.startswith('Bearer realm="%s/auth/token",service="%s"' % (reg.url, SERVICE)) and
+          'scope="repository:team-a/app:pull"' in challenge, "challenge: %r" % challenge)
+
+    # skopeo speaks the token flow: alice may push to team-a/* and open/*.
+    for repo in ("team-a/app", "open/base"):
+        ctx.skopeo("copy", "--dest-creds", "alice:alice-pass", "--dest-tls-verify=false", "oci:" + img["dir"],
+                   "docker://%s/%s:v1" % (reg.host, repo))
+
+    # Tokens grant only what the rules allow; a grant-less token gets 401 (anonymous) or 403 (signed in).
+    t = get_token(reg, ["repository:team-a/app:pull,push", "repository:team-b/app:pull,push"], ("bob", "bob-pass"))
+    check_eq(t.status, 200, "token for bob")
+    body = t.json()
+    check(body["expires_in"] > 0 and body["token"] == body["access_token"], "token response: %r" % body)
+    payload = json.loads(base64.urlsafe_b64decode(body["token"].split(".")[1] + "=="))
+    check_eq(payload["access"], [{"type": "repository", "name": "team-a/app", "actions": ["pull", "push"]}],
+             "bob's granted access")
+    check_eq(request("GET", reg.url + "/v2/team-a/app/tags/list", bearer(body["token"])).status, 200,
+             "bob pulls team-a/app with his token")
+    denied = request("POST", reg.url + "/v2/team-b/app/blobs/uploads/", bearer(body["token"]))
+    check_eq(denied.status, 403, "bob pushes to team-b/app")
+    check("DENIED" in denied.error_codes() and "bob may not push" in denied.body.decode(), "403 body: %r" % denied)
+    check('error="insufficient_scope"' in denied.header("WWW-Authenticate", ""), "403 challenge: %r" % denied)
+
+    anon_tok = get_token(reg, ["repository:open/base:pull", "repository:team-a/app:pull"]).json()["token"]
+    check_eq(request("GET", reg.url + "/v2/open/base/manifests/v1", bearer(anon_tok)).status, 200,
+             "anonymous pull of an open repository")
+    check_eq(request("GET", reg.url + "/v2/team-a/app/manifests/v1", bearer(anon_tok)).status, 401,
+             "anonymous pull of a closed repository")
+    check_eq(request("GET", reg.url + "/v2/open/base/manifests/v1").status, 200,
+             "anonymous pull of an open repository without any token")
+
+    # The catalog shows only what the caller may pull.
+    def catalog(headers):
+        r = request("GET", reg.url + "/v2/_catalog", headers)
+        check_eq(r.status, 200, "catalog")
+        return r.json()["repositories"]
+    check_eq(catalog({"Authorization": basic_auth("carol", "carol-pass")}), ["open/base"], "carol's catalog")
+    check_eq(catalog({"Authorization": basic_auth("bob", "bob-pass")}), ["open/base", "team-a/app"], "bob's catalog")
+    check_eq(catalog({}), ["open/base"], "anonymous catalog")
+
+    # Bad input: each gets a 401 that says what is wrong.
+    wrong_service = sign_jwt(key, claims("alice", [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}],
+                                         aud="other-service"))
+    dotdot = sign_jwt(key, claims("alice", [{"type": "repository", "name": "team-a/../x", "actions": ["pull"]}]))
+    none_alg = b64url(b'{"alg":"none"}') + "." + b64url(json.dumps(claims("alice", [])).encode()) + "."
+    cases = [("malformed", "not.a.jwt", "malformed token"),
+             ("another service", wrong_service, "another service"),
+             ("scope with ..", dotdot, "invalid repository"),
+             ("alg none", none_alg, "not accepted"),
+             ("huge", "a" * 40000, "too large")]
+    for what, token, message in cases:
+        r = request("GET", reg.url + "/v2/team-a/app/tags/list", bearer(token))
+        check_eq(r.status, 401, "%s token" % what)
+        check("UNAUTHORIZED" in r.error_codes() and message in r.body.decode(), "%s token: %r" % (what, r.body[:300]))
+    r = get_token(reg, ["repository:team-a/../etc:pull"], ("alice", "alice-pass"))
+    check(r.status == 401 and "invalid scope" in r.body.decode(), "token request with ..: %r" % r)
+    r = get_token(reg, ["repository:team-a/app:pull"], ("alice", "alice-pass"), service="elsewhere")
+    check(r.status == 401 and "service" in r.body.decode(), "token for another service: %r" % r)
+    check_eq(get_token(reg, [], ("alice", "wrong")).status, 401, "token request with a wrong password")
+
+    # A robot pushes with skopeo, is revoked, and is refused at once.
+    out = run([SERVER_BIN, "robot", reg.config_path, "create", "ci", "--allow", "team-a/*:pull,push",
+               "--expires", "1d"])
+    secret = out.stdout.strip()
+    check(len(secret) >= 40, "robot secret: %r" % secret)
+    robots_text = open(os.path.join(reg.root, "robots.json")).read()
+    check(secret not in robots_text and "sha256:" in robots_text, "robots file holds the secret in clear")
+    listed = run([SERVER_BIN, "robot", reg.config_path, "list"]).stdout
+    check("robot$ci" in listed and "team-a/*:pull,push" in listed, "robot list: %r" % listed)
+    ctx.skopeo("copy", "--dest-creds", "robot$ci:" + secret, "--dest-tls-verify=false", "oci:" + img["dir"],
+               "docker://%s/team-a/robot:v1" % reg.host)
+    robo = get_token(reg, ["repository:team-a/robot:pull"], ("robot$ci", secret)).json()["token"]
+    check_eq(request("GET", reg.url + "/v2/team-a/robot/manifests/v1", bearer(robo)).status, 200, "robot's token")
+    no = ctx.skopeo("copy", "--dest-creds", "robot$ci:" + secret, "--dest-tls-verify=false", "oci:" + img["dir"],
+                    "docker://%s/team-b/robot:v1" % reg.host, check_rc=False)
+    check(no.returncode != 0, "the robot pushed outside its allow list")
+    run([SERVER_BIN, "robot", reg.config_path, "revoke", "ci"])
+    check_eq(request("GET", reg.url + "/v2/team-a/robot/manifests/v1", bearer(robo)).status, 401,
+             "the revoked robot's token")
+    again = ctx.skopeo("copy", "--dest-creds", "robot$ci:" + secret, "--dest-tls-verify=false", "oci:" + img["dir"],
+                       "docker://%s/team-a/robot:v2" % reg.host, check_rc=False)
+    check(again.returncode != 0, "a revoked robot pushed")
+
+    # The audit log has logins, tokens, pushes and denials, and no secret.
+    audit = open(ctx.path("registry-audit.log")).read()
+    events = {json.loads(line)["audit"] for line in audit.splitlines() if line.strip()}
+    for e in ("login", "token", "push", "denied"):
+        check(e in events, "audit log lacks %s events: %s" % (e, tail(audit, 3)))
+    for s in (secret, "alice-pass", "bob-pass", body["token"]):
+        check(s not in audit, "audit log holds a secret")
+
+
+def test_rules_with_basic_auth(ctx):
+    reg = ctx.registry(users=USERS, extra={"auth": {"groups": {"team-a": ["alice", "bob"]}, "access": RULES}}).start()
+    alice = {"Authorization": basic_auth("alice", "alice-pass")}
+    carol = {"Authorization": basic_auth("carol", "carol-pass")}
+    check_eq(request("POST", reg.url + "/v2/team-a/x/blobs/uploads/", alice).status, 202, "alice starts an upload")
+    r = request("POST", reg.url + "/v2/team-a/x/blobs/uploads/", carol)
+    check(r.status == 403 and "DENIED" in r.error_codes(), "carol starts an upload in team-a: %r" % r)
+    r = request("GET", reg.url + "/v2/team-a/x/tags/list")
+    check_eq(r.status, 401, "anonymous tags list of a closed repository")
+    check(r.header("WWW-Authenticate", "").startswith("Basic realm="), "Basic challenge: %r" % r)
+    check_eq(request("GET", reg.url + "/v2/open/x/tags/list").status, 404, "anonymous read of an open repository")
+    check_eq(request("GET", reg.url + "/v2/", carol).status, 200, "carol signs in")
+    check_eq(request("GET", reg.url + "/v2/").status, 401, "anonymous /v2/")
+
+
+@timeout(900)
+def test_docker_with_own_and_external_token_servers(ctx):
+    own, _ = own_token_registry(ctx, "own")
+    own.start()
+    ext_key, ext_cert = make_key(ctx, "external")
+    tokens = TokenServer(ctx, ext_key, {"alice": [("team-a/", ("pull", "push"))], "bob": [("team-a/", ("pull",))]})
+    ext = ctx.registry(name="external", extra={"auth": {"token": {
+        "realm": tokens.url, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": ext_cert}}})
+    ext.start()
+    img = ctx.image(layers=2, size=256 << 10, seed=72, fmt="docker")
+    archive = ctx.path("image.tar")
+    ctx.skopeo("copy", "oci:" + img["dir"], "docker-archive:%s:%s" % (archive, "e2e/img:v1"))
+    dk = Dockerd(ctx).start()
+    dk.docker("load", "-i", archive)
+
+    for reg in (own, ext):
+        out = dk.docker("login", reg.host, "-u", "alice", "--password-stdin", input="alice-pass\n")
+        check("Login Succeeded" in out.stdout, "docker login to %s: %s" % (reg.name, tail(out.stdout + out.stderr, 2)))
+        good = "%s/team-a/app:v1" % reg.host
+        dk.docker("tag", "e2e/img:v1", good)
+        dk.docker("push", good)
+        dk.docker("rmi", good)
+        dk.docker("pull", good)
+        bad = "%s/team-b/app:v1" % reg.host
+        dk.docker("tag", "e2e/img:v1", bad)
+        res = dk.docker("push", bad, check_rc=False)
+        text = res.stdout + res.stderr
+        check(res.returncode != 0, "docker pushed to team-b on %s" % reg.name)
+        check(re.search(r"denied|insufficient_scope|unauthorized", text, re.I), "docker's refusal on %s: %s"
+              % (reg.name, tail(text, 3)))
+        if reg is own:
+            check("alice may not push repository team-b/app" in text, "docker shows wharf's message: %s" % tail(text, 3))
+    check(any(u == "alice" for u, _ in tokens.requests), "docker never asked the external token server")
+    # skopeo against the external token server too.
+    ctx.skopeo("copy", "--src-creds", "bob:bob-pass", "--src-tls-verify=false",
+               "docker://%s/team-a/app:v1" % ext.host, "oci:" + ctx.path("pulled"))
+    no = ctx.skopeo("copy", "--dest-creds", "bob:bob-pass", "--dest-tls-verify=false", "oci:" + img["dir"],
+                    "docker://%s/team-a/bob:v1" % ext.host, check_rc=False)
+    check(no.returncode != 0, "bob pushed with a pull-only token")
+
+
+def test_fetch_rules_limit_who_fills_the_mirror(ctx):
+    """auth.fetch: only alice may make wharf fetch from docker.io; bob sees what is cached, nothing more."""
+    htpasswd = ctx.path("fetch.htpasswd")
+    htpasswd_file(htpasswd, USERS)
+    extra = {"auth": {"htpasswd": {"realm": "wharf-e2e", "path": htpasswd},
+                      "fetch": [{"upstream": "docker.io", "users": ["alice"]}]}}
+    with Mirror(ctx, extra=extra) as m:
+        img = ctx.image(layers=1, size=4096, seed=73)
+        m.hub.push(img, "library/fetched", "v1")
+        alice = {"Authorization": basic_auth("alice", "alice-pass"), "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        bob = {"Authorization": basic_auth("bob", "bob-pass"), "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        url = m.wharf.url + "/v2/library/fetched/manifests/v1"
+        before = m.hub.log.count(repo="library/fetched")
+        r = request("GET", url, bob)
+        check_eq(r.status, 404, "bob's pull of an uncached image")
+        check_eq(m.hub.log.count(repo="library/fetched"), before, "upstream requests caused by bob")
+        check_eq(request("GET", url, alice).status, 200, "alice's pull (fetches)")
+        # wharf publishes a fetched manifest to its index just after answering alice.
+        wait_for(lambda: request("GET", url, bob).status == 200, "bob's pull of the cached image to succeed",
+                 tries=100, interval=0.1)
+
+
+def test_immutable_tags_refuse_overwrite_and_delete(ctx):
+    reg = ctx.registry(users=USERS, extra={"auth": {"immutabletags": ["team-a/*:v*"]}}).start()
+    first = reg.push_image("team-a/app", "v1", seed=1)
+    r, _ = reg.push_manifest("team-a/app", "v1", reg.push_image("team-a/app", "scratch", seed=2)["manifest"])
+    check(r.status == 403 and "DENIED" in r.error_codes() and "immutable" in r.body.decode(),
+          "overwrite of immutable tag v1: %r" % r)
+    check_eq(reg.manifest("team-a/app", "v1").header("Docker-Content-Digest"), first["manifest_digest"],
+             "v1 after the refused overwrite")
+    reg.push_image("team-a/app", "latest", seed=3)
+    reg.push_image("team-a/app", "latest", seed=4)  # mutable tags stay mutable
+    for ref in ("v1", first["manifest_digest"]):
+        r = reg.req("DELETE", "/v2/team-a/app/manifests/" + ref)
+        check(r.status == 403 and "immutable" in r.body.decode(), "DELETE %s: %r" % (ref, r))
+    check_eq(reg.manifest("team-a/app", "v1").status, 200, "v1 after the refused deletes")
+    reg.push_image("team-a/app", "v2", seed=5)  # new immutable tags can be created
