@@ -81,6 +81,10 @@ static std::expected<SSL_CTX*, std::string> make_tls_context(const ServerOptions
   // Kernel TLS: OpenSSL hands the record layer of each connection to the kernel where the negotiated
   // cipher allows, and file bodies then go out with SSL_sendfile (see file_body.hpp).
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | (ktls ? SSL_OP_ENABLE_KTLS : 0));
+  // TLS 1.3: AES-128-GCM first (as Go's registry:2 picks it; a third fewer AES rounds per byte than
+  // AES-256), unless the client puts ChaCha20 first (no AES instructions there).
+  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
   if (SSL_CTX_use_certificate_chain_file(ctx, opts.tls_certificate.c_str()) != 1)
     return fail("http.tls.certificate: cannot load '" + opts.tls_certificate + "': " + ssl_error_string());
   if (SSL_CTX_use_PrivateKey_file(ctx, opts.tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
