@@ -88,8 +88,9 @@ void FileQueue::push(int fd, uint64_t offset, uint64_t len) {
     ::close(fd);
     return;
   }
-  // Read-ahead for the whole region: the reads below then find the pages in the cache.
-  posix_fadvise(fd, off_t(offset), off_t(len), POSIX_FADV_SEQUENTIAL);
+  // Large regions: ask for aggressive read-ahead, so that the reads below find the pages in the cache
+  // (below 1 MiB a few reads do it: not worth a system call per response).
+  if (len >= (1ull << 20)) posix_fadvise(fd, off_t(offset), off_t(len), POSIX_FADV_SEQUENTIAL);
   regions_.push_back(Region{fd, offset, len});
   pending_ += len;
 }

@@ -1,7 +1,8 @@
 #pragma once
 // A small HTTP/1.1 server on libevent bufferevents (plain TCP or TLS through bufferevent_openssl).
-// Request bodies are streamed to a BodySink; responses may be sent later (after worker jobs) and large
-// bodies go out as file segments (sendfile on plain TCP). Keep-alive and pipelining are supported.
+// Request bodies are streamed to a BodySink; responses may be sent later (after worker jobs) and file
+// bodies go out by transport (file_body.hpp: sendfile pieces on plain TCP, SSL_sendfile with kernel TLS,
+// else reads through a bounded buffer pool). Keep-alive and pipelining are supported.
 #include <chrono>
 #include <cstdint>
 #include <expected>
