@@ -286,7 +286,6 @@ void Connection::on_written() {
   if (ex_) ex_->conn_ = nullptr;
   ex_.reset();
   sink_.reset();
-  if (corked_) set_cork(false);  // the last partial segment goes out now, not after 200 ms
   if (close_after_) {
     if (linger_ && !peer_eof_) start_linger();
     else kill();

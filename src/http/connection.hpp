@@ -50,8 +50,6 @@ class Connection {
   // Pool path: refill the output from the file when it drops to kPumpLow, up to kPumpHigh bytes.
   static constexpr size_t kPumpLow = 128 * 1024;
   static constexpr size_t kPumpHigh = 256 * 1024;
-  // Plain file bodies at least this long go out corked (head and body in full segments).
-  static constexpr uint64_t kCorkMin = 64 * 1024;
 
   static void on_read_cb(bufferevent*, void* arg);
   static void on_write_cb(bufferevent*, void* arg);
@@ -94,8 +92,6 @@ class Connection {
   bool pump_files();
   // The output's low watermark for the current state (file refill, streaming refill, or empty).
   void update_watermark();
-  // Sets or clears TCP_CORK on a plain connection.
-  void set_cork(bool on);
 
   Server* srv_;
   bufferevent* bev_;
@@ -124,7 +120,6 @@ class Connection {
   FileQueue files_;                 // file regions still to send (TLS paths)
   event* ktls_write_ = nullptr;     // KernelTls path: the socket can take more (created on first use)
   size_t write_low_ = 0;            // the output's low watermark now
-  bool corked_ = false;
 };
 
 }  // namespace wharf::http

@@ -33,8 +33,9 @@ bool kernel_offers_tls_ulp();
 bool kernel_tls_available();
 
 // Largest piece of a sendfile body written in one go (the event loop serves other connections between
-// pieces); nginx's sendfile_max_chunk has the same default.
-constexpr uint64_t kSendfileChunk = 2ull << 20;
+// pieces). nginx uses 2 MiB; on the bench machine 2 MiB pieces showed no gain over one sendfile per
+// 16 MiB blob (tests/bench/RESULTS.md), so pieces only bound very large bodies.
+constexpr uint64_t kSendfileChunk = 16ull << 20;
 
 // Queues [offset, offset+len) of `fd` on `out` for sendfile, in kSendfileChunk pieces; takes ownership
 // of `fd` (closed once sent, or now on failure); false if libevent could not take it.

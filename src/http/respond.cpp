@@ -4,12 +4,9 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -167,13 +164,6 @@ void Connection::update_watermark() {
   bufferevent_setwatermark(bev_, EV_WRITE, low, 0);
 }
 
-void Connection::set_cork(bool on) {
-  if (tls_ || corked_ == on) return;
-  int v = on ? 1 : 0;
-  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
-  corked_ = on;
-}
-
 void Connection::end_stream(Exchange& ex) {
   if (&ex != ex_.get() || dead_ || state_ != State::Streaming) return;
   state_ = State::Writing;
@@ -232,8 +222,6 @@ void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
   if (close_after_) h += "Connection: close\r\n";
   else if (ex.req_.http10) h += "Connection: keep-alive\r\n";
   h += "\r\n";
-  // A large file body: the head and the body's first bytes share full segments, as nginx's tcp_nopush.
-  if (!head && !no_body_status && r.file && r.file->length >= kCorkMin) set_cork(true);
   evbuffer_add(out, h.data(), h.size());
   bytes_ = 0;
   if (streaming) {
