@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@ timeval to_timeval(std::chrono::steady_clock::duration d) {
 // ---- Connection ----
 
 Connection::Connection(Server* srv, bufferevent* bev, std::string peer, bool tls)
-    : srv_(srv), bev_(bev), peer_(std::move(peer)), tls_(tls) {
+    : srv_(srv), bev_(bev), peer_(std::move(peer)), tls_(tls), files_(&srv->body_pool_) {
   srv_->conns_.insert(this);
   timer_ = evtimer_new(bufferevent_get_base(bev_), &Connection::on_timer_cb, this);
   bufferevent_setcb(bev_, &Connection::on_read_cb, &Connection::on_write_cb, &Connection::on_event_cb, this);
@@ -49,6 +50,12 @@ Connection::~Connection() {
   }
   sink_.reset();
   if (timer_) event_free(timer_);
+  if (ktls_write_) event_free(ktls_write_);
+  files_.clear();
+  // libevent frees the bufferevent later, from the loop: give pool blocks still queued back now, while
+  // the server (and its pool) certainly exists.
+  evbuffer* out = bufferevent_get_output(bev_);
+  evbuffer_drain(out, evbuffer_get_length(out));
   bufferevent_free(bev_);
   srv_->conns_.erase(this);
 }
@@ -66,7 +73,9 @@ void Connection::on_timer_cb(int, short, void* arg) {
   static_cast<Connection*>(arg)->guarded([](Connection* c) { c->on_timer(); });
 }
 
-size_t Connection::backlog() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
+size_t Connection::backlog() const {
+  return evbuffer_get_length(bufferevent_get_output(bev_)) + size_t(files_.pending());
+}
 
 void Connection::arm_timer(Clock::duration after) {
   if (!timer_) return;
@@ -255,6 +264,11 @@ void Connection::finish_body() {
 }
 
 void Connection::on_written() {
+  if (!files_.empty()) {
+    if (!pump_files()) return;
+    if (!files_.empty() && state_ != State::Streaming) return;  // more to send: called again on drain
+    update_watermark();
+  }
   if (state_ == State::Streaming) {
     if (ex_ && ex_->drain_cb_) {
       auto keep = ex_;  // the callback may end or abort the exchange

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "src/http/file_body.hpp"
 #include "src/http/parse.hpp"
 #include "src/http/server.hpp"
 
@@ -30,7 +31,7 @@ class Connection {
   void read_body(Exchange& ex, std::unique_ptr<BodySink> sink);
   // Queues a file region of a streamed response; aborts the exchange if the fd cannot be duplicated.
   void stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len);
-  // Bytes queued for the socket.
+  // Bytes queued for the socket, including file bytes not read yet.
   size_t backlog() const;
   // Finishes a streamed response once its queued bytes are written.
   void end_stream(Exchange& ex);
@@ -46,11 +47,15 @@ class Connection {
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kStreamLowWater = 256 * 1024;
   static constexpr size_t kInputHighWater = 1024 * 1024;
+  // Pool path: refill the output from the file when it drops to kPumpLow, up to kPumpHigh bytes.
+  static constexpr size_t kPumpLow = 128 * 1024;
+  static constexpr size_t kPumpHigh = 256 * 1024;
 
   static void on_read_cb(bufferevent*, void* arg);
   static void on_write_cb(bufferevent*, void* arg);
   static void on_event_cb(bufferevent*, short what, void* arg);
   static void on_timer_cb(int, short, void* arg);
+  static void on_ktls_writable_cb(int, short what, void* arg);
 
   // Runs `f` and deletes the connection afterwards if it asked to close; re-entrancy safe.
   template <class F>
@@ -78,6 +83,15 @@ class Connection {
   void discard_input();
   void send_simple_error(int status, std::string_view msg);
   void send_raw_and_close(std::string_view raw, int status = 400);
+  // respond() inside the deletion guard.
+  void respond_now(Exchange& ex, Response r, bool streaming);
+  // Sends file bytes [offset, offset+len) of `fd` (owned) after what is queued, by the body path.
+  void queue_file(int fd, uint64_t offset, uint64_t len);
+  // Moves queued file bytes on (Pool: into the output; KernelTls: to the socket); false if that failed
+  // and the connection is closing.
+  bool pump_files();
+  // The output's low watermark for the current state (file refill, streaming refill, or empty).
+  void update_watermark();
 
   Server* srv_;
   bufferevent* bev_;
@@ -103,6 +117,9 @@ class Connection {
   std::string cache_status_;
   int depth_ = 0;
   bool dead_ = false;
+  FileQueue files_;                 // file regions still to send (TLS paths)
+  event* ktls_write_ = nullptr;     // KernelTls path: the socket can take more (created on first use)
+  size_t write_low_ = 0;            // the output's low watermark now
 };
 
 }  // namespace wharf::http

@@ -2,7 +2,11 @@
 // streaming, and the answers the connection gives itself (malformed requests, timeouts).
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -84,27 +88,86 @@ void Connection::stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len
     abort(ex);
     return;
   }
+  bytes_ += len;
+  guarded([&](Connection* c) { c->queue_file(dupfd, offset, len); });
+}
+
+void Connection::queue_file(int fd, uint64_t offset, uint64_t len) {
   evbuffer* out = bufferevent_get_output(bev_);
   if (!tls_) {
-    evbuffer_add_file(out, dupfd, ev_off_t(offset), ev_off_t(len));
-  } else {
-    evbuffer_file_segment* seg = evbuffer_file_segment_new(dupfd, ev_off_t(offset), ev_off_t(len),
-                                                           EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
-    if (!seg) {
-      ::close(dupfd);
-      abort(ex);
+    if (!add_sendfile_body(out, fd, offset, len)) {
+      spdlog::warn("{}: cannot queue a file body for sending; closing the connection", peer_);
+      kill();
+    }
+    return;
+  }
+  files_.push(fd, offset, len);
+  update_watermark();
+  // The kernel-TLS path waits until the head's TLS record is out; the pool path reads ahead now.
+  pump_files();
+}
+
+bool Connection::pump_files() {
+  if (files_.empty() || dead_) return !dead_;
+  evbuffer* out = bufferevent_get_output(bev_);
+  SSL* ssl = bufferevent_openssl_get_ssl(bev_);
+  const bool ktls = ssl && BIO_get_ktls_send(SSL_get_wbio(ssl));
+  if (choose_body_path(tls_, ktls) == BodyPath::KernelTls) {
+    if (evbuffer_get_length(out) > 0) return true;  // records still queued: called again once they are out
+    auto sent = files_.send_ktls(ssl);
+    if (!sent) {
+      spdlog::warn("{}: {}; closing the connection", peer_, sent.error());
+      kill();
+      return false;
+    }
+    if (!*sent) {
+      if (!ktls_write_)
+        ktls_write_ = event_new(bufferevent_get_base(bev_), bufferevent_getfd(bev_), EV_WRITE,
+                                &Connection::on_ktls_writable_cb, this);
+      timeval wt{long(srv_->opts_.write_timeout.count()), 0};
+      if (!ktls_write_ || event_add(ktls_write_, &wt) != 0) {
+        kill();
+        return false;
+      }
+    }
+    return true;
+  }
+  auto filled = files_.fill(out, kPumpHigh);
+  if (!filled) {
+    spdlog::warn("{}: file body: {}; closing the connection", peer_, filled.error());
+    kill();
+    return false;
+  }
+  return true;
+}
+
+void Connection::on_ktls_writable_cb(int, short what, void* arg) {
+  static_cast<Connection*>(arg)->guarded([what](Connection* c) {
+    if (what & EV_TIMEOUT) {  // the client stopped reading: guarded() closes the connection
+      c->dead_ = true;
       return;
     }
-    evbuffer_add_file_segment(out, seg, 0, ev_off_t(len));
-    evbuffer_file_segment_free(seg);
+    c->on_written();
+  });
+}
+
+void Connection::update_watermark() {
+  size_t low = 0;
+  if (!files_.empty()) {
+    SSL* ssl = bufferevent_openssl_get_ssl(bev_);
+    low = ssl && BIO_get_ktls_send(SSL_get_wbio(ssl)) ? 0 : kPumpLow;
+  } else if (state_ == State::Streaming) {
+    low = kStreamLowWater;
   }
-  bytes_ += len;
+  if (low == write_low_) return;
+  write_low_ = low;
+  bufferevent_setwatermark(bev_, EV_WRITE, low, 0);
 }
 
 void Connection::end_stream(Exchange& ex) {
   if (&ex != ex_.get() || dead_ || state_ != State::Streaming) return;
   state_ = State::Writing;
-  bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+  update_watermark();
   guarded([](Connection* c) { c->on_written(); });
 }
 
@@ -116,6 +179,11 @@ void Connection::abort(Exchange& ex) {
 }
 
 void Connection::respond(Exchange& ex, Response r, bool streaming) {
+  // Queuing a file body may fail and close the connection: delete it only after the whole answer.
+  guarded([&](Connection* c) { c->respond_now(ex, std::move(r), streaming); });
+}
+
+void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
   if (&ex != ex_.get() || dead_) return;
   if (state_ == State::Body || !body_done_) {  // unread body: cannot reuse the connection
     close_after_ = true;
@@ -160,7 +228,7 @@ void Connection::respond(Exchange& ex, Response r, bool streaming) {
     status_ = r.status;
     cache_status_ = std::move(r.cache_status);
     state_ = head || no_body_status ? State::Writing : State::Streaming;
-    if (state_ == State::Streaming) bufferevent_setwatermark(bev_, EV_WRITE, kStreamLowWater, 0);
+    update_watermark();
     bufferevent_enable(bev_, EV_WRITE);
     return;
   }
@@ -168,18 +236,8 @@ void Connection::respond(Exchange& ex, Response r, bool streaming) {
     if (r.file) {
       if (r.file->length == 0) {
         ::close(r.file->fd);
-      } else if (!tls_) {
-        evbuffer_add_file(out, r.file->fd, ev_off_t(r.file->offset), ev_off_t(r.file->length));
       } else {
-        evbuffer_file_segment* seg = evbuffer_file_segment_new(
-            r.file->fd, ev_off_t(r.file->offset), ev_off_t(r.file->length),
-            EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
-        if (seg) {
-          evbuffer_add_file_segment(out, seg, 0, ev_off_t(r.file->length));
-          evbuffer_file_segment_free(seg);
-        } else {
-          ::close(r.file->fd);
-        }
+        queue_file(r.file->fd, r.file->offset, r.file->length);
       }
       bytes_ = r.file->length;
     } else {

@@ -1,7 +1,8 @@
 #pragma once
 // A small HTTP/1.1 server on libevent bufferevents (plain TCP or TLS through bufferevent_openssl).
-// Request bodies are streamed to a BodySink; responses may be sent later (after worker jobs) and large
-// bodies go out as file segments (sendfile on plain TCP). Keep-alive and pipelining are supported.
+// Request bodies are streamed to a BodySink; responses may be sent later (after worker jobs) and file
+// bodies go out by transport (file_body.hpp: sendfile pieces on plain TCP, SSL_sendfile with kernel TLS,
+// else reads through a bounded buffer pool). Keep-alive and pipelining are supported.
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -11,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "src/http/buffer_pool.hpp"
 #include "src/http/message.hpp"
 
 struct event;
@@ -120,6 +122,8 @@ class Server {
   std::expected<void, std::string> reload_tls();
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // Whether TLS connections may use kernel TLS (the kernel offers it); false without TLS.
+  bool kernel_tls() const { return kernel_tls_; }
   // Connections open now (including ones finishing a lingering close).
   size_t open_connections() const { return conns_.size(); }
 
@@ -144,6 +148,9 @@ class Server {
   uint64_t accept_failures_ = 0;  // since the last log line
   std::chrono::steady_clock::time_point accept_logged_{};
   std::string extra_header_block_;  // pre-rendered extra headers
+  // Blocks for TLS file bodies without kernel TLS (64 KiB each; up to 32 idle ones kept).
+  BufferPool body_pool_{64 * 1024, 32};
+  bool kernel_tls_ = false;  // SSL_OP_ENABLE_KTLS is set on the TLS context
 };
 
 }  // namespace wharf::http

@@ -27,7 +27,7 @@ import imagegen  # noqa: E402
 from harness import Context, TestFailure, run  # noqa: E402
 from registry import MANIFEST_ACCEPT  # noqa: E402
 from scale import Client, run_scale  # noqa: E402
-from servers import REFERENCE_BIN, Nginx, NginxCache, Server  # noqa: E402
+from servers import REFERENCE_BIN, Nginx, NginxCache, Server, negotiated_tls  # noqa: E402
 from wrk import ab_head, wrk  # noqa: E402
 
 KINDS = ("wharf", "registry", "nginx")
@@ -80,8 +80,8 @@ class Bench:
         self.ctx.skopeo("copy", "--dest-tls-verify=false", "oci:" + image["dir"],
                         "docker://%s/%s" % (server.host, ref), timeout=120)
 
-    def nginx(self):
-        ng = Nginx(self.ctx, self.small["media_types"]["manifest"])
+    def nginx(self, tls=None):
+        ng = Nginx(self.ctx, self.small["media_types"]["manifest"], tls=tls)
         for image, tag in ((self.small, "latest"), (self.big, "big")):
             ng.put("/v2/bench/app/manifests/" + tag, read(blob(image, image["manifest_digest"])))
             for d in [image["config_digest"]] + image["layers"]:
@@ -113,12 +113,15 @@ class Bench:
         row.set(kind, value if res.requests else None, res.problem())
         return res
 
-    def same_bytes(self, url, expected, headers):
-        client = Client(int(url.split(":")[2].split("/")[0]))
-        try:
-            status, _, body = client.request("GET", "/" + url.split("/", 3)[3], headers=headers)
-        finally:
-            client.close()
+    def same_bytes(self, url, expected, headers, tls=False):
+        if tls:
+            status, body = https_get(url, headers)
+        else:
+            client = Client(int(url.split(":")[2].split("/")[0]))
+            try:
+                status, _, body = client.request("GET", "/" + url.split("/", 3)[3], headers=headers)
+            finally:
+                client.close()
         if status != 200 or body != expected:
             self.problems.append("GET %s answered %d%s" % (url, status, "" if status != 200 else
                                                             " with different bytes"))
@@ -172,6 +175,86 @@ class Bench:
             self.load(r5, kind, srv.url + paths["manifest"], [accept, auth])
             rss5.set(kind, srv.rss_kib() / 1024.0)
             srv.stop()
+
+    def large(self, wharf_bin):
+        """Large blobs at 1, 4 and 32 connections, plain and TLS, and small GETs over TLS: every cell
+        `--rounds` times with the servers alternating (wharf, registry:2, nginx, wharf, ...); the table
+        shows the median and the notes every run, so the spread is visible."""
+        from test_tls import make_cert  # noqa: PLC0415 - the e2e suite's self-signed certificate
+        c, s, a = self.ctx, self.small, self.args
+        cert, key, _ = make_cert(c)
+        roots = {"wharf": c.mkdir("large-wharf-data"), "registry": c.mkdir("large-registry-data")}
+        bins = {"wharf": wharf_bin, "registry": REFERENCE_BIN}
+        accept = "Accept: " + MANIFEST_ACCEPT
+        paths = {"manifest": "/v2/bench/app/manifests/latest",
+                 "config": "/v2/bench/app/blobs/" + s["config_digest"],
+                 "big": "/v2/bench/app/blobs/" + self.big["layers"][0]}
+        big = read(blob(self.big, self.big["layers"][0]))
+        nginx = self.nginx(tls=(cert, key))
+        rss = self.row("peak RSS (VmHWM) after the large-blob and TLS rows", "MiB", higher_is_better=False)
+        for tls in (False, True):
+            servers = {}
+            for kind in ("wharf", "registry"):
+                servers[kind] = Server(c, kind, bins[kind], "large-%s%s" % (kind, "-tls" if tls else ""),
+                                       roots[kind], tls=(cert, key) if tls else None,
+                                       loglevel="info" if kind == "wharf" else None).start()
+                if not tls:
+                    self.log("pushing bench/app:latest and bench/app:big into %s (skopeo)" % kind)
+                    self.push(servers[kind], s, "bench/app:latest")
+                    self.push(servers[kind], self.big, "bench/app:big")
+            urls = {k: v.url for k, v in servers.items()}
+            urls["nginx"] = nginx.tls_url if tls else nginx.url
+            for kind, url in urls.items():
+                self.same_bytes(url + paths["big"], big, {}, tls=tls)
+            cells = [("big", n, []) for n in (1, 4) + (() if tls else (32,))]
+            if tls:
+                cells += [("manifest", 16, [accept]), ("config", 16, [])]
+                suites = {k: negotiated_tls(u.split("://", 1)[1]) for k, u in urls.items()}
+                note = "negotiated: " + ", ".join("%s %s" % kv for kv in suites.items())
+                path_lines = servers["wharf"].log_lines("TLS on ")
+                note += "; wharf's TLS body path: " + (path_lines[-1].split("TLS on ", 1)[1] if path_lines
+                                                       else "not logged")
+            for what, conns, headers in cells:
+                name = {"big": "16 MiB blob GET, %d connection%s" % (conns, "" if conns == 1 else "s"),
+                        "manifest": "manifest GET by tag, %d connections" % conns,
+                        "config": "small blob GET (config), %d connections" % conns}[what]
+                row = self.row("L. %s%s" % (name, ", TLS" if tls else ""), "MiB/s" if what == "big" else "req/s")
+                if tls:
+                    row.notes.append(note)
+                self.log(row.name)
+                self.rounds(row, urls, paths[what], headers, conns)
+            for kind in ("wharf", "registry"):
+                rss.set(kind, max(rss.values.get(kind) or 0, servers[kind].rss_kib() / 1024.0))
+                servers[kind].stop()
+        rss.set("nginx", nginx.rss_kib() / 1024.0)
+        nginx.stop()
+
+    def rounds(self, row, urls, path, headers, conns):
+        """`--rounds` wrk runs per server, alternating; records the median and every run in the notes."""
+        a = self.args
+        runs = {k: [] for k in urls}
+        for _ in range(max(1, a.rounds)):
+            for kind, url in urls.items():
+                try:
+                    res = wrk(url + path, a.large_duration, min(a.threads, conns), conns, headers)
+                except TestFailure as exc:
+                    self.problems.append("%s / %s: %s" % (row.name, kind, exc))
+                    continue
+                if not res.ok:
+                    self.problems.append("%s / %s: %s" % (row.name, kind, res.problem()))
+                if res.requests:
+                    runs[kind].append(res.mib_s if row.unit == "MiB/s" else res.rps)
+        parts = []
+        for kind, vals in runs.items():
+            if not vals:
+                row.set(kind, None, "no run completed")
+                continue
+            med = statistics.median(vals)
+            row.set(kind, med)
+            spread = (max(vals) - min(vals)) / med * 100 if med else 0
+            parts.append("%s %s (spread %.0f%%)" % (kind, "/".join("%.0f" % v for v in vals), spread))
+            self.log("  %-8s median %10.0f %s  runs %s" % (kind, med, row.unit, "/".join("%.0f" % v for v in vals)))
+        row.notes.append("runs " + "; ".join(parts))
 
     def mirrors(self, wharf_bin):
         """Scenarios 6-8: wharf and registry:2 as pull-through mirrors of one plain docker-registry."""
@@ -280,6 +363,21 @@ class Bench:
         return secs
 
 
+def https_get(url, headers):
+    """(status, body) of a GET over TLS that accepts the bench's self-signed certificate."""
+    import http.client  # noqa: PLC0415
+    from servers import unverified_context  # noqa: PLC0415
+    hostport, _, path = url.split("://", 1)[1].partition("/")
+    host, _, port = hostport.rpartition(":")
+    conn = http.client.HTTPSConnection(host, int(port), timeout=30, context=unverified_context())
+    try:
+        conn.request("GET", "/" + path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 def says_keepalive(url):
     """True if an HTTP/1.0 HEAD with `Connection: Keep-Alive` is answered with `Connection: keep-alive`."""
     hostport, _, path = url.split("://", 1)[1].partition("/")
@@ -367,6 +465,12 @@ def report(bench, args, wharf_bin, scale_rows, scale_notes, runtime):
            "layer), bench/multi:latest (8 × 1 MiB layers) for the mirror pulls; nginx serves the same bytes "
            "at the same paths. Mirrors: `proxy.remoteurl` to a plain docker-registry origin (no auth); "
            "every cold run starts on an empty mirror root." % (bench.config_size, bench.big_size / 1048576.0),
+           "- L. rows (large blobs and TLS): `wrk -t(min(%d, connections)) -cN -d%ds`, %d runs per cell with the "
+           "servers alternating, the median shown and every run in the notes; TLS: one self-signed RSA-2048 "
+           "certificate made in the run for all three servers; wharf and registry:2 at their default TLS settings, "
+           "nginx pinned to the suite they pick (TLS 1.3, TLS_AES_128_GCM_SHA256; `ssl_buffer_size` default, no "
+           "sendfile under TLS); the negotiated suites in the notes" % (
+               a.threads, a.large_duration, a.rounds),
            "- ratios: > 1 means wharf is higher (better for req/s and MiB/s, worse for s, GETs and RSS)",
            "- total run time: %.0f s" % runtime, "",
            "| scenario | wharf | registry:2 | nginx | wharf/registry | wharf/nginx |",
@@ -387,6 +491,20 @@ def report(bench, args, wharf_bin, scale_rows, scale_notes, runtime):
     return "\n".join(out) + "\n"
 
 
+KEPT = "<!-- kept across runs: bench.py copies what follows into the new file -->"
+
+
+def kept_section(path):
+    """The hand-written part of a results file (profiles, analysis) after the KEPT marker, or ''."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return ""
+    i = text.find(KEPT)
+    return "" if i < 0 else "\n" + text[i:]
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--wharf-bin", default=os.path.join(REPO_ROOT, "build-release", "wharf"))
@@ -400,9 +518,15 @@ def main(argv):
     p.add_argument("--repos", type=int, default=10000, help="scale: repositories (default 10000)")
     p.add_argument("--tags", type=int, default=100000, help="scale: tags (default 100000)")
     p.add_argument("--scale-budget", type=int, default=60, help="scale: seconds allowed for the fill (default 60)")
-    p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="where to write the tables")
+    p.add_argument("--results", help="where to write the tables (default tests/bench/RESULTS.md; with "
+                   "--only large: tests/bench/RESULTS-large.md); a section after the KEPT marker is kept")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
+    p.add_argument("--only", choices=("large",), help="large: only the large-blob and TLS rows (L.), a few minutes")
+    p.add_argument("--rounds", type=int, default=3, help="large rows: runs per server, alternating (default 3)")
+    p.add_argument("--large-duration", type=int, default=3, help="large rows: seconds per wrk run (default 3)")
     args = p.parse_args(argv)
+    if not args.results:
+        args.results = os.path.join(HERE, "RESULTS-large.md" if args.only else "RESULTS.md")
     args.wharf_bin = os.path.abspath(args.wharf_bin)  # servers run with the run directory as cwd
     if not os.access(args.wharf_bin, os.X_OK):
         p.error("%s is not an executable (build it, or pass --wharf-bin)" % args.wharf_bin)
@@ -416,14 +540,18 @@ def main(argv):
     try:
         bench.log("run directory %s; generating images" % directory)
         bench.images()
-        bench.direct(args.wharf_bin)
-        bench.mirrors(args.wharf_bin)
+        if not args.only:
+            bench.direct(args.wharf_bin)
+        bench.large(args.wharf_bin)
+        if not args.only:
+            bench.mirrors(args.wharf_bin)
         scale_rows, scale_notes = [], []
-        if args.scale:
+        if args.scale and not args.only:
             bench.log("scale: filling wharf's index (%d repositories, %d tags, budget %d s)"
                       % (args.repos, args.tags, args.scale_budget))
             scale_rows, scale_notes = run_scale(ctx, args.wharf_bin, args.repos, args.tags, args.scale_budget)
         text = report(bench, args, args.wharf_bin, scale_rows, scale_notes, time.monotonic() - bench.t0)
+        text += kept_section(args.results)
         with open(args.results, "w") as f:
             f.write(text)
         print("\n" + text)

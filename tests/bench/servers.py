@@ -6,6 +6,8 @@ Every process is started through harness.Context.spawn, so it is stopped by PID 
 import http.client
 import os
 import re
+import ssl
+import subprocess
 import time
 
 from harness import TestFailure, child_pids, free_port, stop_process, tail
@@ -26,13 +28,34 @@ def peak_rss_kib(pid):
     return 0
 
 
-def wait_http(proc, host, port, what, log_path, tries=150, interval=0.1):
+def unverified_context():
+    """A client TLS context that accepts the bench's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def negotiated_tls(host_port):
+    """'TLSv1.3 TLS_AES_256_GCM_SHA384' as `openssl s_client` (the library wrk uses) negotiates it."""
+    try:
+        out = subprocess.run(["openssl", "s_client", "-connect", host_port, "-brief"], input=b"",
+                             capture_output=True, timeout=20).stderr.decode(errors="replace")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    proto = re.search(r"Protocol version:\s*(\S+)", out)
+    cipher = re.search(r"Ciphersuite:\s*(\S+)", out)
+    return "%s %s" % (proto.group(1) if proto else "?", cipher.group(1) if cipher else "?")
+
+
+def wait_http(proc, host, port, what, log_path, tries=150, interval=0.1, tls=False):
     """Waits until GET /v2/ gets any HTTP answer (401 counts); fails with the log's tail otherwise."""
     for _ in range(tries):
         if proc.poll() is not None:
             raise TestFailure("%s exited with %s during startup: %s" % (what, proc.returncode, log_tail(log_path)))
         try:
-            conn = http.client.HTTPConnection(host, port, timeout=2)
+            conn = (http.client.HTTPSConnection(host, port, timeout=2, context=unverified_context()) if tls
+                    else http.client.HTTPConnection(host, port, timeout=2))
             conn.request("GET", "/v2/")
             conn.getresponse().read()
             conn.close()
@@ -54,18 +77,22 @@ class Server:
     """wharf or docker-registry ('kind') serving a config.yml written into the run directory.
 
     root: storage directory (kept across restarts); users: {name: password} turns on htpasswd auth;
-    proxy: the upstream URL (pull-through mode); accesslog: keep the per-request log (the origin's)."""
+    proxy: the upstream URL (pull-through mode); accesslog: keep the per-request log (the origin's);
+    tls: (certificate, key) serves https (http.tls); loglevel: the server log's level."""
 
-    def __init__(self, ctx, kind, binary, name, root, users=None, proxy=None, accesslog=False):
+    def __init__(self, ctx, kind, binary, name, root, users=None, proxy=None, accesslog=False, tls=None,
+                 loglevel=None):
         self.ctx, self.kind, self.binary, self.name = ctx, kind, binary, name
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.host
+        self.tls = tls
+        self.url = ("https://" if tls else "http://") + self.host
         self.users = dict(users or {})
         self.proc = None
         self.peak_kib = 0
         cfg = {"version": 0.1,
-               "log": {"level": "info" if accesslog else "warn", "accesslog": {"disabled": not accesslog}},
+               "log": {"level": loglevel or ("info" if accesslog else "warn"),
+                       "accesslog": {"disabled": not accesslog}},
                "storage": {"filesystem": {"rootdirectory": root}, "delete": {"enabled": True}},
                "http": {"addr": self.host, "secret": "bench-not-a-secret-%d" % self.port}}
         if kind == "registry":  # as in registry:2's stock config.yml (Debian's and the image's)
@@ -75,6 +102,8 @@ class Server:
                                         "path": htpasswd_file(ctx.path(name + ".htpasswd"), self.users)}}
         if proxy:
             cfg["proxy"] = {"remoteurl": proxy}
+        if tls:
+            cfg["http"]["tls"] = {"certificate": tls[0], "key": tls[1]}
         self.config_path = ctx.path(name + ".yml")
         with open(self.config_path, "w") as f:
             f.write(to_yaml(cfg) + "\n")
@@ -82,8 +111,16 @@ class Server:
 
     def start(self):
         self.proc = self.ctx.spawn([self.binary, "serve", self.config_path], self.name)
-        wait_http(self.proc, "127.0.0.1", self.port, self.name, self.log_path)
+        wait_http(self.proc, "127.0.0.1", self.port, self.name, self.log_path, tls=bool(self.tls))
         return self
+
+    def log_lines(self, needle):
+        """Lines of this server's log that contain `needle`."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return [line.rstrip("\n") for line in f if needle in line]
+        except FileNotFoundError:
+            return []
 
     def rss_kib(self):
         """Peak RSS so far (VmHWM); remembered, so it can still be read after stop()."""
@@ -163,12 +200,32 @@ http {
 
 class Nginx(NginxProcess):
     """nginx serving DIR/www as static files with sendfile: every path as application/octet-stream,
-    manifests under /v2/<repo>/manifests/ with their media type."""
+    manifests under /v2/<repo>/manifests/ with their media type. With tls=(certificate, key) it also
+    serves the same tree over TLS on tls_port / tls_url: TLS 1.3 with the suite wharf and registry:2 pick
+    (TLS_AES_128_GCM_SHA256), ssl_buffer_size at its default."""
 
-    def __init__(self, ctx, manifest_type, binary="/usr/sbin/nginx"):
+    def __init__(self, ctx, manifest_type, binary="/usr/sbin/nginx", tls=None):
         super().__init__(ctx, "nginx", binary)
         self.www = ctx.mkdir("nginx", "www")
-        self.write_conf("""    sendfile on;
+        self.tls_port = free_port() if tls else None
+        self.tls_host = "127.0.0.1:%d" % self.tls_port if tls else None
+        self.tls_url = "https://" + self.tls_host if tls else None
+        tls_server = ""
+        if tls:
+            tls_server = """    server {
+        listen 127.0.0.1:%d ssl;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+        root %s;
+        location ~ ^/v2/.+/manifests/ {
+            types { }
+            default_type %s;
+        }
+    }
+""" % (self.tls_port, tls[0], tls[1], self.www, manifest_type)
+        self.write_conf(tls_server.replace("%", "%%") + """    sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_requests 1000000;
