@@ -340,3 +340,43 @@ def test_immutable_tags_refuse_overwrite_and_delete(ctx):
         check(r.status == 403 and "immutable" in r.body.decode(), "DELETE %s: %r" % (ref, r))
     check_eq(reg.manifest("team-a/app", "v1").status, 200, "v1 after the refused deletes")
     reg.push_image("team-a/app", "v2", seed=5)  # new immutable tags can be created
+
+
+def test_retention_keeps_the_newest_tags(ctx):
+    """storage.retention: of pr-1..pr-8 in team-a/app the 3 pushed last stay, pr-1 too (immutable), v1
+    too (no rule); a --dry-run lists what would go and removes nothing; then the online GC applies it."""
+    root = ctx.mkdir("retention-data")
+    storage = {"retention": [{"match": "team-a/*", "tags": "pr-*", "keep": 3}]}
+    auth = {"immutabletags": ["team-a/*:pr-1"]}
+    reg = ctx.registry(root=root, extra={"storage": dict(storage), "auth": auth}).start()
+    for i in range(1, 9):  # pushed in order: push times never decrease, ties go to the later tag
+        reg.push_image("team-a/app", "pr-%d" % i, seed=100 + i)
+    reg.push_image("team-a/app", "v1", seed=99)
+    reg.push_image("team-b/app", "pr-1", seed=98)
+
+    def tags(r):
+        resp = r.req("GET", "/v2/team-a/app/tags/list")
+        check_eq(resp.status, 200, "tags list")
+        return sorted(json.loads(resp.body)["tags"])
+
+    everything = tags(reg)
+    reg.stop()
+    res = run([SERVER_BIN, "garbage-collect", reg.config_path, "--dry-run"], timeout=120)
+    gone = ["pr-%d" % i for i in range(2, 6)]
+    for t in gone:
+        check("would delete tag team-a/app:%s\n" % t in res.stdout, "--dry-run lists %s: %s" % (t, tail(res.stdout, 5)))
+    for t in ("pr-1", "pr-6", "pr-7", "pr-8", "v1"):
+        check("team-a/app:%s\n" % t not in res.stdout, "--dry-run would remove %s: %s" % (t, tail(res.stdout, 5)))
+    check("team-b/app" not in res.stdout, "--dry-run touches team-b: %s" % tail(res.stdout, 5))
+    reg.start()
+    check_eq(tags(reg), everything, "tags after --dry-run")
+    reg.stop()
+
+    storage["gc"] = {"interval": "1s"}
+    online = ctx.registry(root=root, name="online", extra={"storage": storage, "auth": auth}).start()
+    expected = sorted(["pr-1", "pr-6", "pr-7", "pr-8", "v1"])
+    wait_for(lambda: tags(online) == expected, "online GC to apply retention (tags %s)" % expected,
+             tries=100, interval=0.2)
+    check_eq(online.manifest("team-a/app", "pr-3").status, 404, "GET of a tag retention removed")
+    check_eq(online.manifest("team-a/app", "pr-8").status, 200, "GET of a kept tag")
+    check_eq(online.manifest("team-b/app", "pr-1").status, 200, "GET of a tag no rule governs")
