@@ -380,3 +380,59 @@ def test_retention_keeps_the_newest_tags(ctx):
     check_eq(online.manifest("team-a/app", "pr-3").status, 404, "GET of a tag retention removed")
     check_eq(online.manifest("team-a/app", "pr-8").status, 200, "GET of a kept tag")
     check_eq(online.manifest("team-b/app", "pr-1").status, 200, "GET of a tag no rule governs")
+
+
+@timeout(600)
+def test_podman_and_containerd_with_own_token_server(ctx):
+    """podman and containerd (ctr --hosts-dir with --user) go through wharf's own token server: alice
+    (team-a) pulls and pushes, a push to team-b is refused, anonymous pulls of team-a are refused."""
+    from mirror_util import Containerd
+    reg, _ = own_token_registry(ctx, "tokpod")
+    reg.start()
+    img = ctx.image(layers=2, size=64 << 10, seed=74)
+    ref = "%s/team-a/app:v1" % reg.host
+    ctx.skopeo("copy", "--dest-creds", "alice:alice-pass", "--dest-tls-verify=false", "oci:" + img["dir"],
+               "docker://" + ref)
+
+    base = ctx.mkdir("podman")
+    auth = ctx.path("podman", "auth.json")
+    with open(auth, "w") as f:
+        f.write("{}")
+    podman = ["podman", "--root", base + "/root", "--runroot", ctx.short_dir("wp-"),
+              "--tmpdir", ctx.mkdir("podman", "tmp"), "--storage-driver", "vfs", "--events-backend", "none",
+              "--cgroup-manager", "cgroupfs"]
+    env = {"REGISTRY_AUTH_FILE": auth}
+    anon = run(podman + ["pull", "--tls-verify=false", ref], env=env, check_rc=False, timeout=120)
+    check(anon.returncode != 0, "podman pulled a closed repository anonymously")
+    run(podman + ["login", "--tls-verify=false", "-u", "alice", "--password-stdin", reg.host], env=env,
+        input="alice-pass\n", timeout=60)
+    run(podman + ["pull", "--tls-verify=false", ref], env=env, timeout=300)
+    info = json.loads(run(podman + ["image", "inspect", ref], env=env).stdout)
+    check_eq(info[0].get("Digest"), img["manifest_digest"], "podman's manifest digest")
+    pushed = "%s/team-a/podman:v1" % reg.host
+    run(podman + ["tag", ref, pushed], env=env)
+    run(podman + ["push", "--tls-verify=false", pushed], env=env, timeout=300)
+    check_eq(reg.req("GET", "/v2/team-a/podman/tags/list", auth=False).status, 401, "anonymous tags list")
+    tok = get_token(reg, ["repository:team-a/podman:pull"], ("bob", "bob-pass"))
+    r = request("GET", reg.url + "/v2/team-a/podman/tags/list", bearer(json.loads(tok.body)["token"]))
+    check(r.status == 200 and json.loads(r.body)["tags"] == ["v1"], "tags of podman's push: %r" % r)
+    bad = "%s/team-b/podman:v1" % reg.host
+    run(podman + ["tag", ref, bad], env=env)
+    res = run(podman + ["push", "--tls-verify=false", bad], env=env, check_rc=False, timeout=120)
+    check(res.returncode != 0, "podman pushed to team-b")
+    check(re.search(r"denied|unauthorized|insufficient|403|forbidden", res.stderr + res.stdout, re.I),
+          "podman's refusal: %s" % tail(res.stderr, 3))
+
+    ctd = Containerd(ctx).start()
+    d = os.path.join(ctd.hosts, reg.host)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "hosts.toml"), "w") as f:
+        f.write('server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve", "push"]\n'
+                % (reg.host, reg.host))
+    pull = ["images", "pull", "--snapshotter", "native", "--hosts-dir", ctd.hosts, "--plain-http"]
+    no = ctd.ctr(*(pull + [ref]), check_rc=False)
+    check(no.returncode != 0, "ctr pulled a closed repository without credentials")
+    ctd.ctr(*(pull + ["--user", "bob:bob-pass", ref]))
+    check_eq(ctd.image_digest(ref), img["manifest_digest"], "ctr's manifest digest")
+    wrong = ctd.ctr(*(pull + ["--user", "carol:carol-pass", pushed]), check_rc=False)
+    check(wrong.returncode != 0, "ctr pulled team-a as carol (not in team-a)")
