@@ -436,3 +436,34 @@ def test_podman_and_containerd_with_own_token_server(ctx):
     check_eq(ctd.image_digest(ref), img["manifest_digest"], "ctr's manifest digest")
     wrong = ctd.ctr(*(pull + ["--user", "carol:carol-pass", pushed]), check_rc=False)
     check(wrong.returncode != 0, "ctr pulled team-a as carol (not in team-a)")
+
+
+def test_check_config_prints_auth_mode_and_checks_token_keys(ctx):
+    key, cert = make_key(ctx, "cc")
+    garbage = ctx.path("garbage.pem")
+    with open(garbage, "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    token_own = {"service": SERVICE, "issuer": ISSUER, "signingkeys": [key]}
+    token_ext = {"realm": "http://127.0.0.1:9/token", "service": SERVICE, "issuer": ISSUER, "rootcertbundle": cert}
+    cases = [
+        ("off", {}, "auth off,"),
+        ("htpasswd", {"users": USERS}, "auth htpasswd,"),
+        ("own", {"extra": {"auth": {"token": token_own, "access": RULES, "groups": {"team-a": ["alice"]}}}},
+         "auth token (wharf issues them at /auth/token, service %s), 2 access rule(s)," % SERVICE),
+        ("ext", {"extra": {"auth": {"token": token_ext}}}, "auth token (external realm http://127.0.0.1:9/token"),
+    ]
+    for name, kw, expected in cases:
+        reg = ctx.registry(name="cc-" + name, **kw)
+        res = run([SERVER_BIN, "check-config", reg.config_path])
+        check(expected in res.stdout, "check-config of %s prints %r: %s" % (name, expected, res.stdout.strip()))
+    bad = [
+        ("badsign", {"service": SERVICE, "issuer": ISSUER, "signingkeys": [key, garbage]}, "auth.token.signingkeys[1]: "),
+        ("nosign", {"service": SERVICE, "issuer": ISSUER, "signingkeys": [ctx.path("missing.pem")]},
+         "auth.token.signingkeys[0]: "),
+        ("badcerts", dict(token_ext, rootcertbundle=garbage), "auth.token.rootcertbundle: "),
+    ]
+    for name, token, expected in bad:
+        reg = ctx.registry(name="cc-" + name, extra={"auth": {"token": token}})
+        res = run([SERVER_BIN, "check-config", reg.config_path], check_rc=False)
+        check_eq(res.returncode, 1, "check-config exit code with %s" % name)
+        check(expected in res.stderr, "check-config names %r: %s" % (expected, res.stderr.strip()))
