@@ -467,3 +467,31 @@ def test_check_config_prints_auth_mode_and_checks_token_keys(ctx):
         res = run([SERVER_BIN, "check-config", reg.config_path], check_rc=False)
         check_eq(res.returncode, 1, "check-config exit code with %s" % name)
         check(expected in res.stderr, "check-config names %r: %s" % (expected, res.stderr.strip()))
+
+
+def test_mirror_catalog_ns_is_filtered_by_pull_permission(ctx):
+    """GET /v2/_catalog?ns=docker.io lists only the mirrored repositories the caller may pull (by the name a
+    ?ns= pull uses, or by the explicit docker.io/ name)."""
+    htpasswd = ctx.path("ns.htpasswd")
+    htpasswd_file(htpasswd, USERS)
+    rules = [{"match": "library/pub", "anonymous": True, "users": ["alice"], "actions": ["pull"]},
+             {"match": "*", "users": ["alice"], "actions": ["pull"]},
+             {"match": "docker.io/library/explicit", "users": ["bob"], "actions": ["pull"]}]
+    extra = {"auth": {"htpasswd": {"realm": "wharf-e2e", "path": htpasswd}, "access": rules}}
+    with Mirror(ctx, extra=extra) as m:
+        img = ctx.image(layers=1, size=4096, seed=75)
+        names = ["library/explicit", "library/priv", "library/pub"]
+        alice = {"Authorization": basic_auth("alice", "alice-pass"), "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        for repo in names:
+            m.hub.push(img, repo, "v1")
+            check_eq(request("GET", m.wharf.url + "/v2/%s/manifests/v1" % repo, alice).status, 200, "alice pulls " + repo)
+
+        def catalog(who):
+            hdrs = {"Authorization": basic_auth(who, USERS[who])} if who else {}
+            r = request("GET", m.wharf.url + "/v2/_catalog?ns=docker.io", hdrs)
+            check_eq(r.status, 200, "catalog?ns=docker.io for %s (%r)" % (who or "anonymous", r))
+            return sorted(json.loads(r.body)["repositories"])
+        wait_for(lambda: catalog("alice") == names, "the three pulls to be cached", tries=100, interval=0.1)
+        check_eq(catalog(""), ["library/pub"], "anonymous caller's ?ns= catalog")
+        check_eq(catalog("bob"), ["library/explicit", "library/pub"], "bob's ?ns= catalog")
+        check_eq(catalog("carol"), ["library/pub"], "carol's ?ns= catalog")
