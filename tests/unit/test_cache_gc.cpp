@@ -214,6 +214,15 @@ TEST_CASE("plan_retention keeps the newest matching tags per repository and rule
     CHECK(p.tags.size() == 3);
     CHECK(p.untag == std::set<std::pair<std::string, std::string>>{{"team-a/app", dg(1)}});
   }
+  SUBCASE("a manifest that a still tagged index references stays in the repository") {
+    ManifestRecord index;
+    index.children = {dg(3)};
+    snap.manifests.emplace(dg(30), index);
+    snap.tags.push_back({"team-a/app", "multi", dg(30)});
+    snap.repo_manifests.push_back({"team-a/app", dg(30), 10});
+    RetentionPlan p = plan_retention(snap, rules, {});
+    CHECK(p.untag == std::set<std::pair<std::string, std::string>>{{"team-a/app", dg(1)}});
+  }
   SUBCASE("immutable tags are neither counted nor removed") {
     RetentionPlan p = plan_retention(snap, rules, {"team-a/*:pr-3"});
     std::set<std::pair<std::string, std::string>> tags(p.tags.begin(), p.tags.end());
