@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <limits>
 
+#include "src/auth/rules.hpp"
+
 namespace wharf::cache {
 namespace {
 
@@ -20,6 +22,7 @@ using Pair = std::pair<std::string, std::string>;
 
 // What a sweep removes from the index.
 struct Plan {
+  std::vector<Pair> tags;  // (repo, tag) removed by retention
   std::vector<Pair> untag;
   std::vector<std::string> manifests;
   std::vector<std::string> blobs;
@@ -39,6 +42,8 @@ Plan plan(const Snapshot& s, const Marks& m, Untagged untagged, int64_t young_si
 }
 
 void describe(const Plan& p, GcResult& r) {
+  r.tags_deleted += p.tags.size();
+  for (const auto& [repo, tag] : p.tags) r.deleted.push_back("tag " + repo + ":" + tag);
   r.manifests_untagged += p.untag.size();
   r.manifests_deleted += p.manifests.size();
   r.blobs_deleted += p.blobs.size();
@@ -48,6 +53,7 @@ void describe(const Plan& p, GcResult& r) {
 }
 
 void apply(Index::Update& u, const Snapshot& s, const Plan& p) {
+  for (const auto& [repo, tag] : p.tags) u.remove_tag(repo, tag);
   for (const auto& [repo, d] : p.untag) u.remove_from_repo(repo, d);
   for (const auto& d : p.manifests) u.remove_manifest_record(d);
   static const std::vector<std::string> none;
@@ -64,6 +70,17 @@ bool indexed(const Index& index, const std::string& digest) {
 }
 
 int64_t now_or(int64_t now) { return now != 0 ? now : int64_t(::time(nullptr)); }
+
+// The garbage collector's plan with storage.retention applied first.
+Plan plan_all(const Snapshot& s, const GcOptions& opts, int64_t young_since) {
+  RetentionPlan r = plan_retention(s, opts.retention, opts.immutable_tags);
+  Plan p = plan(s, mark(s, opts.untagged, young_since, r.untag), opts.untagged, young_since);
+  p.tags = std::move(r.tags);
+  const std::set<Pair> listed(p.untag.begin(), p.untag.end());
+  for (const auto& pair : r.untag)
+    if (!listed.count(pair)) p.untag.push_back(pair);
+  return p;
+}
 
 }  // namespace
 
@@ -129,6 +146,67 @@ Marks mark(const Snapshot& s, Untagged untagged, int64_t young_since, const std:
   return m;
 }
 
+RetentionPlan plan_retention(const Snapshot& s, const std::vector<config::RetentionRule>& rules,
+                             const std::vector<std::string>& immutable_tags) {
+  RetentionPlan out;
+  if (rules.empty()) return out;
+  std::vector<Pair> immutable;
+  for (const auto& e : immutable_tags)
+    if (const size_t colon = e.rfind(':'); colon != std::string::npos)
+      immutable.emplace_back(e.substr(0, colon), e.substr(colon + 1));
+  auto is_immutable = [&](const TagEntry& t) {
+    for (const auto& [repos, tags] : immutable)
+      if (auth::glob_match(tags, t.tag) && auth::glob_match(repos, t.repo)) return true;
+    return false;
+  };
+  std::map<Pair, int64_t> added;
+  for (const auto& rm : s.repo_manifests) added[{rm.repo, rm.digest}] = rm.added;
+  struct Candidate {
+    int64_t pushed;
+    const TagEntry* tag;
+  };
+  std::map<std::pair<std::string, size_t>, std::vector<Candidate>> groups;  // (repo, rule index) → tags
+  for (const auto& t : s.tags) {
+    if (is_immutable(t)) continue;
+    for (size_t i = 0; i < rules.size(); ++i) {
+      if (!auth::glob_match(rules[i].match, t.repo) || !auth::glob_match(rules[i].tags, t.tag)) continue;
+      auto it = added.find({t.repo, t.digest});
+      groups[{t.repo, i}].push_back({it == added.end() ? 0 : it->second, &t});
+      break;
+    }
+  }
+  std::set<Pair> removed;  // (repo, tag)
+  std::set<Pair> orphan_candidates;
+  for (auto& [key, tags] : groups) {
+    const auto keep = size_t(std::max<int64_t>(rules[key.second].keep, 0));
+    if (tags.size() <= keep) continue;
+    std::sort(tags.begin(), tags.end(), [](const Candidate& a, const Candidate& b) {
+      return a.pushed != b.pushed ? a.pushed > b.pushed : a.tag->tag > b.tag->tag;
+    });
+    for (size_t i = keep; i < tags.size(); ++i) {
+      out.tags.emplace_back(tags[i].tag->repo, tags[i].tag->tag);
+      removed.emplace(tags[i].tag->repo, tags[i].tag->tag);
+      orphan_candidates.emplace(tags[i].tag->repo, tags[i].tag->digest);
+    }
+  }
+  // What stays tagged in each affected repository, and the manifests those reach there.
+  std::set<Pair> reached;
+  std::vector<Pair> work;
+  for (const auto& t : s.tags)
+    if (!removed.count({t.repo, t.tag})) work.emplace_back(t.repo, t.digest);
+  while (!work.empty()) {
+    Pair p = std::move(work.back());
+    work.pop_back();
+    if (!reached.insert(p).second) continue;
+    auto it = s.manifests.find(p.second);
+    if (it == s.manifests.end()) continue;
+    for (const auto& c : it->second.children) work.emplace_back(p.first, c);
+  }
+  for (const auto& pair : orphan_candidates)
+    if (!reached.count(pair)) out.untag.insert(pair);
+  return out;
+}
+
 uint64_t stored_bytes(const Snapshot& s) {
   uint64_t total = 0;
   for (const auto& [d, b] : s.blobs) total += b.size;
@@ -190,7 +268,7 @@ std::expected<GcResult, std::string> collect(Index& index, const BlobBackend& st
     try {
       auto txn = index.read();
       Snapshot s = load_snapshot(index, txn);
-      Plan p = plan(s, mark(s, opts.untagged, young_since), opts.untagged, young_since);
+      Plan p = plan_all(s, opts, young_since);
       describe(p, result);
       std::set<std::string> gone(p.manifests.begin(), p.manifests.end());
       gone.insert(p.blobs.begin(), p.blobs.end());
@@ -205,7 +283,7 @@ std::expected<GcResult, std::string> collect(Index& index, const BlobBackend& st
   auto done = index.update("garbage collection", [&](Index::Update& u) {
     // Marked under the write lock, so every manifest and link committed before it is seen.
     Snapshot s = load_snapshot(index, u.txn());
-    p = plan(s, mark(s, opts.untagged, young_since), opts.untagged, young_since);
+    p = plan_all(s, opts, young_since);
     apply(u, s, p);
   });
   if (!done) return std::unexpected(done.error());

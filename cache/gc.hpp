@@ -18,6 +18,7 @@
 
 #include "cache/blob_backend.hpp"
 #include "cache/index.hpp"
+#include "src/config/config.hpp"
 
 namespace wharf::cache {
 
@@ -31,15 +32,18 @@ struct GcOptions {
   Untagged untagged = Untagged::Keep;
   std::chrono::seconds grace{0};
   int64_t now = 0;  // unix seconds; 0: the clock
+  std::vector<config::RetentionRule> retention;  // storage.retention: tags beyond each rule's keep go
+  std::vector<std::string> immutable_tags;       // auth.immutabletags ("REPO_GLOB:TAG_GLOB"): never removed
 };
 
 struct GcResult {
-  size_t manifests_untagged = 0;  // removed from a repository (--delete-untagged)
+  size_t tags_deleted = 0;        // removed by storage.retention
+  size_t manifests_untagged = 0;  // removed from a repository (--delete-untagged, or left untagged by retention)
   size_t manifests_deleted = 0;   // manifest records removed
   size_t blobs_deleted = 0;       // blob records removed
   size_t files_deleted = 0;       // files removed from blobs/ (blobs, manifests, strays)
   uint64_t bytes_freed = 0;       // their sizes
-  std::vector<std::string> deleted;  // "blob sha256:..", "manifest sha256:..", "untag repo@sha256:.."
+  std::vector<std::string> deleted;  // "blob sha256:..", "manifest sha256:..", "untag repo@sha256:..", "tag repo:tag"
 };
 
 // Everything the collector and the evictor look at, read in one transaction.
@@ -55,6 +59,18 @@ struct Snapshot {
 };
 // Reads the snapshot; throws std::runtime_error (lmdb::Error) if LMDB fails.
 Snapshot load_snapshot(const Index&, const Index::ReadTxn&);
+
+// What storage.retention removes. Each tag is governed by the first rule whose repository and tag patterns
+// both match it; per repository and rule, the `keep` tags pushed last (the time their manifest was put in
+// the repository; ties: the lexically greater tag first) stay and the others go. Immutable tags are
+// neither counted nor removed. A manifest left with no tag in its repository by this, and not a child of
+// a manifest still tagged there, is taken out of the repository too.
+struct RetentionPlan {
+  std::vector<std::pair<std::string, std::string>> tags;   // (repo, tag)
+  std::set<std::pair<std::string, std::string>> untag;     // (repo, digest)
+};
+RetentionPlan plan_retention(const Snapshot&, const std::vector<config::RetentionRule>&,
+                             const std::vector<std::string>& immutable_tags);
 
 // What survives: manifests in repositories, manifest records and blob records.
 struct Marks {

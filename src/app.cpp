@@ -86,17 +86,19 @@ void schedule_gc(Runtime& rt) {
   auto* store = &*rt.store;
   auto freed = std::make_shared<uint64_t>(0);
   rt.pool->submit(
-      [index, store, freed] {
+      [index, store, freed, retention = rt.cfg.retention, immutable = rt.cfg.immutable_tags] {
         cache::GcOptions opts;
         opts.grace = cache::kOnlineGcGrace;
+        opts.retention = retention;
+        opts.immutable_tags = immutable;
         auto r = cache::collect(*index, *store, opts);
         if (!r) {
           spdlog::warn("garbage collection failed: {}", r.error());
           return;
         }
         *freed = r->bytes_freed;
-        spdlog::info("garbage collection: {} manifests, {} blobs, {} files, {} bytes freed", r->manifests_deleted,
-                     r->blobs_deleted, r->files_deleted, r->bytes_freed);
+        spdlog::info("garbage collection: {} tags (retention), {} manifests, {} blobs, {} files, {} bytes freed", r->tags_deleted,
+                     r->manifests_deleted, r->blobs_deleted, r->files_deleted, r->bytes_freed);
       },
       [&rt, freed] {
         rt.metrics.gc_run(*freed);

@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
                                     ? "s3 bucket " + cfg->s3.bucket + " at " + cfg->s3.endpoint_url() + " (reachable, writable)"
                                     : "root " + cfg->root_directory;
     std::printf("configuration OK: listen %s, %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
-                storage.c_str(), cfg->htpasswd_path.empty() ? "off" : "htpasswd",
+                storage.c_str(), wharf::auth_mode(*cfg).c_str(),
                 cfg->delete_enabled ? "enabled" : "disabled", cfg->upstreams.size());
     return 0;
   }

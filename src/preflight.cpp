@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "src/auth/htpasswd.hpp"
+#include "src/auth/keys.hpp"
 #include "src/http/server.hpp"
 #include "src/s3/probe.hpp"
 
@@ -62,6 +63,21 @@ std::vector<std::string> preflight(const config::Config& cfg) {
       problems.push_back("auth.htpasswd.path: " + users.error());
     }
   }
+  if (cfg.token_enabled) {
+    // The same loads the auth gate does at start: a key that does not load stops serve.
+    if (!cfg.token_root_certs.empty()) {
+      if (auto p = unreadable(cfg.token_root_certs)) problems.push_back("auth.token.rootcertbundle: " + *p);
+      else if (auto keys = auth::load_public_keys(cfg.token_root_certs); !keys)
+        problems.push_back("auth.token.rootcertbundle: " + keys.error());
+    }
+    if (cfg.token_realm.empty()) {
+      for (size_t i = 0; i < cfg.token_signing_keys.size(); ++i) {
+        const std::string key = "auth.token.signingkeys[" + std::to_string(i) + "]: ";
+        if (auto p = unreadable(cfg.token_signing_keys[i])) problems.push_back(key + *p);
+        else if (auto k = auth::load_private_key(cfg.token_signing_keys[i]); !k) problems.push_back(key + k.error());
+      }
+    }
+  }
   if (cfg.tls_certificate.empty() != cfg.tls_key.empty()) {
     problems.push_back(cfg.tls_key.empty() ? "http.tls.key: required with http.tls.certificate"
                                            : "http.tls.certificate: required with http.tls.key");
@@ -82,6 +98,19 @@ std::vector<std::string> preflight(const config::Config& cfg) {
     for (std::string& p : s3::probe_bucket(cfg.s3)) problems.push_back(std::move(p));
   }
   return problems;
+}
+
+std::string auth_mode(const config::Config& cfg) {
+  std::string mode;
+  if (cfg.token_enabled) {
+    mode = cfg.token_realm.empty() ? "token (wharf issues them at /auth/token, service " + cfg.token_service + ")"
+                                   : "token (external realm " + cfg.token_realm + ", service " + cfg.token_service + ")";
+    if (!cfg.htpasswd_path.empty()) mode += " + htpasswd";
+  } else {
+    mode = cfg.htpasswd_path.empty() ? "off" : "htpasswd";
+  }
+  if (!cfg.access_rules.empty()) mode += ", " + std::to_string(cfg.access_rules.size()) + " access rule(s)";
+  return mode;
 }
 
 }  // namespace wharf

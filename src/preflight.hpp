@@ -14,4 +14,8 @@ namespace wharf {
 // reads back and deletes one small probe object under storage.s3.rootdirectory.
 std::vector<std::string> preflight(const config::Config& cfg);
 
+// The authentication mode `cfg` selects, for check-config: "off", "htpasswd", or "token (...)" naming
+// the issuer (wharf itself or the external realm) and service, then the number of access rules if any.
+std::string auth_mode(const config::Config& cfg);
+
 }  // namespace wharf

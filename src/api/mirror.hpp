@@ -57,9 +57,10 @@ class Mirror {
   void get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
   // Tags list: the upstream's when reachable, else the cached tags.
   void list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d);
-  // Catalog for an upstream chosen by ?ns=: the upstream's when reachable, else the cached repositories.
+  // Catalog for an upstream chosen by ?ns=: the upstream's when reachable, else the cached repositories,
+  // listing only names N for which `may_pull` accepts N (a pull with ?ns=) or "ns/N" (the explicit name).
   // False if `ns` names no upstream (the caller serves the local catalog).
-  bool catalog(const http::ExchangePtr& ex, const std::string& ns);
+  bool catalog(const http::ExchangePtr& ex, const std::string& ns, std::function<bool(std::string_view)> may_pull);
   const MirrorStats& stats() const { return stats_; }
   // Reports every upstream response (upstream name, status, seconds) to `observer`.
   void observe_upstreams(std::function<void(const std::string&, int, double)> observer);

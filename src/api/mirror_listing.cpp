@@ -6,6 +6,7 @@
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
+#include "src/util/json.hpp"
 
 namespace wharf::api {
 
@@ -45,8 +46,27 @@ void respond_listing(const http::ExchangePtr& ex, std::string body) {
   ex->respond(std::move(res));
 }
 
+// Whether the caller may pull `name` of upstream `ns`, with ?ns= or by its explicit name "ns/name".
+using MayPull = std::function<bool(std::string_view)>;
+bool visible(const MayPull& may_pull, const std::string& ns, const std::string& name) {
+  return may_pull(name) || may_pull(std::string(ns).append("/").append(name));
+}
+
+// The upstream's catalog with only the visible names; nullopt if it is not a catalog document.
+std::optional<std::string> filter_catalog(const std::string& body, const std::string& ns, const MayPull& may_pull) {
+  auto doc = util::parse_json(body);
+  if (!doc || !doc->is_object()) return std::nullopt;
+  auto it = doc->find("repositories");
+  if (it == doc->end() || !it->is_array()) return std::nullopt;
+  nlohmann::json kept = nlohmann::json::array();
+  for (const auto& name : *it)
+    if (name.is_string() && visible(may_pull, ns, name.get<std::string>())) kept.push_back(name);
+  *it = std::move(kept);
+  return doc->dump();
+}
+
 // The cached repositories of one upstream ("<ns>/..." in the store), with the prefix removed.
-void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string& ns) {
+void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string& ns, const MayPull& may_pull) {
   const std::string prefix = ns + "/";
   std::vector<std::string> names;
   {
@@ -61,7 +81,8 @@ void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string
           past = true;
           break;
         }
-        names.push_back(r.substr(prefix.size()));
+        std::string name = r.substr(prefix.size());
+        if (visible(may_pull, ns, name)) names.push_back(std::move(name));
       }
       if (past || !more || repos.empty()) break;
       last = repos.back();
@@ -90,21 +111,23 @@ void Mirror::list_tags(const http::ExchangePtr& ex, const Route&, const proxy::D
                 });
 }
 
-bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns) {
+bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns, MayPull may_pull) {
   auto* up = upstream(ns);
   if (!up) return false;
-  auto from_cache = [this, ex, ns] {  // as in list_tags: after manifests still being written
-    if (pending_.empty()) return cached_catalog(ctx_, ex, ns);
-    after_pending_.push_back([this, ex, ns] { cached_catalog(ctx_, ex, ns); });
+  auto from_cache = [this, ex, ns, may_pull] {  // as in list_tags: after manifests still being written
+    if (pending_.empty()) return cached_catalog(ctx_, ex, ns, may_pull);
+    after_pending_.push_back([this, ex, ns, may_pull] { cached_catalog(ctx_, ex, ns, may_pull); });
   };
   if (up->backing_off()) {
     from_cache();
     return true;
   }
-  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "", [ex, from_cache](std::optional<std::string> body) {
-    if (!body) return from_cache();
-    respond_listing(ex, std::move(*body));
-  });
+  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "",
+                [ex, ns, may_pull, from_cache](std::optional<std::string> body) {
+                  auto filtered = body ? filter_catalog(*body, ns, may_pull) : std::nullopt;
+                  if (!filtered) return from_cache();
+                  respond_listing(ex, std::move(*filtered));
+                });
   return true;
 }
 

@@ -92,7 +92,8 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
     case RouteKind::Catalog:
       if (!get) return method_not_allowed(ex);
       if (ctx_.mirror) {
-        if (auto ns = ex->req().query_param("ns"); ns && ctx_.mirror->catalog(ex, *ns)) return;
+        auto may_pull = [gate = &auth_, caller](std::string_view repo) { return (gate->allowed(caller, repo) & auth::kPull) != 0; };
+        if (auto ns = ex->req().query_param("ns"); ns && ctx_.mirror->catalog(ex, *ns, may_pull)) return;
       }
       return catalog(ctx_, ex, *route, [&](std::string_view repo) { return (auth_.allowed(caller, repo) & auth::kPull) != 0; });
     case RouteKind::Tags:

@@ -1,4 +1,5 @@
-// wharf garbage-collect CONFIG [--dry-run] [--delete-untagged]: offline mark and sweep (registry:2's verb).
+// wharf garbage-collect CONFIG [--dry-run] [--delete-untagged]: offline mark and sweep (registry:2's verb),
+// with storage.retention applied first.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -13,6 +14,8 @@ namespace wharf::commands {
 
 int garbage_collect(const config::Config& cfg, const std::vector<std::string>& args) {
   cache::GcOptions opts;  // grace 0: the server is expected to be stopped, as with registry:2
+  opts.retention = cfg.retention;
+  opts.immutable_tags = cfg.immutable_tags;
   for (const auto& a : args) {
     if (a == "--dry-run" || a == "-d") {
       opts.dry_run = cache::DryRun::Yes;
@@ -35,8 +38,8 @@ int garbage_collect(const config::Config& cfg, const std::vector<std::string>& a
   }
   const bool dry = opts.dry_run == cache::DryRun::Yes;
   for (const auto& what : r->deleted) std::printf("%s%s\n", dry ? "would delete " : "deleted ", what.c_str());
-  std::printf("%s: %zu manifests untagged, %zu manifests, %zu blobs, %zu files, %llu bytes\n",
-              dry ? "would free (dry run)" : "freed", r->manifests_untagged, r->manifests_deleted, r->blobs_deleted,
+  std::printf("%s: %zu tags, %zu manifests untagged, %zu manifests, %zu blobs, %zu files, %llu bytes\n",
+              dry ? "would free (dry run)" : "freed", r->tags_deleted, r->manifests_untagged, r->manifests_deleted, r->blobs_deleted,
               r->files_deleted, static_cast<unsigned long long>(r->bytes_freed));
   return 0;
 }

@@ -1,5 +1,6 @@
 // The access-control keys: auth.access rules, auth.groups, and the checks across auth.token's keys.
 #include "src/config/schema.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::config::detail {
 namespace {
@@ -26,6 +27,16 @@ bool valid_pattern(const std::string& p) {
   for (char c : p) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
                     c == '/' || c == '*' || c == '?';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool valid_tag_pattern(const std::string& p) {
+  if (p.empty() || p.size() > 128) return false;
+  for (char c : p) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-' || c == '*' || c == '?';
     if (!ok) return false;
   }
   return true;
@@ -102,6 +113,43 @@ std::expected<Value, ConfigError> fetch_rules(const YAML::Node& node, const Note
       }
     }
     if (r.match.empty()) return fail(at + ".upstream", "missing; name the upstream (e.g. docker.io)");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::expected<Value, ConfigError> retention_rules(const YAML::Node& node, const Notes& notes) {
+  const std::string key(notes.key);
+  if (!node.IsSequence()) return fail(key, "must be a list of rules such as {match: \"team-a/*\", tags: \"pr-*\", keep: 5}");
+  std::vector<RetentionRule> out;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string at = key + std::string("[") + std::to_string(i) + "]";
+    const YAML::Node entry = node[i];
+    if (!entry.IsMap()) return fail(at, "must be a mapping with match, tags and keep");
+    RetentionRule r;
+    bool has_keep = false;
+    for (const auto& kv : entry) {
+      const std::string k = kv.first.as<std::string>();
+      const std::string member = at + "." + k;
+      if (k == "match" || k == "tags") {
+        if (!kv.second.IsScalar()) return fail(member, "must be a pattern");
+        (k == "match" ? r.match : r.tags) = kv.second.Scalar();
+      } else if (k == "keep") {
+        const auto n = kv.second.IsScalar() ? util::parse_u64(kv.second.Scalar(), 1000000) : std::nullopt;
+        if (!n) return fail(member, "must be a whole number of tags to keep (0 to 1000000)");
+        r.keep = int64_t(*n);
+        has_keep = true;
+      } else {
+        notes.warnings.push_back(member + ": unknown key, ignored");
+      }
+    }
+    if (r.match.empty()) return fail(at + ".match", "missing; every rule needs a repository pattern such as \"team-a/*\"");
+    if (!valid_pattern(r.match))
+      return fail(at + ".match", "\"" + r.match + "\" is not a pattern of lowercase repository name characters, * and ?");
+    if (r.tags.empty()) r.tags = "*";
+    if (!valid_tag_pattern(r.tags))
+      return fail(at + ".tags", "\"" + r.tags + "\" is not a pattern of tag characters (A-Z a-z 0-9 _ . -), * and ?");
+    if (!has_keep) return fail(at + ".keep", "missing; say how many of the newest matching tags to keep");
     out.push_back(std::move(r));
   }
   return out;

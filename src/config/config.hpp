@@ -61,6 +61,14 @@ struct AccessRule {
   bool anonymous = false;            // every caller, even without credentials, gets this rule's pull
 };
 
+// One retention rule (storage.retention, wharf): in every repository `match` names, only the `keep` most
+// recently pushed tags matching `tags` survive the garbage collector.
+struct RetentionRule {
+  std::string match;  // glob over repository names, as in AccessRule
+  std::string tags;   // glob over tag names (* any run of characters, ? one)
+  int64_t keep = 0;   // how many of the matching tags to keep, newest first (>= 0)
+};
+
 struct Config {
   int version_major = 0;  // "version: 0.1" → 0.1 accepted
   std::string log_level = "info";     // trace|debug|info|warn|error (registry:2 also: warning, fatal, panic)
@@ -78,6 +86,7 @@ struct Config {
   bool upload_purge_dry_run = false;                      // .dryrun (log what would be purged, delete nothing)
   uint64_t cache_max_size = 0;            // storage.cache.maxsize (wharf; 0 = unbounded; "50GiB" units)
   std::chrono::seconds gc_interval{0};    // storage.gc.interval (wharf; 0 = off)
+  std::vector<RetentionRule> retention;   // storage.retention (wharf): applied by every garbage collection
 
   std::string http_addr = "127.0.0.1:5000";  // http.addr  (host:port, ":5000" means all addresses)
   std::string http_host;                     // http.host (external URL, for Location headers; may be empty)
@@ -148,7 +157,8 @@ struct ConfigError {
 
 // The kind of value a configuration key holds.
 enum class KeyType {
-  Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, AccessRules, FetchRules, GroupMap, Any
+  Section, Version, String, Bool, Int, Duration, Size, StringList, HeaderMap, UpstreamList, AccessRules, FetchRules, GroupMap,
+  RetentionRules, Any
 };
 // What wharf does with a key: use it, accept it silently, accept it with a warning, or refuse to start.
 enum class KeyUse { Used, Ignored, Warned, Rejected };

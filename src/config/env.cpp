@@ -91,7 +91,7 @@ YAML::Node env_value(const std::string& raw, KeyType type) {
   if (parsed.IsNull() || parsed.IsScalar()) return parsed;
   const bool structured = type == KeyType::StringList || type == KeyType::HeaderMap ||
                           type == KeyType::UpstreamList || type == KeyType::AccessRules || type == KeyType::FetchRules ||
-                          type == KeyType::GroupMap || type == KeyType::Any || type == KeyType::Section;
+                          type == KeyType::GroupMap || type == KeyType::RetentionRules || type == KeyType::Any || type == KeyType::Section;
   return structured ? parsed : YAML::Node(raw);
 }
 

@@ -334,6 +334,7 @@ const Field kFields[] = {
     warned("storage.cache.layerinfo", KeyType::String, kBlobDescriptor),
     section("storage.gc"),
     used("storage.gc.interval", KeyType::Duration, store<&Config::gc_interval>),
+    used("storage.retention", KeyType::RetentionRules, store<&Config::retention>),
     section("storage.maintenance"),
     section("storage.maintenance.uploadpurging"),
     used("storage.maintenance.uploadpurging.enabled", KeyType::Bool, store<&Config::upload_purging>),

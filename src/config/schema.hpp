@@ -21,6 +21,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // A key's value after conversion according to its KeyType (monostate for Section/Any).
 using Value = std::variant<std::monostate, std::string, bool, int64_t, std::chrono::seconds, uint64_t,
                            std::vector<std::string>, Headers, std::vector<Upstream>, std::vector<AccessRule>,
+                           std::vector<RetentionRule>,
                            std::map<std::string, std::vector<std::string>>>;
 
 // The Config being built, plus what can only be settled once the whole document is read.
@@ -59,6 +60,8 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
 std::expected<Value, ConfigError> access_rules(const YAML::Node& node, const Notes& notes);
 // auth.fetch: a list of {upstream, users, groups, anonymous} (upstream lands in AccessRule::match).
 std::expected<Value, ConfigError> fetch_rules(const YAML::Node& node, const Notes& notes);
+// storage.retention: a list of {match, tags, keep}; fails naming the entry and member.
+std::expected<Value, ConfigError> retention_rules(const YAML::Node& node, const Notes& notes);
 // auth.groups: a mapping of group name → list of user names; fails naming the group.
 std::expected<Value, ConfigError> group_map(const YAML::Node& node, const Notes& notes);
 // Cross-key checks of the access-control keys, once the whole document is read; fails naming the key.

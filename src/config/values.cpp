@@ -229,7 +229,7 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
   const bool scalar_type = type != KeyType::Section && type != KeyType::Any && type != KeyType::StringList &&
                            type != KeyType::HeaderMap && type != KeyType::UpstreamList &&
                            type != KeyType::AccessRules && type != KeyType::FetchRules &&
-                           type != KeyType::GroupMap;
+                           type != KeyType::GroupMap && type != KeyType::RetentionRules;
   if (scalar_type && !node.IsScalar()) return fail("must be a single value, got " + describe(node));
   switch (type) {
     case KeyType::Section:
@@ -284,6 +284,8 @@ std::expected<Value, ConfigError> convert(const YAML::Node& node, KeyType type, 
       return fetch_rules(node, notes);
     case KeyType::GroupMap:
       return group_map(node, notes);
+    case KeyType::RetentionRules:
+      return retention_rules(node, notes);
   }
   return fail("unhandled key type");
 }

@@ -340,3 +340,158 @@ def test_immutable_tags_refuse_overwrite_and_delete(ctx):
         check(r.status == 403 and "immutable" in r.body.decode(), "DELETE %s: %r" % (ref, r))
     check_eq(reg.manifest("team-a/app", "v1").status, 200, "v1 after the refused deletes")
     reg.push_image("team-a/app", "v2", seed=5)  # new immutable tags can be created
+
+
+def test_retention_keeps_the_newest_tags(ctx):
+    """storage.retention: of pr-1..pr-8 in team-a/app the 3 pushed last stay, pr-1 too (immutable), v1
+    too (no rule); a --dry-run lists what would go and removes nothing; then the online GC applies it."""
+    root = ctx.mkdir("retention-data")
+    storage = {"retention": [{"match": "team-a/*", "tags": "pr-*", "keep": 3}]}
+    auth = {"immutabletags": ["team-a/*:pr-1"]}
+    reg = ctx.registry(root=root, extra={"storage": dict(storage), "auth": auth}).start()
+    for i in range(1, 9):  # pushed in order: push times never decrease, ties go to the later tag
+        reg.push_image("team-a/app", "pr-%d" % i, seed=100 + i)
+    reg.push_image("team-a/app", "v1", seed=99)
+    reg.push_image("team-b/app", "pr-1", seed=98)
+
+    def tags(r):
+        resp = r.req("GET", "/v2/team-a/app/tags/list")
+        check_eq(resp.status, 200, "tags list")
+        return sorted(json.loads(resp.body)["tags"])
+
+    everything = tags(reg)
+    reg.stop()
+    res = run([SERVER_BIN, "garbage-collect", reg.config_path, "--dry-run"], timeout=120)
+    gone = ["pr-%d" % i for i in range(2, 6)]
+    for t in gone:
+        check("would delete tag team-a/app:%s\n" % t in res.stdout, "--dry-run lists %s: %s" % (t, tail(res.stdout, 5)))
+    for t in ("pr-1", "pr-6", "pr-7", "pr-8", "v1"):
+        check("team-a/app:%s\n" % t not in res.stdout, "--dry-run would remove %s: %s" % (t, tail(res.stdout, 5)))
+    check("team-b/app" not in res.stdout, "--dry-run touches team-b: %s" % tail(res.stdout, 5))
+    reg.start()
+    check_eq(tags(reg), everything, "tags after --dry-run")
+    reg.stop()
+
+    storage["gc"] = {"interval": "1s"}
+    online = ctx.registry(root=root, name="online", extra={"storage": storage, "auth": auth}).start()
+    expected = sorted(["pr-1", "pr-6", "pr-7", "pr-8", "v1"])
+    wait_for(lambda: tags(online) == expected, "online GC to apply retention (tags %s)" % expected,
+             tries=100, interval=0.2)
+    check_eq(online.manifest("team-a/app", "pr-3").status, 404, "GET of a tag retention removed")
+    check_eq(online.manifest("team-a/app", "pr-8").status, 200, "GET of a kept tag")
+    check_eq(online.manifest("team-b/app", "pr-1").status, 200, "GET of a tag no rule governs")
+
+
+@timeout(600)
+def test_podman_and_containerd_with_own_token_server(ctx):
+    """podman and containerd (ctr --hosts-dir with --user) go through wharf's own token server: alice
+    (team-a) pulls and pushes, a push to team-b is refused, anonymous pulls of team-a are refused."""
+    from mirror_util import Containerd
+    reg, _ = own_token_registry(ctx, "tokpod")
+    reg.start()
+    img = ctx.image(layers=2, size=64 << 10, seed=74)
+    ref = "%s/team-a/app:v1" % reg.host
+    ctx.skopeo("copy", "--dest-creds", "alice:alice-pass", "--dest-tls-verify=false", "oci:" + img["dir"],
+               "docker://" + ref)
+
+    base = ctx.mkdir("podman")
+    auth = ctx.path("podman", "auth.json")
+    with open(auth, "w") as f:
+        f.write("{}")
+    podman = ["podman", "--root", base + "/root", "--runroot", ctx.short_dir("wp-"),
+              "--tmpdir", ctx.mkdir("podman", "tmp"), "--storage-driver", "vfs", "--events-backend", "none",
+              "--cgroup-manager", "cgroupfs"]
+    env = {"REGISTRY_AUTH_FILE": auth}
+    anon = run(podman + ["pull", "--tls-verify=false", ref], env=env, check_rc=False, timeout=120)
+    check(anon.returncode != 0, "podman pulled a closed repository anonymously")
+    run(podman + ["login", "--tls-verify=false", "-u", "alice", "--password-stdin", reg.host], env=env,
+        input="alice-pass\n", timeout=60)
+    run(podman + ["pull", "--tls-verify=false", ref], env=env, timeout=300)
+    info = json.loads(run(podman + ["image", "inspect", ref], env=env).stdout)
+    check_eq(info[0].get("Digest"), img["manifest_digest"], "podman's manifest digest")
+    pushed = "%s/team-a/podman:v1" % reg.host
+    run(podman + ["tag", ref, pushed], env=env)
+    run(podman + ["push", "--tls-verify=false", pushed], env=env, timeout=300)
+    check_eq(reg.req("GET", "/v2/team-a/podman/tags/list", auth=False).status, 401, "anonymous tags list")
+    tok = get_token(reg, ["repository:team-a/podman:pull"], ("bob", "bob-pass"))
+    r = request("GET", reg.url + "/v2/team-a/podman/tags/list", bearer(json.loads(tok.body)["token"]))
+    check(r.status == 200 and json.loads(r.body)["tags"] == ["v1"], "tags of podman's push: %r" % r)
+    bad = "%s/team-b/podman:v1" % reg.host
+    run(podman + ["tag", ref, bad], env=env)
+    res = run(podman + ["push", "--tls-verify=false", bad], env=env, check_rc=False, timeout=120)
+    check(res.returncode != 0, "podman pushed to team-b")
+    check(re.search(r"denied|unauthorized|insufficient|403|forbidden", res.stderr + res.stdout, re.I),
+          "podman's refusal: %s" % tail(res.stderr, 3))
+
+    ctd = Containerd(ctx).start()
+    d = os.path.join(ctd.hosts, reg.host)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "hosts.toml"), "w") as f:
+        f.write('server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve", "push"]\n'
+                % (reg.host, reg.host))
+    pull = ["images", "pull", "--snapshotter", "native", "--hosts-dir", ctd.hosts, "--plain-http"]
+    no = ctd.ctr(*(pull + [ref]), check_rc=False)
+    check(no.returncode != 0, "ctr pulled a closed repository without credentials")
+    ctd.ctr(*(pull + ["--user", "bob:bob-pass", ref]))
+    check_eq(ctd.image_digest(ref), img["manifest_digest"], "ctr's manifest digest")
+    wrong = ctd.ctr(*(pull + ["--user", "carol:carol-pass", pushed]), check_rc=False)
+    check(wrong.returncode != 0, "ctr pulled team-a as carol (not in team-a)")
+
+
+def test_check_config_prints_auth_mode_and_checks_token_keys(ctx):
+    key, cert = make_key(ctx, "cc")
+    garbage = ctx.path("garbage.pem")
+    with open(garbage, "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    token_own = {"service": SERVICE, "issuer": ISSUER, "signingkeys": [key]}
+    token_ext = {"realm": "http://127.0.0.1:9/token", "service": SERVICE, "issuer": ISSUER, "rootcertbundle": cert}
+    cases = [
+        ("off", {}, "auth off,"),
+        ("htpasswd", {"users": USERS}, "auth htpasswd,"),
+        ("own", {"extra": {"auth": {"token": token_own, "access": RULES, "groups": {"team-a": ["alice"]}}}},
+         "auth token (wharf issues them at /auth/token, service %s), 2 access rule(s)," % SERVICE),
+        ("ext", {"extra": {"auth": {"token": token_ext}}}, "auth token (external realm http://127.0.0.1:9/token"),
+    ]
+    for name, kw, expected in cases:
+        reg = ctx.registry(name="cc-" + name, **kw)
+        res = run([SERVER_BIN, "check-config", reg.config_path])
+        check(expected in res.stdout, "check-config of %s prints %r: %s" % (name, expected, res.stdout.strip()))
+    bad = [
+        ("badsign", {"service": SERVICE, "issuer": ISSUER, "signingkeys": [key, garbage]}, "auth.token.signingkeys[1]: "),
+        ("nosign", {"service": SERVICE, "issuer": ISSUER, "signingkeys": [ctx.path("missing.pem")]},
+         "auth.token.signingkeys[0]: "),
+        ("badcerts", dict(token_ext, rootcertbundle=garbage), "auth.token.rootcertbundle: "),
+    ]
+    for name, token, expected in bad:
+        reg = ctx.registry(name="cc-" + name, extra={"auth": {"token": token}})
+        res = run([SERVER_BIN, "check-config", reg.config_path], check_rc=False)
+        check_eq(res.returncode, 1, "check-config exit code with %s" % name)
+        check(expected in res.stderr, "check-config names %r: %s" % (expected, res.stderr.strip()))
+
+
+def test_mirror_catalog_ns_is_filtered_by_pull_permission(ctx):
+    """GET /v2/_catalog?ns=docker.io lists only the mirrored repositories the caller may pull (by the name a
+    ?ns= pull uses, or by the explicit docker.io/ name)."""
+    htpasswd = ctx.path("ns.htpasswd")
+    htpasswd_file(htpasswd, USERS)
+    rules = [{"match": "library/pub", "anonymous": True, "users": ["alice"], "actions": ["pull"]},
+             {"match": "*", "users": ["alice"], "actions": ["pull"]},
+             {"match": "docker.io/library/explicit", "users": ["bob"], "actions": ["pull"]}]
+    extra = {"auth": {"htpasswd": {"realm": "wharf-e2e", "path": htpasswd}, "access": rules}}
+    with Mirror(ctx, extra=extra) as m:
+        img = ctx.image(layers=1, size=4096, seed=75)
+        names = ["library/explicit", "library/priv", "library/pub"]
+        alice = {"Authorization": basic_auth("alice", "alice-pass"), "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        for repo in names:
+            m.hub.push(img, repo, "v1")
+            check_eq(request("GET", m.wharf.url + "/v2/%s/manifests/v1" % repo, alice).status, 200, "alice pulls " + repo)
+
+        def catalog(who):
+            hdrs = {"Authorization": basic_auth(who, USERS[who])} if who else {}
+            r = request("GET", m.wharf.url + "/v2/_catalog?ns=docker.io", hdrs)
+            check_eq(r.status, 200, "catalog?ns=docker.io for %s (%r)" % (who or "anonymous", r))
+            return sorted(json.loads(r.body)["repositories"])
+        wait_for(lambda: catalog("alice") == names, "the three pulls to be cached", tries=100, interval=0.1)
+        check_eq(catalog(""), ["library/pub"], "anonymous caller's ?ns= catalog")
+        check_eq(catalog("bob"), ["library/explicit", "library/pub"], "bob's ?ns= catalog")
+        check_eq(catalog("carol"), ["library/pub"], "carol's ?ns= catalog")

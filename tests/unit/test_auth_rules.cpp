@@ -255,3 +255,28 @@ TEST_CASE("Rules::tag_immutable") {
   CHECK(rules.tag_immutable("team-b/app", "release-1"));
   CHECK(config_error("version: 0.1\nauth:\n  immutabletags: [\"v*\"]\n").find("auth.immutabletags[0]") == 0);
 }
+
+TEST_CASE("storage.retention config") {
+  const auto cfg = load(R"(version: 0.1
+storage:
+  retention:
+    - {match: "team-a/*", tags: "pr-*", keep: 5}
+    - {match: "ci/*", keep: 0}
+)");
+  REQUIRE(cfg.retention.size() == 2);
+  CHECK(cfg.retention[0].match == "team-a/*");
+  CHECK(cfg.retention[0].tags == "pr-*");
+  CHECK(cfg.retention[0].keep == 5);
+  CHECK(cfg.retention[1].tags == "*");
+  CHECK(cfg.retention[1].keep == 0);
+  auto err = [](const std::string& rule) {
+    return config_error("version: 0.1\nstorage:\n  retention:\n    - " + rule + "\n");
+  };
+  CHECK(err("{match: \"a/*\", tags: \"pr-*\"}").find("storage.retention[0].keep: missing") == 0);
+  CHECK(err("{match: \"a/*\", keep: -1}").find("storage.retention[0].keep") == 0);
+  CHECK(err("{match: \"a/*\", keep: lots}").find("storage.retention[0].keep") == 0);
+  CHECK(err("{tags: \"x\", keep: 1}").find("storage.retention[0].match") == 0);
+  CHECK(err("{match: \"A/B\", keep: 1}").find("storage.retention[0].match") == 0);
+  CHECK(err("{match: \"a\", tags: \"v:1\", keep: 1}").find("storage.retention[0].tags") == 0);
+  CHECK(config_error("version: 0.1\nstorage:\n  retention: 5\n").find("storage.retention") == 0);
+}

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <string>
@@ -181,5 +182,96 @@ TEST_CASE("collect") {
     CHECK(s.has_file(dg(50)));
     REQUIRE(collect(*s.index, *s.blobs, {}).has_value());
     CHECK_FALSE(s.has_file(dg(50)));
+  }
+}
+
+TEST_CASE("plan_retention keeps the newest matching tags per repository and rule") {
+  Snapshot snap;
+  // team-a/app: pr-1..pr-6 pushed at 100..600 (pr-1 and pr-2 share a manifest), v1 at 50; team-b/app: pr-1..pr-3.
+  for (int i = 1; i <= 6; ++i) {
+    const int d = i == 2 ? 1 : i;
+    snap.tags.push_back({"team-a/app", "pr-" + std::to_string(i), dg(d)});
+    if (i != 2) snap.repo_manifests.push_back({"team-a/app", dg(d), 100 * i});
+  }
+  snap.tags.push_back({"team-a/app", "v1", dg(7)});
+  snap.repo_manifests.push_back({"team-a/app", dg(7), 50});
+  for (int i = 1; i <= 3; ++i) {
+    snap.tags.push_back({"team-b/app", "pr-" + std::to_string(i), dg(20 + i)});
+    snap.repo_manifests.push_back({"team-b/app", dg(20 + i), 100 * i});
+  }
+  const std::vector<config::RetentionRule> rules{{.match = "team-a/*", .tags = "pr-*", .keep = 3}};
+
+  SUBCASE("older tags go; their manifests leave the repository once no tag is left") {
+    RetentionPlan p = plan_retention(snap, rules, {});
+    std::set<std::pair<std::string, std::string>> tags(p.tags.begin(), p.tags.end());
+    CHECK(tags == std::set<std::pair<std::string, std::string>>{
+                      {"team-a/app", "pr-1"}, {"team-a/app", "pr-2"}, {"team-a/app", "pr-3"}});
+    CHECK(p.untag == std::set<std::pair<std::string, std::string>>{{"team-a/app", dg(1)}, {"team-a/app", dg(3)}});
+  }
+  SUBCASE("a manifest still tagged otherwise stays in the repository") {
+    snap.tags.push_back({"team-a/app", "latest", dg(3)});
+    RetentionPlan p = plan_retention(snap, rules, {});
+    CHECK(p.tags.size() == 3);
+    CHECK(p.untag == std::set<std::pair<std::string, std::string>>{{"team-a/app", dg(1)}});
+  }
+  SUBCASE("a manifest that a still tagged index references stays in the repository") {
+    ManifestRecord index;
+    index.children = {dg(3)};
+    snap.manifests.emplace(dg(30), index);
+    snap.tags.push_back({"team-a/app", "multi", dg(30)});
+    snap.repo_manifests.push_back({"team-a/app", dg(30), 10});
+    RetentionPlan p = plan_retention(snap, rules, {});
+    CHECK(p.untag == std::set<std::pair<std::string, std::string>>{{"team-a/app", dg(1)}});
+  }
+  SUBCASE("immutable tags are neither counted nor removed") {
+    RetentionPlan p = plan_retention(snap, rules, {"team-a/*:pr-3"});
+    std::set<std::pair<std::string, std::string>> tags(p.tags.begin(), p.tags.end());
+    CHECK(tags == std::set<std::pair<std::string, std::string>>{{"team-a/app", "pr-1"}, {"team-a/app", "pr-2"}});
+  }
+  SUBCASE("the first matching rule governs a tag; keep 0 removes all it governs") {
+    const std::vector<config::RetentionRule> two{{.match = "team-b/app", .tags = "pr-3", .keep = 1},
+                                                 {.match = "team-b/*", .tags = "*", .keep = 0}};
+    RetentionPlan p = plan_retention(snap, two, {});
+    std::set<std::pair<std::string, std::string>> tags(p.tags.begin(), p.tags.end());
+    CHECK(tags == std::set<std::pair<std::string, std::string>>{{"team-b/app", "pr-1"}, {"team-b/app", "pr-2"}});
+  }
+  SUBCASE("no rules, nothing removed") {
+    RetentionPlan p = plan_retention(snap, {}, {});
+    CHECK(p.tags.empty());
+    CHECK(p.untag.empty());
+  }
+}
+
+TEST_CASE("collect applies retention, a dry run only lists it") {
+  Store s;
+  for (int i = 1; i <= 5; ++i) {
+    s.blob("team-a/app", dg(i));
+    s.manifest("team-a/app", dg(10 + i), {dg(i)}, "pr-" + std::to_string(i));  // same second: lexical order
+  }
+  GcOptions o;
+  o.retention = {{.match = "team-a/*", .tags = "pr-*", .keep = 2}};
+  auto tags = [&] {
+    auto t = s.index->read();
+    bool more = false;
+    return s.index->tags(t, "team-a/app", "", 0, &more);
+  };
+  SUBCASE("dry run") {
+    o.dry_run = DryRun::Yes;
+    auto r = collect(*s.index, *s.blobs, o);
+    REQUIRE(r.has_value());
+    CHECK(r->tags_deleted == 3);
+    CHECK(std::count(r->deleted.begin(), r->deleted.end(), "tag team-a/app:pr-1") == 1);
+    CHECK(tags().size() == 5);
+    CHECK(s.has_file(dg(1)));
+  }
+  SUBCASE("real run") {
+    auto r = collect(*s.index, *s.blobs, o);
+    REQUIRE(r.has_value());
+    CHECK(r->tags_deleted == 3);
+    CHECK(r->manifests_untagged == 3);
+    CHECK(tags() == std::vector<std::string>{"pr-4", "pr-5"});
+    CHECK_FALSE(s.manifest_record(dg(11)));
+    CHECK_FALSE(s.has_file(dg(1)));
+    CHECK(s.has_file(dg(5)));
   }
 }
