@@ -7,6 +7,7 @@
 
 #include "src/api/auth_gate.hpp"
 #include "src/api/respond.hpp"
+#include "src/util/rfc3339.hpp"
 
 namespace wharf::api {
 namespace {
@@ -28,15 +29,6 @@ std::optional<std::vector<std::string>> all_params(std::string_view query, std::
     out.push_back(std::move(*value));
   }
   return out;
-}
-
-std::string rfc3339(int64_t t) {
-  const std::time_t tt = std::time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -84,7 +76,7 @@ void AuthGate::token_endpoint(const http::ExchangePtr& ex) {
     nlohmann::json body{{"token", issued->token},
                         {"access_token", issued->token},
                         {"expires_in", issued->expires_in},
-                        {"issued_at", rfc3339(issued->issued_at)}};
+                        {"issued_at", util::rfc3339_utc(issued->issued_at)}};
     auto res = json_response(200, body.dump());
     res.header("Cache-Control", "no-store");
     ex->respond(std::move(res));

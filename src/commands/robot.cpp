@@ -7,6 +7,7 @@
 #include "src/auth/robots.hpp"
 #include "src/commands/commands.hpp"
 #include "src/config/config.hpp"
+#include "src/util/rfc3339.hpp"
 
 namespace wharf::commands {
 namespace {
@@ -37,12 +38,7 @@ std::optional<int64_t> parse_expiry(const std::string& text) {
 
 std::string when(int64_t t) {
   if (t == 0) return "never";
-  const std::time_t tt = std::time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return util::rfc3339_utc(t);
 }
 
 int create(const std::filesystem::path& file, const std::vector<std::string>& args) {

@@ -157,15 +157,17 @@ def mirror_dockerd(ctx, mirror_url):
 
 
 class Podman:
-    """Rootful podman with vfs storage under the test directory and a registries.conf that sends
-    docker.io pulls to `mirror_host` (plain HTTP)."""
+    """Rootful podman with vfs storage under the test directory and its own auth file; with `mirror_host`,
+    a registries.conf that sends docker.io pulls to it (plain HTTP)."""
 
-    def __init__(self, ctx, mirror_host):
+    def __init__(self, ctx, mirror_host=None):
         base = ctx.mkdir("podman")
         conf = os.path.join(base, "registries.conf")
         with open(conf, "w") as f:
-            f.write('unqualified-search-registries = []\n\n[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n'
-                    '\n[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' % mirror_host)
+            f.write('unqualified-search-registries = []\n')
+            if mirror_host:
+                f.write('\n[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n'
+                        '\n[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' % mirror_host)
         auth = os.path.join(base, "auth.json")
         with open(auth, "w") as f:
             f.write("{}")
@@ -175,8 +177,8 @@ class Podman:
                     "--cgroup-manager", "cgroupfs"]
         self.env = dict(no_internet_env(), REGISTRY_AUTH_FILE=auth, CONTAINERS_REGISTRIES_CONF=conf)
 
-    def __call__(self, *args, timeout=240, check_rc=True):
-        return run(self.cmd + list(args), env=self.env, timeout=timeout, check_rc=check_rc)
+    def __call__(self, *args, timeout=240, check_rc=True, input=None):
+        return run(self.cmd + list(args), env=self.env, timeout=timeout, check_rc=check_rc, input=input)
 
 
 class Containerd:

@@ -386,7 +386,7 @@ def test_retention_keeps_the_newest_tags(ctx):
 def test_podman_and_containerd_with_own_token_server(ctx):
     """podman and containerd (ctr --hosts-dir with --user) go through wharf's own token server: alice
     (team-a) pulls and pushes, a push to team-b is refused, anonymous pulls of team-a are refused."""
-    from mirror_util import Containerd
+    from mirror_util import Containerd, Podman
     reg, _ = own_token_registry(ctx, "tokpod")
     reg.start()
     img = ctx.image(layers=2, size=64 << 10, seed=74)
@@ -394,31 +394,23 @@ def test_podman_and_containerd_with_own_token_server(ctx):
     ctx.skopeo("copy", "--dest-creds", "alice:alice-pass", "--dest-tls-verify=false", "oci:" + img["dir"],
                "docker://" + ref)
 
-    base = ctx.mkdir("podman")
-    auth = ctx.path("podman", "auth.json")
-    with open(auth, "w") as f:
-        f.write("{}")
-    podman = ["podman", "--root", base + "/root", "--runroot", ctx.short_dir("wp-"),
-              "--tmpdir", ctx.mkdir("podman", "tmp"), "--storage-driver", "vfs", "--events-backend", "none",
-              "--cgroup-manager", "cgroupfs"]
-    env = {"REGISTRY_AUTH_FILE": auth}
-    anon = run(podman + ["pull", "--tls-verify=false", ref], env=env, check_rc=False, timeout=120)
+    podman = Podman(ctx)
+    anon = podman("pull", "--tls-verify=false", ref, check_rc=False, timeout=120)
     check(anon.returncode != 0, "podman pulled a closed repository anonymously")
-    run(podman + ["login", "--tls-verify=false", "-u", "alice", "--password-stdin", reg.host], env=env,
-        input="alice-pass\n", timeout=60)
-    run(podman + ["pull", "--tls-verify=false", ref], env=env, timeout=300)
-    info = json.loads(run(podman + ["image", "inspect", ref], env=env).stdout)
+    podman("login", "--tls-verify=false", "-u", "alice", "--password-stdin", reg.host, input="alice-pass\n", timeout=60)
+    podman("pull", "--tls-verify=false", ref, timeout=300)
+    info = json.loads(podman("image", "inspect", ref).stdout)
     check_eq(info[0].get("Digest"), img["manifest_digest"], "podman's manifest digest")
     pushed = "%s/team-a/podman:v1" % reg.host
-    run(podman + ["tag", ref, pushed], env=env)
-    run(podman + ["push", "--tls-verify=false", pushed], env=env, timeout=300)
+    podman("tag", ref, pushed)
+    podman("push", "--tls-verify=false", pushed, timeout=300)
     check_eq(reg.req("GET", "/v2/team-a/podman/tags/list", auth=False).status, 401, "anonymous tags list")
     tok = get_token(reg, ["repository:team-a/podman:pull"], ("bob", "bob-pass"))
     r = request("GET", reg.url + "/v2/team-a/podman/tags/list", bearer(json.loads(tok.body)["token"]))
     check(r.status == 200 and json.loads(r.body)["tags"] == ["v1"], "tags of podman's push: %r" % r)
     bad = "%s/team-b/podman:v1" % reg.host
-    run(podman + ["tag", ref, bad], env=env)
-    res = run(podman + ["push", "--tls-verify=false", bad], env=env, check_rc=False, timeout=120)
+    podman("tag", ref, bad)
+    res = podman("push", "--tls-verify=false", bad, check_rc=False, timeout=120)
     check(res.returncode != 0, "podman pushed to team-b")
     check(re.search(r"denied|unauthorized|insufficient|403|forbidden", res.stderr + res.stdout, re.I),
           "podman's refusal: %s" % tail(res.stderr, 3))
