@@ -109,6 +109,7 @@ class Parser {
     if (pos_ == start) return fail("expected a name");
     std::string_view n = s_.substr(start, pos_ - start);
     if (const size_t colon = n.rfind(':'); colon != std::string_view::npos) n = n.substr(colon + 1);
+    if (n.empty()) return fail("a name with an empty local part");  // "p:" (a prefix and nothing)
     return std::string(n);
   }
 
