@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "src/config/config.hpp"
 #include "src/ui/activity.hpp"
 #include "src/ui/cookie.hpp"
 #include "src/ui/ratelimit.hpp"
@@ -203,4 +204,31 @@ TEST_CASE("Activity: newest first, bounded, refs taken from the action") {
   CHECK(items[0].event == "token");
   CHECK(a.recent(10).size() == 3);
   CHECK(a.recent(10).back().event == "login");
+}
+
+TEST_CASE("config: http.ui.enabled and http.ui.path, in YAML and REGISTRY_* variables") {
+  using wharf::config::load_from_string;
+  std::vector<std::string> warnings;
+  const std::string base = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/x\n";
+  auto c = load_from_string(base, {}, warnings);
+  REQUIRE(c);
+  CHECK(c->ui_enabled);
+  CHECK(c->ui_path == "/");
+  c = load_from_string(base + "http:\n  ui:\n    enabled: false\n    path: /console/\n", {}, warnings);
+  REQUIRE(c);
+  CHECK_FALSE(c->ui_enabled);
+  CHECK(c->ui_path == "/console/");
+  c = load_from_string(base, {{"REGISTRY_HTTP_UI_ENABLED", "false"}, {"REGISTRY_HTTP_UI_PATH", "/ui/"}}, warnings);
+  REQUIRE(c);
+  CHECK_FALSE(c->ui_enabled);
+  CHECK(c->ui_path == "/ui/");
+  for (const char* bad : {"ui", "/ui", "ui/", "/v2/", "/api/", "/auth/x/", "/a//b/", "/a/../", "/a b/", "/%2e/"}) {
+    CAPTURE(bad);
+    auto e = load_from_string(base + "http:\n  ui:\n    path: \"" + bad + "\"\n", {}, warnings);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().key == "http.ui.path");
+  }
+  auto e = load_from_string(base + "http:\n  ui:\n    enabled: maybe\n", {}, warnings);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().key == "http.ui.enabled");
 }
