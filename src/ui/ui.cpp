@@ -30,6 +30,22 @@ Ui::Ui(api::Context& ctx, api::AuthGate& auth, Traffic& traffic, Activity& activ
     : ctx_(ctx), auth_(auth), traffic_(traffic), activity_(activity), sources_(std::move(sources)),
       process_csrf_(random_token()) {}
 
+void Ui::observe(const std::string& method, int status, const std::string& cache_status) {
+  if (status < 400 && ((method != "GET" && method != "HEAD") || cache_status == "MISS")) names_stale_ = true;
+}
+
+const std::vector<std::string>& Ui::repo_names() {
+  const auto now = std::chrono::steady_clock::now();
+  if (names_stale_ || now - names_read_ > kNamesMaxAge) {
+    auto txn = ctx_.index.read();
+    bool more = false;
+    names_ = ctx_.index.repos(txn, "", 0, &more);
+    names_read_ = now;
+    names_stale_ = false;
+  }
+  return names_;
+}
+
 bool Ui::owns(std::string_view path) const {
   if (path.starts_with(kApi) || path == "/api") return true;
   const std::string& base = ctx_.cfg.ui_path;
