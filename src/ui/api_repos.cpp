@@ -65,7 +65,7 @@ std::vector<std::string> platforms_of(std::string_view index_json) {
     if (os == p->end() || arch == p->end() || !os->is_string() || !arch->is_string()) continue;
     std::string text = os->get<std::string>() + "/" + arch->get<std::string>();
     if (variant != p->end() && variant->is_string() && !variant->get<std::string>().empty())
-      text += "/" + variant->get<std::string>();
+      text.append("/").append(variant->get<std::string>());
     if (text == "unknown/unknown") continue;
     if (std::find(out.begin(), out.end(), text) == out.end()) out.push_back(std::move(text));
   }
