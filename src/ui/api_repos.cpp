@@ -84,9 +84,7 @@ void Ui::repositories(const http::ExchangePtr& ex, const Who& who) {
   auto query = parse_repo_query(req.query_param("q"), req.query_param("kind"), req.query_param("page"),
                                 req.query_param("per_page"));
   if (!query) return send_error(ex, oci::ErrorCode::Unsupported, query.error(), 400);
-  const RepoPage page = select_repos(
-      repo_names(), *query, [this](std::string_view n) { return upstream_of(n).has_value(); },
-      [this, &who](std::string_view n) { return visible(who, n); });
+  const RepoPage page = page_of(repo_names(), matches(who, *query), *query);
   nlohmann::json items = nlohmann::json::array();
   auto txn = ctx_.index.read();
   for (const std::string& name : page.names) {

@@ -9,12 +9,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/http/server.hpp"
 #include "src/ui/activity.hpp"
+#include "src/ui/repo_query.hpp"
 #include "src/ui/sessions.hpp"
 #include "src/ui/traffic.hpp"
 
@@ -60,6 +62,9 @@ class Ui {
   // last write (the listing then only filters; reading 10,000 names costs more than the rest).
   const std::vector<std::string>& repo_names();
   static constexpr std::chrono::milliseconds kNamesMaxAge{1000};
+  // The positions in repo_names() a listing matches for `who` (remembered per user, q and kind until the
+  // names are read again; not for bearer tokens, whose claims decide).
+  const std::vector<uint32_t>& matches(const Who& who, const RepoQuery& query);
   // Establishes the caller (cookie, Authorization header, or anonymous with auth off) and checks
   // CSRF for non-GET ambient requests; answers 401/403/429/503 itself.
   void resolve(const http::ExchangePtr& ex, std::function<void(const Who&)> next);
@@ -100,6 +105,8 @@ class Ui {
   std::vector<std::string> names_;  // repo_names()' copy
   std::chrono::steady_clock::time_point names_read_{};
   bool names_stale_ = true;
+  std::unordered_map<std::string, std::vector<uint32_t>> matches_;  // user \0 q \0 kind → positions
+  std::vector<uint32_t> uncached_;                                  // matches() for token callers
 };
 
 }  // namespace wharf::ui
