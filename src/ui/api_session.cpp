@@ -34,7 +34,7 @@ nlohmann::json nullable(const std::string& s) { return s.empty() ? nlohmann::jso
 void Ui::session(const http::ExchangePtr& ex) {
   auto answer = [this, ex](const std::optional<api::Caller>& caller, const std::string& csrf) {
     const bool authenticated = !auth_.enabled() || (caller && caller->signed_in());
-    const bool can_delete = ctx_.cfg.delete_enabled && authenticated;
+    const bool can_delete = ctx_.cfg.delete_enabled && authenticated && may_delete_somewhere(caller.value_or(api::Caller{}));
     send_json(ex, 200,
               nlohmann::json{{"auth_enabled", auth_.enabled()},
                              {"authenticated", authenticated},

@@ -183,6 +183,13 @@ void Ui::refuse(const http::ExchangePtr& ex, const api::Refusal& r) {
 
 bool Ui::visible(const Who& who, std::string_view repo) { return (auth_.allowed(who.caller, repo) & auth::kPull) != 0; }
 
+bool Ui::may_delete_somewhere(const api::Caller& caller) {
+  if (!auth_.rules().configured() && !caller.token && !caller.user.starts_with(auth::kRobotPrefix)) return true;
+  for (const std::string& name : repo_names())
+    if (auth_.allowed(caller, name) & auth::kDelete) return true;
+  return false;
+}
+
 std::optional<std::string> Ui::upstream_of(std::string_view repo) const {
   const std::string_view first = repo.substr(0, repo.find('/'));
   if (first.size() == repo.size()) return std::nullopt;

@@ -74,6 +74,10 @@ class Ui {
   bool csrf_ok(const http::Request& req, const std::string& csrf) const;
   // Answers a refusal of the gate as {"error","code"} (with Retry-After for 429/503).
   static void refuse(const http::ExchangePtr& ex, const api::Refusal& r);
+  // Whether `caller` may delete in some repository (for the page's delete buttons): without access
+  // rules every signed-in user may; otherwise the rules (robot allow lists, token claims) are asked
+  // about each repository until one allows it.
+  bool may_delete_somewhere(const api::Caller& caller);
   // Whether `who` may pull `repo`.
   bool visible(const Who& who, std::string_view repo);
   // Whether `repo` is a mirrored (cached) repository: its first component names an upstream.

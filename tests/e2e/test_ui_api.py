@@ -177,6 +177,9 @@ def test_ui_api_with_auth(ctx):
 
     # Scripts: the same Authorization header as /v2/, no CSRF token needed.
     bob_basic = {"Authorization": basic_auth("bob", "bob-pass")}
+    s = api(reg, "GET", "/api/session", headers=bob_basic).json()
+    check_eq((s["authenticated"], s["user"], s["csrf"], s["can_delete"]), (True, "bob", None, False),
+             "bob's session (a script's header: no CSRF token; pull only: no delete)")
     repos = api(reg, "GET", "/api/repositories", headers=bob_basic).json()
     check_eq([i["name"] for i in repos["items"]], ["team/app"], "what bob may pull")
     expect(api(reg, "GET", "/api/repository?name=other/secret", headers=bob_basic), 404, "NAME_UNKNOWN",
