@@ -342,3 +342,12 @@ def test_ui_mirror_traffic_upstreams_and_evict(ctx):
         ov = api(reg, "GET", "/api/overview").json()
         check_eq(ov["upstreams"][0]["state"], "down", "upstream state after it stopped (%r)" % ov["upstreams"])
         check(ov["upstreams"][0]["last_error"] and ov["upstreams"][0]["last_error_at"], "no last error recorded")
+
+        # Rate limited: Docker Hub's 429 puts the upstream into back-off, with its remaining count.
+        m.hub.come_up()
+        m.hub.set_pull_limit(0, heads_too=True)
+        limited = reg.manifest(repo, "v1")
+        check(limited.status in (404, 429, 503), "GET through the rate-limited upstream: %r" % limited)
+        up = api(reg, "GET", "/api/overview").json()["upstreams"][0]
+        check_eq((up["state"], up["ratelimit_remaining"]), ("backing_off", 0), "upstream after a 429 (%r)" % up)
+        check("429" in (up["last_error"] or ""), "last error after a 429: %r" % up)
