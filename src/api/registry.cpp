@@ -88,6 +88,13 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
   switch (route->kind) {
     case RouteKind::Base:
       if (!get) return method_not_allowed(ex);
+      if (ctx_.cfg.forward_credentials && ex->req().header("authorization").empty()) {
+        // proxy.forwardcredentials: invites clients to send the upstream account they signed in with
+        // (docker login); without one they still pull what the configured account may.
+        auto res = error_response(oci::ErrorCode::Unauthorized, "sign in with your upstream account to pull what it may");
+        res.header("WWW-Authenticate", "Basic realm=\"wharf\"");
+        return ex->respond(std::move(res));
+      }
       return ex->respond(json_response(200, "{}"));
     case RouteKind::Catalog:
       if (!get) return method_not_allowed(ex);
