@@ -98,12 +98,19 @@ std::vector<std::pair<std::string, double>> Mirror::rate_limits() const {
 proxy::Credential Mirror::credential_of(const http::Request& req) const {
   if (!ctx_.cfg.forward_credentials) return {};
   auto basic = auth::parse_basic(req.header("authorization"));
-  if (!basic) return {};
+  if (!basic || basic->first.empty()) return {};  // skopeo answers a Basic challenge with ":" when it has none
   proxy::Credential c;
   c.id = oci::digest_of(std::string("wharf upstream credential\n").append(basic->first).append(":").append(basic->second)).hex;
   c.username = std::move(basic->first);
   c.password = std::move(basic->second);
   return c;
+}
+
+bool Mirror::visible(const http::Request& req, const std::string& repo) const {
+  if (!ctx_.cfg.forward_credentials) return true;
+  bool cached = false;
+  for (const auto& [name, up] : upstreams_) cached = cached || (repo.size() > name.size() && repo.starts_with(name) && repo[name.size()] == '/');
+  return !cached || granted(credential_of(req), repo, GrantAge::Any);
 }
 
 bool Mirror::granted(const proxy::Credential& cred, const std::string& cache_repo, GrantAge age) const {

@@ -70,6 +70,10 @@ class Mirror {
   // The upstream account a request forwards (proxy.forwardcredentials): its Basic credentials; empty when
   // the option is off or the request carries none (then the configured account is used).
   proxy::Credential credential_of(const http::Request& req) const;
+  // Whether the caller of `req` may see what is stored under `repo` (a name in wharf's store): always,
+  // unless proxy.forwardcredentials is on and `repo` is an upstream's cached repository the upstream has
+  // not let the caller's account (or the configured one) pull.
+  bool visible(const http::Request& req, const std::string& repo) const;
 
  private:
   // How recent a grant must be: Fresh (within proxy.tagfreshness) to skip asking the upstream, Any (since

@@ -40,8 +40,8 @@ def check_kept_out(m, who, creds, repo, img):
 @timeout(300)
 def test_forwarded_credentials_keep_private_upstream_images_private(ctx):
     with Mirror(ctx, extra={"proxy": {"forwardcredentials": True}}) as m:
-        secret = ctx.image(layers=2, size=32 << 10, seed=91)
-        shared = ctx.image(layers=1, size=16 << 10, seed=92)
+        secret = ctx.image("secret", layers=2, size=32 << 10, seed=91)
+        shared = ctx.image("shared", layers=1, size=16 << 10, seed=92)
         m.hub.push(secret, "alice/secret", "v1")
         m.hub.push(shared, "library/shared", "v1")
         m.hub.set_private("alice/secret", {ALICE[0]: ALICE[1]})
@@ -72,6 +72,13 @@ def test_forwarded_credentials_keep_private_upstream_images_private(ctx):
         # Cached now, and still neither bob nor an anonymous caller gets any of it.
         check_kept_out(m, "bob", BOB, "alice/secret", secret)
         check_kept_out(m, "anonymous", None, "alice/secret", secret)
+        def catalog(creds):
+            r = request("GET", m.wharf.url + "/v2/_catalog", headers(creds, False))
+            check_eq(r.status, 200, "catalog status")
+            return r.json().get("repositories", [])
+        check(any(n.endswith("alice/secret") for n in catalog(ALICE)), "alice's catalog: %s" % catalog(ALICE))
+        for creds in (BOB, None):
+            check(not any("secret" in n for n in catalog(creds)), "catalog of %s lists alice's repository" % (creds,))
         res = ctx.skopeo("inspect", "--tls-verify=false", "--creds", "%s:%s" % BOB,
                          "docker://%s/alice/secret:v1" % m.wharf.host, check_rc=False)
         check(res.returncode != 0, "skopeo inspect as bob succeeded: %s" % res.stdout[:200])

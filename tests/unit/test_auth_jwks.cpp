@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 
 #include <ctime>
 #include <memory>
