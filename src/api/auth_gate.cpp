@@ -77,6 +77,7 @@ std::expected<std::unique_ptr<AuthGate>, std::string> AuthGate::create(const con
       auto keys = auth::load_public_keys(cfg.token_root_certs);
       if (!keys) return std::unexpected("auth.token.rootcertbundle: " + keys.error());
       g->verify_keys_ = std::move(*keys);
+      if (auto roots = auth::CertStore::load(cfg.token_root_certs)) g->roots_ = std::move(*roots);  // else: keys only
     }
     if (!cfg.token_jwks.empty()) {
       auto keys = auth::load_jwks(cfg.token_jwks);
@@ -239,7 +240,8 @@ void AuthGate::identify(const http::ExchangePtr& ex, const Scope& scope, std::fu
     auto claims = tokens_.lookup(token, now);
     if (!claims) {
       auto verified = auth::verify_jwt(token, verify_keys_,
-                                       auth::VerifyOptions{cfg_.token_issuer, cfg_.token_service, now, 60});
+                                       auth::VerifyOptions{cfg_.token_issuer, cfg_.token_service, now, 60},
+                                       roots_ ? &*roots_ : nullptr);
       if (!verified) {
         audit(ex, "denied", "", scope.repo, "bearer token", verified.error());
         return challenge(ex, "invalid token: " + verified.error(), scope, "invalid_token");
