@@ -31,6 +31,7 @@ const std::vector<std::string> kManifestAccept = {
 bool is_digest_ref(const std::string& ref) { return ref.find(':') != std::string::npos; }
 
 constexpr size_t kMaxErrorBody = 64 * 1024;
+constexpr size_t kMaxGrants = 100'000;  // proxy.forwardcredentials: (account, repository) pairs remembered
 
 // True if a manifest (already validated by parse_manifest, so nesting is bounded) has a mediaType field.
 bool declares_media_type(const std::string& body) {
@@ -124,7 +125,13 @@ bool Mirror::granted(const proxy::Credential& cred, const std::string& cache_rep
 }
 
 void Mirror::grant(const proxy::Credential& cred, const std::string& cache_repo) {
-  if (ctx_.cfg.forward_credentials) grants_[std::string(cred.id).append(1, '\0').append(cache_repo)] = std::chrono::steady_clock::now();
+  if (!ctx_.cfg.forward_credentials) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (grants_.size() >= kMaxGrants) {  // bounded: a forgotten grant only means asking the upstream again
+    std::erase_if(grants_, [&](const auto& g) { return now - g.second >= ctx_.cfg.tag_freshness; });
+    if (grants_.size() >= kMaxGrants) grants_.clear();
+  }
+  grants_[std::string(cred.id).append(1, '\0').append(cache_repo)] = now;
 }
 
 proxy::Upstream* Mirror::upstream(const std::string& name) const {
