@@ -2,12 +2,14 @@
 the upstream as that client's account, and keeps what one account fetched from everyone the upstream
 would not show it to. The fakehub makes alice/secret private to alice (Docker Hub's 401 for anyone else)."""
 import base64
+import json
 import os
 
 from harness import blob_path, check, check_eq, files_equal, timeout
 from http_util import basic_auth, request
-from mirror_util import Mirror
+from mirror_util import Mirror, mirror_dockerd
 from registry import MANIFEST_ACCEPT
+from test_docker import image_id
 
 ALICE = ("alice", "alice-hub-pass")
 BOB = ("bob", "bob-hub-pass")
@@ -110,3 +112,29 @@ def test_forwarded_credentials_refuse_wharf_sign_in(ctx):
     res = run([SERVER_BIN, "check-config", reg.config_path], check_rc=False, timeout=30)
     check(res.returncode != 0 and "proxy.forwardcredentials" in res.stdout + res.stderr,
           "wharf check accepted forwardcredentials with htpasswd: %s %s" % (res.stdout[-300:], res.stderr[-300:]))
+
+
+@timeout(300)
+def test_dockerd_mirror_forwards_the_docker_io_login(ctx):
+    """The common case: dockerd with registry-mirrors sends the docker.io account its user logged in with
+    (here written into the CLI's config.json, as `docker login` does) to the mirror, which pulls the
+    user's private image under it; without that login the same pull fails, though the image is cached."""
+    with Mirror(ctx, extra={"proxy": {"forwardcredentials": True}}) as m:
+        img = ctx.image("private", layers=2, size=64 << 10, seed=93, fmt="docker")
+        m.hub.push(img, "alice/private", "v1")
+        m.hub.set_private("alice/private", {ALICE[0]: ALICE[1]})
+        dk = mirror_dockerd(ctx, m.wharf.url).start()
+        config = os.path.join(dk.env["DOCKER_CONFIG"], "config.json")
+        with open(config, "w") as f:
+            json.dump({"auths": {"https://index.docker.io/v1/": {
+                "auth": base64.b64encode(("%s:%s" % ALICE).encode()).decode()}}}, f)
+        m.attempt("docker pull of alice's private image via registry-mirrors with her login",
+                  lambda: dk.docker("pull", "docker.io/alice/private:v1"), "alice/private", "v1")
+        check_eq(image_id(dk, "alice/private:v1"), img["config_digest"], "image ID after docker pull")
+        check(any(e["auth"] == "Basic" for e in m.hub.log.entries(kind="token", status=200)),
+              "no token request carried alice's account: %s" % m.seen())
+        dk.docker("rmi", "alice/private:v1")
+        os.remove(config)
+        res = dk.docker("pull", "docker.io/alice/private:v1", check_rc=False)
+        check(res.returncode != 0, "docker pulled alice's private image without her login")
+        dk.stop()
