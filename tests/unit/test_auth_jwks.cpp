@@ -11,6 +11,9 @@
 
 #include "src/auth/jwks.hpp"
 #include "src/auth/jwt.hpp"
+#include "src/auth/x5c.hpp"
+
+#include <nlohmann/json.hpp>
 
 using namespace wharf::auth;
 
@@ -121,4 +124,53 @@ TEST_CASE("parse_jwks") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().starts_with("keys[1]: "));
   }
+}
+
+TEST_CASE("CertStore::verify_chain") {
+  // A self-signed P-256 certificate whose key was thrown away (also the root of fuzz_jwt).
+  const std::string root_pem = R"(-----BEGIN CERTIFICATE-----
+MIIBgDCCASWgAwIBAgIUY2m98KCVjBmkkLKZv1AW+NFhsCUwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJZnV6ei1yb290MCAXDTI2MTIwMTExMzIxNVoYDzIxMjYxMTA3
+MTEzMjE1WjAUMRIwEAYDVQQDDAlmdXp6LXJvb3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARQ324bdFudiV2w7d0QMOmPq93ERwn/qnB1+hQbRUQm2COgX/lsFxjS
+33QEEUMBYqtm2LsPlMMbnd07f+ZqXYy7o1MwUTAdBgNVHQ4EFgQUeEwmL2Y3zPxj
+s7U6lD5s62ulsRAwHwYDVR0jBBgwFoAUeEwmL2Y3zPxjs7U6lD5s62ulsRAwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA7oyzIBGHFgbIoCtHrq9W
+dn/IfzcFSjytxzgVQIn7WOsCIQChY0WlwRR/ixDGaqUV880o8cExB5o8VV49a8Oq
+HRrbMQ==
+-----END CERTIFICATE-----
+)";
+  auto store = CertStore::parse(root_pem);
+  REQUIRE(store.has_value());
+  std::string b64;
+  for (std::string_view rest = root_pem; !rest.empty();) {
+    const size_t nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl);
+    if (!line.empty() && !line.starts_with("-----")) b64 += line;
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  }
+  const int64_t now = 1'800'000'000;
+
+  SUBCASE("a certificate of the store vouches for its own key") {
+    auto key = store->verify_chain(nlohmann::json::array({b64}), now);
+    REQUIRE(key.has_value());
+    CHECK(key->alg == Alg::ES256);
+  }
+  SUBCASE("outside its validity the chain is refused") {
+    auto key = store->verify_chain(nlohmann::json::array({b64}), 0);
+    REQUIRE_FALSE(key.has_value());
+    CHECK(key.error().find("does not verify") != std::string::npos);
+  }
+  SUBCASE("malformed x5c headers get a message") {
+    for (const nlohmann::json& bad :
+         {nlohmann::json("text"), nlohmann::json::array(), nlohmann::json::array({1}), nlohmann::json::array({"!!!!"}),
+          nlohmann::json::array({b64.substr(0, 40)}), nlohmann::json::array({b64 + "AAAA"}),
+          nlohmann::json(std::vector<std::string>(kMaxX5cCerts + 1, b64))}) {
+      CAPTURE(bad.dump().substr(0, 60));
+      auto key = store->verify_chain(bad, now);
+      REQUIRE_FALSE(key.has_value());
+      CHECK_FALSE(key.error().empty());
+    }
+  }
+  SUBCASE("a PEM bundle without certificates is not a store") { CHECK_FALSE(CertStore::parse("nothing").has_value()); }
 }
