@@ -77,7 +77,8 @@ std::optional<std::chrono::seconds> FetchTable::known_bad(const oci::Digest& d) 
 
 std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const std::string& remote_repo,
                                                     const std::string& cache_repo, const oci::Digest& d,
-                                                    FetchPriority priority, std::optional<uint64_t> size) {
+                                                    FetchPriority priority, std::optional<uint64_t> size,
+                                                    Credential cred) {
   const std::string key = d.str();
   if (auto it = fetches_.find(key); it != fetches_.end()) {
     auto& f = it->second;
@@ -91,6 +92,7 @@ std::shared_ptr<BlobFetch> FetchTable::get_or_start(Upstream& upstream, const st
   f->digest_ = d;
   f->cache_repo = cache_repo;
   f->remote_repo_ = remote_repo;
+  f->cred_ = std::move(cred);
   f->upstream_ = &upstream;
   f->priority_ = priority;
   if (!size)
@@ -178,7 +180,7 @@ bool FetchTable::launch(const std::shared_ptr<BlobFetch>& f) {
   cb.on_done = [weak, this](bool ok, const std::string& error) {
     if (auto f = weak.lock()) finish(f, ok, error);
   };
-  f->upstream_->fetch("GET", "/v2/" + f->remote_repo_ + "/blobs/" + key, f->remote_repo_, {}, std::move(cb));
+  f->upstream_->fetch("GET", "/v2/" + f->remote_repo_ + "/blobs/" + key, f->remote_repo_, {}, std::move(cb), f->cred_);
   return true;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cache/blob_backend.hpp"
+#include "proxy/credential.hpp"
 #include "src/oci/digest.hpp"
 
 namespace wharf::proxy {
@@ -59,6 +60,7 @@ class BlobFetch {
   oci::Digest digest_;
   std::string cache_repo;
   std::string remote_repo_;
+  Credential cred_;  // the account the download uses
   Upstream* upstream_ = nullptr;
   FetchPriority priority_ = FetchPriority::Prefetch;
   FetchState state_ = FetchState::Queued;
@@ -122,11 +124,13 @@ class FetchTable {
       : store_(store), submit_(std::move(submit)), publish_(std::move(publish)), limits_(limits) {}
   // The download of `d` in progress or queued, or a new one from `upstream` (GET /v2/<remote_repo>/blobs/<d>),
   // started now or queued when the limits are reached. `size` is the descriptor's size, if known (a
-  // size noted with note_size() is used otherwise). A fetch that cannot start is returned Failed.
+  // size noted with note_size() is used otherwise). A new download uses `cred` (a forwarded client
+  // account; empty: the configured one): the caller joins a download in progress only for a caller whose
+  // access to `d` is established. A fetch that cannot start is returned Failed.
   std::shared_ptr<BlobFetch> get_or_start(Upstream& upstream, const std::string& remote_repo,
                                           const std::string& cache_repo, const oci::Digest& d,
                                           FetchPriority priority = FetchPriority::Client,
-                                          std::optional<uint64_t> size = std::nullopt);
+                                          std::optional<uint64_t> size = std::nullopt, Credential cred = {});
   // Remembers the size a descriptor gave `d` (bounded table), so a later download of it is held to it.
   void note_size(const oci::Digest& d, uint64_t size);
   // If the upstream recently served bytes that do not match `d`: how much longer that is remembered.

@@ -1,4 +1,4 @@
-// Token cache entries keyed by a flattened (upstream, realm, service, sorted scopes) string.
+// Token cache entries keyed by a flattened (credential id, upstream, realm, service, sorted scopes) string.
 #include "proxy/token_cache.hpp"
 
 #include <algorithm>
@@ -14,7 +14,7 @@ std::string TokenCache::flatten(const TokenKey& key) {
   std::vector<std::string> scopes = key.scopes;
   std::sort(scopes.begin(), scopes.end());
   scopes.erase(std::unique(scopes.begin(), scopes.end()), scopes.end());
-  std::string out = key.upstream + '\n' + key.realm + '\n' + key.service;
+  std::string out = key.credential + '\n' + key.upstream + '\n' + key.realm + '\n' + key.service;
   for (const std::string& s : scopes) out += '\n' + s;
   return out;
 }

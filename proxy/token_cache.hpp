@@ -18,6 +18,7 @@ struct TokenKey {
   std::string realm;                // token service URL from the challenge
   std::string service;              // "service" auth-param (may be empty)
   std::vector<std::string> scopes;  // e.g. {"repository:library/alpine:pull"}
+  std::string credential;           // Credential::id of a forwarded client account; empty: the configured one
 };
 
 // Tokens by key with their expiry, judged by the injected clock.

@@ -100,6 +100,7 @@ struct Upstream::Impl {
     std::string scope_repo;
     std::vector<std::string> headers;
     FetchCallbacks cb;
+    Credential cred;         // the client's forwarded account; empty: the configured one
     std::string url;         // of the current attempt
     int hops = 0;            // redirects followed
     bool retried = false;    // credentials were negotiated after a 401 (at most once)
@@ -132,8 +133,12 @@ struct Upstream::Impl {
     }
   }
 
-  bool has_credentials() const { return !cfg.username.empty(); }
-  std::string basic_credentials() const { return "Basic " + base64(cfg.username + ":" + cfg.password); }
+  // A forwarded client account replaces the configured one for its fetch.
+  bool has_credentials(const Op& op) const { return !op.cred.empty() || !cfg.username.empty(); }
+  const std::string& username(const Op& op) const { return op.cred.empty() ? cfg.username : op.cred.username; }
+  std::string basic_credentials(const Op& op) const {
+    return "Basic " + base64(username(op) + ":" + (op.cred.empty() ? cfg.password : op.cred.password));
+  }
 
   std::string default_scope(const Op& op) const {
     return op.scope_repo.empty() ? "registry:catalog:*" : "repository:" + op.scope_repo + ":pull";
@@ -153,8 +158,9 @@ struct Upstream::Impl {
   }
 
   uint64_t fetch(std::string method, std::string path, std::string scope_repo, std::vector<std::string> headers,
-                 FetchCallbacks cb) {
+                 FetchCallbacks cb, Credential cred) {
     auto op = std::make_shared<Op>();
+    op->cred = std::move(cred);
     op->id = next_id++;
     op->method = std::move(method);
     op->path = path.starts_with('/') ? std::move(path) : "/" + path;
@@ -163,10 +169,10 @@ struct Upstream::Impl {
     op->headers = std::move(headers);
     op->cb = std::move(cb);
     op->url = base_url + op->path;
-    if (basic && has_credentials()) {
-      op->auth = basic_credentials();
+    if (basic && has_credentials(*op)) {
+      op->auth = basic_credentials(*op);
     } else if (bearer) {
-      if (auto token = tokens.get(TokenKey{cfg.name, bearer->first, bearer->second, {default_scope(*op)}})) {
+      if (auto token = tokens.get(TokenKey{cfg.name, bearer->first, bearer->second, {default_scope(*op)}, op->cred.id})) {
         op->auth = "Bearer " + *token;
         op->sent_token = *token;
       }
@@ -207,10 +213,10 @@ struct Upstream::Impl {
     op->transfer = client.start(std::move(r), std::move(cb));
   }
 
-  bool usable_challenge(const HttpHead& h) const {
+  bool usable_challenge(const Op& op, const HttpHead& h) const {
     for (const Challenge& c : challenges_of(h)) {
       if (c.scheme == AuthScheme::Bearer && url_origin(std::string(c.param("realm")))) return true;
-      if (c.scheme == AuthScheme::Basic && has_credentials()) return true;
+      if (c.scheme == AuthScheme::Basic && has_credentials(op)) return true;
     }
     return false;
   }
@@ -223,7 +229,7 @@ struct Upstream::Impl {
     if (observer)
       observer(h.status, std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count());
     if (h.status == 429) start_backoff(h.header("retry-after"));
-    if (h.status == 401 && !op->retried && op->hops == 0 && usable_challenge(h)) {
+    if (h.status == 401 && !op->retried && op->hops == 0 && usable_challenge(*op, h)) {
       op->next = Next::Authenticate;
       op->held = h;
       return;
@@ -275,7 +281,8 @@ struct Upstream::Impl {
       if (c.scheme != AuthScheme::Bearer || !url_origin(std::string(c.param("realm")))) continue;
       std::vector<std::string> scopes = split_scopes(c.param("scope"));
       if (scopes.empty()) scopes.push_back(default_scope(*op));
-      TokenKey key{cfg.name, std::string(c.param("realm")), std::string(c.param("service")), std::move(scopes)};
+      TokenKey key{cfg.name, std::string(c.param("realm")), std::string(c.param("service")), std::move(scopes),
+                   op->cred.id};
       if (auto token = tokens.get(key)) {
         if (*token != op->sent_token) return retry_with_token(op, *token);
         tokens.erase(key);  // the upstream rejected it
@@ -283,9 +290,9 @@ struct Upstream::Impl {
       return request_token(op, std::move(key));
     }
     for (const Challenge& c : challenges) {
-      if (c.scheme != AuthScheme::Basic || !has_credentials()) continue;
+      if (c.scheme != AuthScheme::Basic || !has_credentials(*op)) continue;
       basic = true;
-      op->auth = basic_credentials();
+      op->auth = basic_credentials(*op);
       op->retried = true;
       return send(op);
     }
@@ -311,11 +318,11 @@ struct Upstream::Impl {
     for (const std::string& s : key.scopes) add("scope", s);
     // Credentials go to the realm the upstream named, and never in clear text to a TLS upstream's realm.
     const bool send_credentials =
-        has_credentials() && (key.realm.starts_with("https://") || !cfg.url.starts_with("https://"));
-    if (send_credentials) add("account", cfg.username);
+        has_credentials(*op) && (key.realm.starts_with("https://") || !cfg.url.starts_with("https://"));
+    if (send_credentials) add("account", username(*op));
     HttpRequest r = request("GET", key.realm + (key.realm.find('?') == std::string::npos ? '?' : '&') + query);
     r.headers.push_back("Accept: application/json");
-    if (send_credentials) r.headers.push_back("Authorization: " + basic_credentials());
+    if (send_credentials) r.headers.push_back("Authorization: " + basic_credentials(*op));
     op->token_body.clear();
     op->token_status = 0;
     op->started = std::chrono::steady_clock::now();
@@ -450,8 +457,9 @@ Upstream::Upstream(HttpClient& client, TokenCache& tokens, config::Upstream cfg,
 Upstream::~Upstream() = default;
 
 uint64_t Upstream::fetch(std::string method, std::string path, std::string scope_repo, std::vector<std::string> headers,
-                         FetchCallbacks cb) {
-  return impl_->fetch(std::move(method), std::move(path), std::move(scope_repo), std::move(headers), std::move(cb));
+                         FetchCallbacks cb, Credential cred) {
+  return impl_->fetch(std::move(method), std::move(path), std::move(scope_repo), std::move(headers), std::move(cb),
+                      std::move(cred));
 }
 
 void Upstream::cancel(uint64_t id) { impl_->cancel(id); }

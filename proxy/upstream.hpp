@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/credential.hpp"
 #include "src/config/config.hpp"
 
 struct event_base;
@@ -72,9 +73,10 @@ class Upstream {
 
   // Sends METHOD <url><path> (path like "/v2/library/alpine/manifests/latest", query allowed) with extra
   // request headers ("Name: value"). `scope_repo` is the repository for the token scope
-  // ("repository:<repo>:pull"); empty means "registry:catalog:*". Returns an id for cancel().
+  // ("repository:<repo>:pull"); empty means "registry:catalog:*". A non-empty `cred` replaces the configured
+  // account for this fetch (its token is cached under its id only). Returns an id for cancel().
   uint64_t fetch(std::string method, std::string path, std::string scope_repo, std::vector<std::string> headers,
-                 FetchCallbacks cb);
+                 FetchCallbacks cb, Credential cred = {});
   // Stops a fetch; its callbacks are not called afterwards.
   void cancel(uint64_t id);
 

@@ -1,6 +1,8 @@
 // The gate: who is calling (anonymous, Basic, Bearer), then whether the request's scope is allowed.
 #include "src/api/auth_gate.hpp"
 
+#include "src/auth/jwks.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <ctime>
@@ -75,6 +77,12 @@ std::expected<std::unique_ptr<AuthGate>, std::string> AuthGate::create(const con
       auto keys = auth::load_public_keys(cfg.token_root_certs);
       if (!keys) return std::unexpected("auth.token.rootcertbundle: " + keys.error());
       g->verify_keys_ = std::move(*keys);
+      if (auto roots = auth::CertStore::load(cfg.token_root_certs)) g->roots_ = std::move(*roots);  // else: keys only
+    }
+    if (!cfg.token_jwks.empty()) {
+      auto keys = auth::load_jwks(cfg.token_jwks);
+      if (!keys) return std::unexpected("auth.token.jwks: " + keys.error());
+      for (auth::Key& k : *keys) g->verify_keys_.push_back(std::move(k));
     }
     if (cfg.token_realm.empty()) {
       std::vector<auth::Key> signing;
@@ -244,7 +252,8 @@ void AuthGate::identify(const http::ExchangePtr& ex, std::string repo, std::func
     auto claims = tokens_.lookup(token, now);
     if (!claims) {
       auto verified = auth::verify_jwt(token, verify_keys_,
-                                       auth::VerifyOptions{cfg_.token_issuer, cfg_.token_service, now, 60});
+                                       auth::VerifyOptions{cfg_.token_issuer, cfg_.token_service, now, 60},
+                                       roots_ ? &*roots_ : nullptr);
       if (!verified) {
         audit(ex, "denied", "", repo, "bearer token", verified.error());
         return refused(Refusal{oci::ErrorCode::Unauthorized, "invalid token: " + verified.error(), "invalid_token", {}});
@@ -263,6 +272,9 @@ void AuthGate::identify(const http::ExchangePtr& ex, std::string repo, std::func
     }
     return next(Caller{claims->subject, claims});
   }
+  // proxy.forwardcredentials (only with wharf's sign-in off): Basic credentials are the caller's upstream
+  // account, for the mirror to forward, not a wharf identity.
+  if (!enabled() && cfg_.forward_credentials && starts_with_ci(header, "basic ")) return next(Caller{});
   std::string authz(header);
   if (file_) {
     const uint64_t before = file_->generation();

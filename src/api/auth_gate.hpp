@@ -24,6 +24,7 @@
 #include "src/auth/throttle.hpp"
 #include "src/auth/token_cache.hpp"
 #include "src/auth/token_issuer.hpp"
+#include "src/auth/x5c.hpp"
 #include "src/config/config.hpp"
 #include "src/http/server.hpp"
 #include "src/oci/errors.hpp"
@@ -124,6 +125,7 @@ class AuthGate {
   bool token_mode_ = false;
   std::optional<auth::HtpasswdFile> file_;  // set with auth.htpasswd
   std::vector<auth::Key> verify_keys_;      // rootcertbundle and the public halves of the signing keys
+  std::optional<auth::CertStore> roots_;    // rootcertbundle's certificates, anchors for x5c chains
   std::optional<auth::TokenIssuer> issuer_; // wharf's own token server (auth.token without realm)
   auth::Rules rules_;
   std::optional<auth::RobotsFile> robots_;

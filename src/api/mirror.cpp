@@ -13,6 +13,7 @@
 #include "src/util/json.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
+#include "src/auth/htpasswd.hpp"
 #include "src/oci/manifest.hpp"
 #include "src/oci/media_type.hpp"
 #include "src/oci/names.hpp"
@@ -30,6 +31,7 @@ const std::vector<std::string> kManifestAccept = {
 bool is_digest_ref(const std::string& ref) { return ref.find(':') != std::string::npos; }
 
 constexpr size_t kMaxErrorBody = 64 * 1024;
+constexpr size_t kMaxGrants = 100'000;  // proxy.forwardcredentials: (account, repository) pairs remembered
 
 // True if a manifest (already validated by parse_manifest, so nesting is bounded) has a mediaType field.
 bool declares_media_type(const std::string& body) {
@@ -101,6 +103,44 @@ std::vector<Mirror::UpstreamView> Mirror::upstream_views() const {
   return out;
 }
 
+proxy::Credential Mirror::credential_of(const http::Request& req) const {
+  if (!ctx_.cfg.forward_credentials) return {};
+  auto basic = auth::parse_basic(req.header("authorization"));
+  if (!basic || basic->first.empty()) return {};  // skopeo answers a Basic challenge with ":" when it has none
+  proxy::Credential c;
+  c.id = oci::digest_of(std::string("wharf upstream credential\n").append(basic->first).append(":").append(basic->second)).hex;
+  c.username = std::move(basic->first);
+  c.password = std::move(basic->second);
+  return c;
+}
+
+bool Mirror::visible(const http::Request& req, const std::string& repo) const {
+  if (!ctx_.cfg.forward_credentials) return true;
+  bool cached = false;
+  for (const auto& [name, up] : upstreams_) cached = cached || (repo.size() > name.size() && repo.starts_with(name) && repo[name.size()] == '/');
+  return !cached || granted(credential_of(req), repo, GrantAge::Any);
+}
+
+bool Mirror::granted(const proxy::Credential& cred, const std::string& cache_repo, GrantAge age) const {
+  if (!ctx_.cfg.forward_credentials) return true;
+  const auto now = std::chrono::steady_clock::now();
+  auto ok = [&](const std::string& id) {
+    auto it = grants_.find(std::string(id).append(1, '\0').append(cache_repo));
+    return it != grants_.end() && (age == GrantAge::Any || now - it->second < ctx_.cfg.tag_freshness);
+  };
+  return ok("") || (!cred.empty() && ok(cred.id));  // what the configured account may pull is shared
+}
+
+void Mirror::grant(const proxy::Credential& cred, const std::string& cache_repo) {
+  if (!ctx_.cfg.forward_credentials) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (grants_.size() >= kMaxGrants) {  // bounded: a forgotten grant only means asking the upstream again
+    std::erase_if(grants_, [&](const auto& g) { return now - g.second >= ctx_.cfg.tag_freshness; });
+    if (grants_.size() >= kMaxGrants) grants_.clear();
+  }
+  grants_[std::string(cred.id).append(1, '\0').append(cache_repo)] = now;
+}
+
 proxy::Upstream* Mirror::upstream(const std::string& name) const {
   auto it = upstreams_.find(name);
   return it == upstreams_.end() ? nullptr : it->second.get();
@@ -151,7 +191,7 @@ void Mirror::pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, c
   fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(m.status) + " for " + what, {}, 502);
 }
 
-void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs) {
+void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred) {
   auto* up = upstream(d.upstream);
   if (!up || up->backing_off() || blobs.empty()) return;
   std::vector<const oci::Descriptor*> wanted;
@@ -166,13 +206,15 @@ void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descripto
   for (const auto* b : wanted) {
     ++stats_.prefetched;
     (void)fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, b->digest, proxy::FetchPriority::Prefetch,
-                                 static_cast<uint64_t>(b->size));
+                                 static_cast<uint64_t>(b->size), cred);
   }
   if (!wanted.empty()) spdlog::debug("prefetching {} blob(s) of {}", wanted.size(), d.cache_repo);
 }
 
-void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, std::function<void(FetchedManifest)> done) {
-  const std::string key = d.cache_repo + '\0' + ref;
+void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, const proxy::Credential& cred,
+                            std::function<void(FetchedManifest)> done) {
+  // Callers with different upstream accounts never share a fetch: the upstream may answer them differently.
+  const std::string key = cred.id + '\0' + d.cache_repo + '\0' + ref;
   auto& waiters = manifest_waiters_[key];
   waiters.push_back(std::move(done));
   if (waiters.size() > 1) return;  // a fetch for the same manifest is already under way
@@ -217,7 +259,7 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     return true;
   };
   proxy::Decision dec = d;
-  cb.on_done = [this, m, dec, ref, finish, too_large, max, up](bool ok, const std::string& error) {
+  cb.on_done = [this, m, dec, ref, finish, too_large, max, up, cred](bool ok, const std::string& error) {
     if (*too_large)
       m->refused = "the upstream manifest exceeds the limit of " + std::to_string(max) + " bytes (proxy.limits.manifestsize)";
     if (!m->refused.empty()) {
@@ -266,6 +308,7 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
       return finish(std::move(*m));
     }
     m->digest = digest.str();
+    grant(cred, dec.cache_repo);
     if (m->content_type.empty() || m->content_type == "application/json") m->content_type = info->media_type;
     if (!oci::valid_media_type(m->content_type)) {
       m->status = 502;
@@ -296,7 +339,7 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
     if (ctx_.cfg.prefetch_blobs) {
       std::vector<oci::Descriptor> blobs = info->layers;
       if (info->config) blobs.insert(blobs.begin(), *info->config);
-      prefetch(dec, blobs);
+      prefetch(dec, blobs, cred);
     }
     auto err = std::make_shared<std::string>();
     ctx_.pool.submit(
@@ -316,11 +359,15 @@ void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, st
           }
         });
   };
-  up->fetch("GET", "/v2/" + d.remote_repo + "/manifests/" + ref, d.remote_repo, kManifestAccept, std::move(cb));
+  up->fetch("GET", "/v2/" + d.remote_repo + "/manifests/" + ref, d.remote_repo, kManifestAccept, std::move(cb), cred);
 }
 
 void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d) {
-  if (!pending_.empty()) {  // fetched moments ago, still being written
+  const proxy::Credential cred = credential_of(ex->req());
+  // With proxy.forwardcredentials, the cache answers without asking the upstream only for callers it
+  // recently let pull this repository; anyone else is checked with the upstream under their own account.
+  const bool trusted = granted(cred, d.cache_repo, GrantAge::Fresh);
+  if (trusted && !pending_.empty()) {  // fetched moments ago, still being written
     std::string digest = r.ref;
     if (!is_digest_ref(r.ref)) {
       auto t = pending_tags_.find(d.cache_repo + '\0' + r.ref);
@@ -345,19 +392,19 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
     }
   }
   const std::string ref = r.ref;
-  if (cached_digest && is_digest_ref(ref)) {  // immutable: never asks the upstream again
+  if (cached_digest && is_digest_ref(ref) && trusted) {  // immutable: never asks the upstream again
     ++stats_.hits;
     return serve_cached(ex, d, ref, "HIT");
   }
   if (cached_digest) {
     const std::string key = d.cache_repo + '\0' + ref;
     auto it = validated_.find(key);
-    if (it != validated_.end() && std::chrono::steady_clock::now() - it->second < ctx_.cfg.tag_freshness) {
+    if (trusted && it != validated_.end() && std::chrono::steady_clock::now() - it->second < ctx_.cfg.tag_freshness) {
       ++stats_.hits;
       return serve_cached(ex, d, ref, "HIT");
     }
     auto* up = upstream(d.upstream);
-    if (!up || up->backing_off()) {
+    if ((!up || up->backing_off()) && granted(cred, d.cache_repo, GrantAge::Any)) {
       ++stats_.stale;
       spdlog::warn("serving stale {}:{} (upstream {} backing off)", d.cache_repo, ref, d.upstream);
       return serve_cached(ex, d, ref, "STALE");
@@ -373,35 +420,44 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
     cb.on_data = [](const char*, size_t) { return true; };
     proxy::Decision dec = d;
     std::string cached = *cached_digest;
-    cb.on_done = [this, ex, dec, ref, key, cached, status, remote_digest](bool ok, const std::string& error) {
-      if (!ok || *status >= 500 || *status == 429) {
+    cb.on_done = [this, ex, dec, ref, key, cached, status, remote_digest, cred](bool ok, const std::string& error) {
+      const bool may_serve_stale = granted(cred, dec.cache_repo, GrantAge::Any);
+      if ((!ok || *status >= 500 || *status == 429) && may_serve_stale) {
         ++stats_.stale;
         spdlog::warn("serving stale {}:{}: upstream {}", dec.cache_repo, ref, ok ? std::to_string(*status) : error);
         return serve_cached(ex, dec, ref, "STALE");
       }
       if (*status == 200 && *remote_digest == cached) {
         validated_[key] = std::chrono::steady_clock::now();
+        grant(cred, dec.cache_repo);
         ++stats_.revalidated;
         return serve_cached(ex, dec, ref, "REVALIDATED");
       }
       // Changed (or no digest header): fetch the new manifest.
-      fetch_manifest(dec, ref, [this, ex, dec, ref](FetchedManifest m) {
+      fetch_manifest(dec, ref, cred, [this, ex, dec, ref, cred](FetchedManifest m) {
         if (m.status == 200) {
           ++stats_.misses;
           return serve_fetched(ex, m, "MISS");
         }
-        if (!m.reachable || m.status >= 500 || m.status == 429) {
+        if ((!m.reachable || m.status >= 500 || m.status == 429) && granted(cred, dec.cache_repo, GrantAge::Any)) {
           ++stats_.stale;
           return serve_cached(ex, dec, ref, "STALE");
         }
         pass_error(ex, m, dec, dec.remote_repo + ":" + ref);
       });
     };
-    up->fetch("HEAD", "/v2/" + d.remote_repo + "/manifests/" + ref, d.remote_repo, kManifestAccept, std::move(cb));
+    if (!up || up->backing_off()) {  // and no grant to serve the cached copy on (proxy.forwardcredentials)
+      FetchedManifest m;
+      m.reachable = up != nullptr;
+      m.status = up ? 429 : 503;
+      m.body = up ? "backing off after a 429" : "no such upstream";
+      return pass_error(ex, m, d, d.remote_repo + ":" + ref);
+    }
+    up->fetch("HEAD", "/v2/" + d.remote_repo + "/manifests/" + ref, d.remote_repo, kManifestAccept, std::move(cb), cred);
     return;
   }
   proxy::Decision dec = d;
-  fetch_manifest(d, ref, [this, ex, dec, ref](FetchedManifest m) {
+  fetch_manifest(d, ref, cred, [this, ex, dec, ref](FetchedManifest m) {
     if (m.status != 200) return pass_error(ex, m, dec, dec.remote_repo + ":" + ref);
     ++stats_.misses;
     serve_fetched(ex, m, "MISS");

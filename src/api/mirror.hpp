@@ -76,17 +76,38 @@ class Mirror {
   };
   // Every upstream with its back-off, last success and failure, and rate-limit headers.
   std::vector<UpstreamView> upstream_views() const;
+  // The upstream account a request forwards (proxy.forwardcredentials): its Basic credentials; empty when
+  // the option is off or the request carries none (then the configured account is used).
+  proxy::Credential credential_of(const http::Request& req) const;
+  // Whether the caller of `req` may see what is stored under `repo` (a name in wharf's store): always,
+  // unless proxy.forwardcredentials is on and `repo` is an upstream's cached repository the upstream has
+  // not let the caller's account (or the configured one) pull.
+  bool visible(const http::Request& req, const std::string& repo) const;
 
  private:
+  // How recent a grant must be: Fresh (within proxy.tagfreshness) to skip asking the upstream, Any (since
+  // the start) to serve from the cache when the upstream cannot answer.
+  enum class GrantAge { Fresh, Any };
+  // With proxy.forwardcredentials, whether `cred` may see what is cached for `cache_repo`: the upstream
+  // confirmed that `cred`, or the configured account (anonymous callers), may pull it. Always true when
+  // the option is off.
+  bool granted(const proxy::Credential& cred, const std::string& cache_repo, GrantAge age) const;
+  // Records that the upstream let `cred` pull `cache_repo` just now.
+  void grant(const proxy::Credential& cred, const std::string& cache_repo);
   proxy::Upstream* upstream(const std::string& name) const;
-  void fetch_manifest(const proxy::Decision& d, const std::string& ref, std::function<void(FetchedManifest)> done);
+  void fetch_manifest(const proxy::Decision& d, const std::string& ref, const proxy::Credential& cred,
+                      std::function<void(FetchedManifest)> done);
+  // The part of get_blob for a blob not linked to the repository: from the store, a shared download or
+  // the upstream.
+  void get_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& digest,
+                         const proxy::Credential& cred);
   void serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m, const char* cache_status);
   void serve_cached(const http::ExchangePtr& ex, const proxy::Decision& d, const std::string& ref, const char* status);
   void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
                   const std::string& what);
   // Starts the downloads of a freshly fetched image manifest's config and layers that are neither
   // stored nor in flight, so they are under way before the client asks for them (proxy.prefetch).
-  void prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs);
+  void prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred);
   // The answer when the upstream could not be reached for `what`. A name routed to the default upstream
   // (which may be a local name not pushed yet) gets 404 MANIFEST_UNKNOWN, a name that explicitly names
   // an upstream 503 UNAVAILABLE; the detail names the upstream and the reason either way.
@@ -107,6 +128,8 @@ class Mirror {
   std::unordered_map<std::string, std::string> pending_tags_;
   // Run once no manifest is pending any more (answers from the store that must see them).
   std::vector<std::function<void()>> after_pending_;
+  // proxy.forwardcredentials: credential id + '\0' + cache_repo → when the upstream last let it pull.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> grants_;
   MirrorStats stats_;
 };
 

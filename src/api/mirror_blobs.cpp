@@ -146,17 +146,50 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
   auto digest = oci::parse_digest(r.ref);
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
   const std::string dstr = digest->str();
-  const bool head = ex->req().method == "HEAD";
-  std::optional<cache::BlobRecord> rec;
+  const proxy::Credential cred = credential_of(ex->req());
+  // proxy.forwardcredentials: nothing of a repository for a caller the upstream has not let pull it
+  // (a manifest of it fetched or confirmed with the caller's account, or with the configured one).
+  if (!granted(cred, d.cache_repo, GrantAge::Any)) return fail(ex, oci::ErrorCode::BlobUnknown, {}, digest_detail(dstr));
   bool linked = false;
   {
     auto txn = ctx_.index.read();
     linked = ctx_.index.blob_linked(txn, d.cache_repo, dstr) || ctx_.index.manifest_in_repo(txn, d.cache_repo, dstr);
-    if (!linked) rec = ctx_.index.blob(txn, dstr);
   }
   if (linked) {
     ++stats_.hits;
     return api::get_blob(ctx_, ex, Route{RouteKind::Blob, d.cache_repo, dstr}, "HIT");
+  }
+  if (!ctx_.cfg.forward_credentials) return get_unlinked_blob(ex, d, *digest, cred);
+  // A blob stored or in flight for another repository (perhaps another account's private one) is shared
+  // only once the upstream confirms, under the caller's account, that this repository has it.
+  auto* up = upstream(d.upstream);
+  if (!up) return fail(ex, oci::ErrorCode::Unavailable, "no upstream named " + d.upstream, {}, 503);
+  auto status = std::make_shared<int>(0);
+  proxy::FetchCallbacks cb;
+  cb.on_head = [status](const proxy::UpstreamResponse& u) { *status = u.status; };
+  cb.on_data = [](const char*, size_t) { return true; };
+  cb.on_done = [this, ex, d, dig = *digest, cred, status](bool ok, const std::string& error) {
+    const std::string ds = dig.str();
+    if (ok && *status == 200) return get_unlinked_blob(ex, d, dig, cred);
+    if (!ok && d.explicit_upstream)
+      return fail(ex, oci::ErrorCode::Unavailable, "upstream " + d.upstream + " unreachable: " + error,
+                  unreachable_detail(ds, d.upstream, error), 503);
+    if (!ok) return fail(ex, oci::ErrorCode::BlobUnknown, {}, unreachable_detail(ds, d.upstream, error));
+    if (*status == 429) return fail(ex, oci::ErrorCode::TooManyRequests);
+    fail(ex, oci::ErrorCode::BlobUnknown, {}, digest_detail(ds));
+  };
+  up->fetch("HEAD", "/v2/" + d.remote_repo + "/blobs/" + dstr, d.remote_repo, {}, std::move(cb), cred);
+}
+
+void Mirror::get_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                               const proxy::Credential& cred) {
+  const oci::Digest* digest = &dig;
+  const std::string dstr = digest->str();
+  const bool head = ex->req().method == "HEAD";
+  std::optional<cache::BlobRecord> rec;
+  {
+    auto txn = ctx_.index.read();
+    rec = ctx_.index.blob(txn, dstr);
   }
   // Stored for another repository: link it here too and serve it. Not for a HEAD on a name that may be
   // a push target (see above): linking would make the name an upstream's and refuse the push.
@@ -212,11 +245,12 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
       res->cache_status = "MISS";
       ex->respond(std::move(*res));
     };
-    up->fetch("HEAD", "/v2/" + d.remote_repo + "/blobs/" + dstr, d.remote_repo, {}, std::move(cb));
+    up->fetch("HEAD", "/v2/" + d.remote_repo + "/blobs/" + dstr, d.remote_repo, {}, std::move(cb), cred);
     return;
   }
   ++stats_.misses;
-  auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest, proxy::FetchPriority::Client);
+  auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest, proxy::FetchPriority::Client,
+                                      std::nullopt, cred);
   auto w = std::make_shared<BlobWaiter>();
   w->ex = ex;
   w->fetch = fetch;

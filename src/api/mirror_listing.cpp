@@ -13,7 +13,7 @@ namespace wharf::api {
 namespace {
 
 // Fetches a small JSON document (tags list, catalog) from `up`; done(body) on a 200, done(nullopt) otherwise.
-void fetch_listing(proxy::Upstream& up, std::string path, std::string scope_repo,
+void fetch_listing(proxy::Upstream& up, std::string path, std::string scope_repo, const proxy::Credential& cred,
                    std::function<void(std::optional<std::string>)> done) {
   auto status = std::make_shared<int>(0);
   auto body = std::make_shared<std::string>();
@@ -28,7 +28,7 @@ void fetch_listing(proxy::Upstream& up, std::string path, std::string scope_repo
     if (!ok || *status != 200) return done(std::nullopt);
     done(std::move(*body));
   };
-  up.fetch("GET", std::move(path), std::move(scope_repo), {}, std::move(cb));
+  up.fetch("GET", std::move(path), std::move(scope_repo), {}, std::move(cb), cred);
 }
 
 // The client's paging parameters (n, last) as a query string for the upstream ("" or "?n=..").
@@ -95,25 +95,37 @@ void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string
 
 }  // namespace
 
-void Mirror::list_tags(const http::ExchangePtr& ex, const Route&, const proxy::Decision& d) {
+void Mirror::list_tags(const http::ExchangePtr& ex, const Route& r, const proxy::Decision& d) {
   auto* up = upstream(d.upstream);
   Route cached{RouteKind::Tags, d.cache_repo, {}};
-  // The cached tags, including those of manifests served moments ago and still being written.
-  auto from_cache = [this, ex, cached] {
+  const proxy::Credential cred = credential_of(ex->req());
+  // The cached tags, including those of manifests served moments ago and still being written; with
+  // proxy.forwardcredentials only for a caller the upstream has let pull the repository.
+  auto from_cache = [this, ex, cached, cred, name = r.name] {
+    if (!granted(cred, cached.name, GrantAge::Any))
+      return fail(ex, oci::ErrorCode::NameUnknown, "repository " + name + " is not known to this registry");
     if (pending_.empty()) return api::list_tags(ctx_, ex, cached);
     after_pending_.push_back([this, ex, cached] { api::list_tags(ctx_, ex, cached); });
   };
   if (!up || up->backing_off()) return from_cache();
-  fetch_listing(*up, "/v2/" + d.remote_repo + "/tags/list" + paging_query(ex->req()), d.remote_repo,
-                [ex, from_cache](std::optional<std::string> body) {
+  fetch_listing(*up, "/v2/" + d.remote_repo + "/tags/list" + paging_query(ex->req()), d.remote_repo, cred,
+                [this, ex, from_cache, cred, repo = d.cache_repo](std::optional<std::string> body) {
                   if (!body) return from_cache();
+                  grant(cred, repo);
                   respond_listing(ex, std::move(*body));
                 });
 }
 
-bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns, MayPull may_pull) {
+bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns, MayPull allowed) {
   auto* up = upstream(ns);
   if (!up) return false;
+  const proxy::Credential cred = credential_of(ex->req());
+  // proxy.forwardcredentials: the cached names of only the repositories the caller was let pull.
+  MayPull may_pull = [this, allowed, cred, ns](std::string_view name) {
+    if (!allowed(name)) return false;
+    const std::string repo = name.starts_with(ns + "/") ? std::string(name) : std::string(ns).append("/").append(name);
+    return granted(cred, repo, GrantAge::Any);
+  };
   auto from_cache = [this, ex, ns, may_pull] {  // as in list_tags: after manifests still being written
     if (pending_.empty()) return cached_catalog(ctx_, ex, ns, may_pull);
     after_pending_.push_back([this, ex, ns, may_pull] { cached_catalog(ctx_, ex, ns, may_pull); });
@@ -122,9 +134,9 @@ bool Mirror::catalog(const http::ExchangePtr& ex, const std::string& ns, MayPull
     from_cache();
     return true;
   }
-  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "",
-                [ex, ns, may_pull, from_cache](std::optional<std::string> body) {
-                  auto filtered = body ? filter_catalog(*body, ns, may_pull) : std::nullopt;
+  fetch_listing(*up, "/v2/_catalog" + paging_query(ex->req()), "", cred,
+                [ex, ns, allowed, from_cache](std::optional<std::string> body) {  // the caller's own view upstream
+                  auto filtered = body ? filter_catalog(*body, ns, allowed) : std::nullopt;
                   if (!filtered) return from_cache();
                   respond_listing(ex, std::move(*filtered));
                 });

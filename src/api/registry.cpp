@@ -75,7 +75,11 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
       if (get && route->kind == RouteKind::Manifest) return ctx_.mirror->get_manifest(ex, *route, d);
       if (get && route->kind == RouteKind::Blob) return ctx_.mirror->get_blob(ex, *route, d);
       if (get && route->kind == RouteKind::Tags) return ctx_.mirror->list_tags(ex, *route, d);
-      if (get && route->kind == RouteKind::Referrers) return referrers(ctx_, ex, Route{route->kind, d.cache_repo, route->ref});
+      if (get && route->kind == RouteKind::Referrers) {
+        if (!ctx_.mirror->visible(ex->req(), d.cache_repo))  // proxy.forwardcredentials
+          return fail(ex, oci::ErrorCode::NameUnknown, "repository " + route->name + " is not known to this registry");
+        return referrers(ctx_, ex, Route{route->kind, d.cache_repo, route->ref});
+      }
       if (!get) {
         // Writes: refused where the name belongs to an upstream, unless proxy.allowpush.
         bool cached_upstream_repo = false;
@@ -93,6 +97,13 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
   switch (route->kind) {
     case RouteKind::Base:
       if (!get) return method_not_allowed(ex);
+      if (ctx_.cfg.forward_credentials && ex->req().header("authorization").empty()) {
+        // proxy.forwardcredentials: invites clients to send the upstream account they signed in with
+        // (docker login); without one they still pull what the configured account may.
+        auto res = error_response(oci::ErrorCode::Unauthorized, "sign in with your upstream account to pull what it may");
+        res.header("WWW-Authenticate", "Basic realm=\"wharf\"");
+        return ex->respond(std::move(res));
+      }
       return ex->respond(json_response(200, "{}"));
     case RouteKind::Catalog:
       if (!get) return method_not_allowed(ex);
@@ -100,7 +111,10 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
         auto may_pull = [gate = &auth_, caller](std::string_view repo) { return (gate->allowed(caller, repo) & auth::kPull) != 0; };
         if (auto ns = ex->req().query_param("ns"); ns && ctx_.mirror->catalog(ex, *ns, may_pull)) return;
       }
-      return catalog(ctx_, ex, *route, [&](std::string_view repo) { return (auth_.allowed(caller, repo) & auth::kPull) != 0; });
+      return catalog(ctx_, ex, *route, [&](std::string_view repo) {
+        return (auth_.allowed(caller, repo) & auth::kPull) != 0 &&
+               (!ctx_.mirror || ctx_.mirror->visible(ex->req(), std::string(repo)));
+      });
     case RouteKind::Tags:
       if (!get) return method_not_allowed(ex);
       return list_tags(ctx_, ex, *route);

@@ -2,6 +2,10 @@
 // EVP_DigestSign/EVP_DigestVerify, and the claim checks registry:2 makes.
 #include "src/auth/jwt.hpp"
 
+#include <optional>
+
+#include "src/auth/x5c.hpp"
+
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -176,6 +180,11 @@ std::expected<std::string, std::string> base64url_decode(std::string_view text) 
 
 std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<const Key> keys,
                                               const VerifyOptions& options) {
+  return verify_jwt(token, keys, options, nullptr);
+}
+
+std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<const Key> keys,
+                                              const VerifyOptions& options, const CertStore* roots) {
   if (token.size() > kMaxTokenBytes) {
     return std::unexpected(std::string("token too large (") + std::to_string(token.size()) + " bytes; at most " +
                            std::to_string(kMaxTokenBytes) + ")");
@@ -202,8 +211,17 @@ std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<
   auto signature = base64url_decode(token.substr(dot2 + 1));
   if (!signature) return std::unexpected("malformed token: signature is not base64url");
   const std::string_view signed_part = token.substr(0, dot2);
+  std::optional<Key> chained;  // the key an x5c chain vouches for, when there are roots to check it against
+  if (const auto x5c = header->find("x5c"); roots != nullptr && x5c != header->end()) {
+    auto key = roots->verify_chain(*x5c, options.now);
+    if (!key) return std::unexpected(key.error());
+    if (key->alg != alg) return std::unexpected("token algorithm does not match its x5c certificate's key");
+    chained = std::move(*key);
+    keys = std::span<const Key>(&*chained, 1);
+  }
   bool named = false;
   for (const Key& key : keys) named = named || (!kid.empty() && key.kid == kid && key.alg == alg);
+  if (chained) named = false;
   bool verified = false;
   for (const Key& key : keys) {
     if (key.alg != alg || (named && key.kid != kid)) continue;

@@ -51,6 +51,13 @@ constexpr size_t kMaxTokenBytes = 32 * 1024;
 std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<const Key> keys,
                                               const VerifyOptions& options);
 
+class CertStore;
+// As above, except that a token with an "x5c" header is verified with the key of its chain's first
+// certificate, and only if the chain leads to a certificate of `roots` (a chain that does not is refused).
+// Without `roots` the header is ignored.
+std::expected<Claims, std::string> verify_jwt(std::string_view token, std::span<const Key> keys,
+                                              const VerifyOptions& options, const CertStore* roots);
+
 // Signs `claims` with `key` (header: alg, typ JWT, kid). Fails only if OpenSSL does.
 std::expected<std::string, std::string> sign_jwt(const Claims& claims, const Key& key);
 

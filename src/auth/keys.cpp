@@ -92,6 +92,8 @@ std::expected<std::string, std::string> read_file(const std::filesystem::path& p
 
 std::string_view alg_name(Alg alg) { return alg == Alg::ES256 ? "ES256" : "RS256"; }
 
+std::expected<Key, std::string> key_from_pkey(EVP_PKEY* pkey) { return make_key(pkey); }
+
 std::expected<std::vector<Key>, std::string> parse_public_keys(std::string_view pem) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), int(pem.size())));
   if (!bio) return std::unexpected("out of memory");

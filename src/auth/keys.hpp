@@ -32,6 +32,10 @@ std::expected<std::vector<Key>, std::string> load_public_keys(const std::filesys
 // As above, from PEM text.
 std::expected<std::vector<Key>, std::string> parse_public_keys(std::string_view pem);
 
+// Takes ownership of an OpenSSL key and gives it its algorithm and libtrust key id. Fails (freeing it)
+// if it is not a P-256 EC or an RSA (>= 2048 bits) key.
+std::expected<Key, std::string> key_from_pkey(evp_pkey_st* pkey);
+
 // Reads one private key (PEM, PKCS#8 or traditional) to sign with. Fails naming the path if it cannot
 // be read or is not a P-256 EC or an RSA (>= 2048 bits) key.
 std::expected<Key, std::string> load_private_key(const std::filesystem::path& path);

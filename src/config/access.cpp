@@ -170,6 +170,12 @@ std::expected<Value, ConfigError> group_map(const YAML::Node& node, const Notes&
 
 std::expected<void, ConfigError> finish_access(Draft& d, bool token_present) {
   d.token_enabled = token_present;
+  if (d.forward_credentials && (token_present || !d.htpasswd_path.empty()))
+    return fail("proxy.forwardcredentials",
+                "cannot be combined with auth.htpasswd or auth.token: the client's Authorization header carries its "
+                "upstream account, so wharf's own sign-in must be off");
+  if (d.forward_credentials && !d.fetch_rules.empty())
+    return fail("proxy.forwardcredentials", "cannot be combined with auth.fetch (which needs wharf's own sign-in)");
   for (size_t i = 0; i < d.access_rules.size(); ++i) {
     for (const std::string& g : d.access_rules[i].groups) {
       if (!d.groups.contains(g))
@@ -194,8 +200,9 @@ std::expected<void, ConfigError> finish_access(Draft& d, bool token_present) {
   if (!token_present) return {};
   if (d.token_realm.empty() && d.token_signing_keys.empty())
     return fail("auth.token.signingkeys", "missing; wharf issues tokens itself when auth.token.realm is empty, and needs a key to sign them");
-  if (!d.token_realm.empty() && d.token_root_certs.empty())
-    return fail("auth.token.rootcertbundle", "missing; required to verify tokens from the external realm");
+  if (!d.token_realm.empty() && d.token_root_certs.empty() && d.token_jwks.empty())
+    return fail("auth.token.rootcertbundle",
+                "missing; required (or auth.token.jwks) to verify tokens from the external realm");
   return {};
 }
 

@@ -111,6 +111,7 @@ struct Config {
   std::string token_service;                   // auth.token.service (the audience)
   std::string token_issuer;                    // auth.token.issuer
   std::string token_root_certs;                // auth.token.rootcertbundle (PEM certificates/public keys)
+  std::string token_jwks;                      // auth.token.jwks (a JWKS JSON file: RSA and P-256 keys by kid)
   std::vector<std::string> token_signing_keys; // auth.token.signingkeys: PEM private keys, first signs, all verify
   std::chrono::seconds token_expiration{300};  // auth.token.expiration: lifetime of tokens wharf issues
   std::vector<AccessRule> access_rules;        // auth.access
@@ -132,6 +133,7 @@ struct Config {
   bool allow_push_to_proxied = false;        // proxy.allowpush (wharf)
   std::chrono::seconds tag_freshness{60};    // proxy.tagfreshness (wharf)
   bool prefetch_blobs = true;                // proxy.prefetch (wharf)
+  bool forward_credentials = false;          // proxy.forwardcredentials (wharf): clients' own upstream accounts
   std::chrono::seconds proxy_ttl{168 * 3600};  // proxy.ttl (registry:2: proxied content expiry; 0 = never)
 
   // Limits that keep one client or one upstream from starving the others (all wharf extensions;

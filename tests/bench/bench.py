@@ -9,6 +9,7 @@ Markdown tables and writes them to tests/bench/RESULTS.md. Usually started by te
 import argparse
 import base64
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -175,6 +176,49 @@ class Bench:
             self.load(r5, kind, srv.url + paths["manifest"], [accept, auth])
             rss5.set(kind, srv.rss_kib() / 1024.0)
             srv.stop()
+        self.token(wharf_bin, roots["wharf"], paths["manifest"], manifest)
+
+    def token(self, wharf_bin, root, path, manifest):
+        """5b. wharf as its own token server (auth.token, ES256): manifest GET by tag with a bearer token
+        against anonymous pulls of the same repository on the same server (target: >= 80%)."""
+        c = self.ctx
+        self.log("5b. restarting wharf as its own token server (auth.token, ES256 key by openssl)")
+        key = c.path("bench-token.key")
+        run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key])
+        service = "wharf-bench"
+        auth_cfg = {"token": {"service": service, "issuer": service, "signingkeys": [key]},
+                    "access": [{"match": "bench/*", "anonymous": True, "users": [USER], "actions": ["pull", "push"]}]}
+        srv = Server(c, "wharf", wharf_bin, "wharf-token", root, users={USER: PASSWORD}, auth=auth_cfg).start()
+        try:
+            client = Client(srv.port)
+            basic = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+            try:
+                status, _, body = client.request(
+                    "GET", "/auth/token?service=%s&scope=repository:bench/app:pull" % service,
+                    headers={"Authorization": basic})
+            finally:
+                client.close()
+            if status != 200:
+                raise TestFailure("GET /auth/token answered %d: %r" % (status, body[:200]))
+            token = json.loads(body)["token"]
+            accept = "Accept: " + MANIFEST_ACCEPT
+            self.same_bytes(srv.url + path, manifest, {"Accept": MANIFEST_ACCEPT, "Authorization": "Bearer " + token})
+            anon = self.row("5b. manifest GET by tag, anonymous (auth.token on)", "req/s")
+            tok = self.row("5b. manifest GET by tag, bearer token (auth.token)", "req/s")
+            a = self.load(anon, "wharf", srv.url + path, [accept])
+            t = self.load(tok, "wharf", srv.url + path, [accept, "Authorization: Bearer " + token])
+            if a and t and a.rps:
+                tok.notes.append("bearer/anonymous = %.0f%% (target >= 80%%)" % (100.0 * t.rps / a.rps))
+        finally:
+            srv.stop()
+
+    def token_only(self, wharf_bin):
+        """--only token: pushes the small image into a fresh wharf, then row 5b alone."""
+        root = self.ctx.mkdir("wharf-data")
+        srv = Server(self.ctx, "wharf", wharf_bin, "wharf", root).start()
+        self.push(srv, self.small, "bench/app:latest")
+        srv.stop()
+        self.token(wharf_bin, root, "/v2/bench/app/manifests/latest", read(blob(self.small, self.small["manifest_digest"])))
 
     def large(self, wharf_bin):
         """Large blobs at 1, 4 and 32 connections, plain and TLS, and small GETs over TLS: every cell
@@ -521,12 +565,13 @@ def main(argv):
     p.add_argument("--results", help="where to write the tables (default tests/bench/RESULTS.md; with "
                    "--only large: tests/bench/RESULTS-large.md); a section after the KEPT marker is kept")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
-    p.add_argument("--only", choices=("large",), help="large: only the large-blob and TLS rows (L.), a few minutes")
+    p.add_argument("--only", choices=("large", "token"),
+                   help="large: only the large-blob and TLS rows (L.), a few minutes; token: only row 5b")
     p.add_argument("--rounds", type=int, default=3, help="large rows: runs per server, alternating (default 3)")
     p.add_argument("--large-duration", type=int, default=3, help="large rows: seconds per wrk run (default 3)")
     args = p.parse_args(argv)
     if not args.results:
-        args.results = os.path.join(HERE, "RESULTS-large.md" if args.only else "RESULTS.md")
+        args.results = os.path.join(HERE, {"large": "RESULTS-large.md", "token": "RESULTS-token.md"}.get(args.only, "RESULTS.md"))
     args.wharf_bin = os.path.abspath(args.wharf_bin)  # servers run with the run directory as cwd
     if not os.access(args.wharf_bin, os.X_OK):
         p.error("%s is not an executable (build it, or pass --wharf-bin)" % args.wharf_bin)
@@ -540,9 +585,12 @@ def main(argv):
     try:
         bench.log("run directory %s; generating images" % directory)
         bench.images()
+        if args.only == "token":
+            bench.token_only(args.wharf_bin)
         if not args.only:
             bench.direct(args.wharf_bin)
-        bench.large(args.wharf_bin)
+        if args.only != "token":
+            bench.large(args.wharf_bin)
         if not args.only:
             bench.mirrors(args.wharf_bin)
         scale_rows, scale_notes = [], []

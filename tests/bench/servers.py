@@ -78,10 +78,11 @@ class Server:
 
     root: storage directory (kept across restarts); users: {name: password} turns on htpasswd auth;
     proxy: the upstream URL (pull-through mode); accesslog: keep the per-request log (the origin's);
-    tls: (certificate, key) serves https (http.tls); loglevel: the server log's level."""
+    tls: (certificate, key) serves https (http.tls); loglevel: the server log's level; auth: more keys
+    of the auth section (e.g. token, access)."""
 
     def __init__(self, ctx, kind, binary, name, root, users=None, proxy=None, accesslog=False, tls=None,
-                 loglevel=None):
+                 loglevel=None, auth=None):
         self.ctx, self.kind, self.binary, self.name = ctx, kind, binary, name
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
@@ -100,6 +101,8 @@ class Server:
         if self.users:
             cfg["auth"] = {"htpasswd": {"realm": "wharf-bench",
                                         "path": htpasswd_file(ctx.path(name + ".htpasswd"), self.users)}}
+        if auth:
+            cfg.setdefault("auth", {}).update(auth)
         if proxy:
             cfg["proxy"] = {"remoteurl": proxy}
         if tls:

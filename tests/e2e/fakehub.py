@@ -10,7 +10,7 @@ behind a Python front end on 127.0.0.1 that behaves like registry-1.docker.io:
 - manifest responses carry ratelimit-* headers; a pull limit turns manifest GETs into 429s.
 
 Tests control it through methods: go_down()/come_up(), cut_blobs(), throttle(), set_pull_limit(),
-set_credentials(), revoke_tokens(), reset_counters(). Every request is recorded in `hub.log` (see RequestLog).
+set_credentials(), set_private(), revoke_tokens(), reset_counters(). Every request is recorded in `hub.log` (see RequestLog).
 Servers run on daemon threads and are shut down when the test ends; the origin is stopped by PID.
 The request handlers live in fakehub_http.py.
 """
@@ -93,6 +93,7 @@ class FakeHub:
         self._rate = 0  # bytes per second at the CDN (0 = unthrottled)
         self._lock = threading.Lock()
         self._tokens = {}  # token -> (expiry, set of repos with pull)
+        self._private = {}  # repo -> {user: password} allowed to pull it
         self._sigs = {}  # sig -> (repo, digest)
         self._pull_limit = None  # manifest GETs still allowed (None = unlimited)
         self._limit_heads = False
@@ -223,6 +224,12 @@ class FakeHub:
         """From now on /token requires these Basic credentials (None, None: anonymous tokens)."""
         self.user, self.password = user, password
 
+    def set_private(self, repo, users):
+        """From now on a token grants pull on `repo` only to a Basic sign-in as one of `users`
+        ({name: password}); anyone else gets a token without it (and then 401 on the repo, like Docker Hub)."""
+        with self._lock:
+            self._private[repo] = dict(users)
+
     def revoke_tokens(self):
         """Every token issued so far stops working (as if it had expired)."""
         with self._lock:
@@ -261,10 +268,16 @@ class FakeHub:
             if not (_same(user, self.user) and _same(password, self.password) and account == self.user):
                 return 401, json.dumps({"details": "incorrect username or password"}).encode()
         repos = set()
+        signed_user, signed_password = _basic(auth)
         for scope in " ".join(params.get("scope", [])).split():
             parts = scope.split(":")
             if len(parts) >= 3 and parts[0] == "repository" and "pull" in parts[-1].split(","):
-                repos.add(":".join(parts[1:-1]))
+                repo = ":".join(parts[1:-1])
+                with self._lock:
+                    allowed = self._private.get(repo)
+                if allowed is not None and not (signed_user in allowed and _same(signed_password, allowed[signed_user])):
+                    continue
+                repos.add(repo)
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = (time.monotonic() + self.expires_in, repos)

@@ -487,3 +487,81 @@ def test_mirror_catalog_ns_is_filtered_by_pull_permission(ctx):
         check_eq(catalog(""), ["library/pub"], "anonymous caller's ?ns= catalog")
         check_eq(catalog("bob"), ["library/explicit", "library/pub"], "bob's ?ns= catalog")
         check_eq(catalog("carol"), ["library/pub"], "carol's ?ns= catalog")
+
+
+def jwk_of(ctx, key, kid):
+    """The public JWK (P-256) of an openssl EC key file, read from `openssl ec -text`."""
+    text = run(["openssl", "ec", "-in", key, "-text", "-noout"]).stdout
+    m = re.search(r"pub:\s*\n((?:\s+[0-9a-f:]+\n)+)", text)
+    check(m, "openssl ec -text printed no public key")
+    pub = bytes.fromhex(re.sub(r"[\s:]", "", m.group(1)))
+    check(len(pub) == 65 and pub[0] == 4, "unexpected EC public key encoding")
+    return {"kty": "EC", "crv": "P-256", "use": "sig", "kid": kid, "x": b64url(pub[1:33]), "y": b64url(pub[33:])}
+
+
+def test_external_token_server_keys_from_jwks(ctx):
+    """auth.token.jwks: tokens signed by a key of the JWKS file (chosen by kid) are accepted; a token whose
+    kid names a key of the set that did not sign it, or signed by a key outside it, is refused with 401."""
+    key1, _ = make_key(ctx, "jwks-1")
+    key2, _ = make_key(ctx, "jwks-2")
+    outsider, _ = make_key(ctx, "jwks-outsider")
+    jwks = ctx.path("keys.jwks")
+    with open(jwks, "w") as f:
+        json.dump({"keys": [jwk_of(ctx, key1, "k1"), jwk_of(ctx, key2, "k2")]}, f)
+    reg = ctx.registry(name="jwks", extra={"auth": {"token": {
+        "realm": "http://127.0.0.1:9/token", "service": SERVICE, "issuer": ISSUER, "jwks": jwks}}}).start()
+    url = reg.url + "/v2/team-a/app/tags/list"
+    grant = [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}]
+
+    def status(key, kid):
+        token = sign_jwt(key, claims("alice", grant), {"alg": "ES256", "typ": "JWT", "kid": kid})
+        return request("GET", url, bearer(token)).status
+
+    check_eq(status(key2, "k2"), 404, "a token signed by k2 (authorized: the repository is unknown)")
+    check_eq(status(key1, "k1"), 404, "a token signed by k1")
+    check_eq(status(key1, "k2"), 401, "a token signed by k1 that names k2")
+    check_eq(status(outsider, "k1"), 401, "a token signed by a key outside the set")
+    check_eq(request("GET", url).status, 401, "no token")
+
+    bad = ctx.path("bad.jwks")
+    with open(bad, "w") as f:
+        f.write('{"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}]}')
+    broken = ctx.registry(name="jwks-bad", extra={"auth": {"token": {
+        "realm": "http://127.0.0.1:9/token", "service": SERVICE, "issuer": ISSUER, "jwks": bad}}})
+    res = run([SERVER_BIN, "serve", broken.config_path], check_rc=False, timeout=30)
+    check(res.returncode != 0 and "auth.token.jwks" in res.stdout + res.stderr,
+          "wharf serve with a broken JWKS file: rc %s, %s" % (res.returncode, tail(res.stdout + res.stderr, 2)))
+
+
+def test_external_token_server_x5c_chain_to_rootcertbundle(ctx):
+    """A token whose x5c header carries a certificate issued by a rootcertbundle CA is verified with that
+    certificate's key; a chain to another CA, or a signature by another key, is refused with 401."""
+    ca_key, ca_cert = make_key(ctx, "x5c-ca")
+    leaf_key = ctx.path("x5c-leaf.key")
+    run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", leaf_key])
+    run(["openssl", "req", "-new", "-key", leaf_key, "-subj", "/CN=x5c-leaf", "-out", ctx.path("leaf.csr")])
+    run(["openssl", "x509", "-req", "-in", ctx.path("leaf.csr"), "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+         "-days", "2", "-out", ctx.path("x5c-leaf.crt")])
+    stranger_key, stranger_cert = make_key(ctx, "x5c-stranger")
+
+    def der_b64(cert):  # a PEM body is the DER's base64
+        with open(cert) as f:
+            return "".join(line.strip() for line in f if line.strip() and not line.startswith("-----"))
+
+    reg = ctx.registry(name="x5c", extra={"auth": {"token": {
+        "realm": "http://127.0.0.1:9/token", "service": SERVICE, "issuer": ISSUER, "rootcertbundle": ca_cert}}}).start()
+    url = reg.url + "/v2/team-a/app/tags/list"
+    grant = [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}]
+    leaf, stranger = der_b64(ctx.path("x5c-leaf.crt")), der_b64(stranger_cert)
+
+    def status(key, x5c):
+        header = {"alg": "ES256", "typ": "JWT"}
+        if x5c:
+            header["x5c"] = x5c
+        return request("GET", url, bearer(sign_jwt(key, claims("alice", grant), header))).status
+
+    check_eq(status(leaf_key, [leaf]), 404, "a token with an x5c chain to the CA (authorized: unknown repository)")
+    check_eq(status(leaf_key, None), 401, "the same key without x5c (not in rootcertbundle)")
+    check_eq(status(stranger_key, [stranger]), 401, "a self-signed x5c outside rootcertbundle")
+    check_eq(status(stranger_key, [leaf]), 401, "the CA's certificate in x5c, signed by another key")
+    check_eq(status(leaf_key, ["not base64!"]), 401, "a malformed x5c")

@@ -464,6 +464,20 @@ proxy: {exec: {command: helper}}
     CHECK(has_warning(warnings, "proxy.upstreams[1].colour: unknown key, ignored"));
     CHECK(load_ok(kVersion).proxy_ttl == 168h);
   }
+  SUBCASE("proxy.forwardcredentials needs wharf's own sign-in off") {
+    CHECK_FALSE(load_ok(kVersion).forward_credentials);
+    CHECK(load_ok(kVersion + "proxy: {remoteurl: 'https://r', forwardcredentials: true}\n").forward_credentials);
+    CHECK(load_error(kVersion + "proxy: {forwardcredentials: true}\nauth: {htpasswd: {realm: r, path: /x}}\n").key ==
+          "proxy.forwardcredentials");
+    CHECK(load_error(kVersion + "proxy: {remoteurl: 'https://r', forwardcredentials: true}\n"
+                     "auth: {token: {realm: 'https://t', service: s, issuer: i, jwks: /k}}\n").key ==
+          "proxy.forwardcredentials");
+  }
+  SUBCASE("auth.token.jwks stands in for rootcertbundle with an external realm") {
+    CHECK(load_ok(kVersion + "auth: {token: {realm: 'https://t', service: s, issuer: i, jwks: /k}}\n").token_jwks == "/k");
+    CHECK(load_error(kVersion + "auth: {token: {realm: 'https://t', service: s, issuer: i}}\n").key ==
+          "auth.token.rootcertbundle");
+  }
   SUBCASE("proxy.upstreams: entries need a name and an http(s) url, once each") {
     CHECK(load_error(kVersion + "proxy: {upstreams: [{url: 'https://ghcr.io'}]}\n").key == "proxy.upstreams[0].name");
     CHECK(load_error(kVersion + "proxy: {upstreams: [{name: ghcr.io}]}\n").key == "proxy.upstreams[0].url");

@@ -19,7 +19,7 @@ struct FakeClock {
 };
 
 TokenKey key(std::vector<std::string> scopes = {"repository:library/alpine:pull"}) {
-  return TokenKey{"docker.io", "https://auth.docker.io/token", "registry.docker.io", std::move(scopes)};
+  return TokenKey{"docker.io", "https://auth.docker.io/token", "registry.docker.io", std::move(scopes), {}};
 }
 
 }  // namespace
@@ -37,6 +37,18 @@ TEST_CASE("TokenCache::get and put") {
     clock.now += 1s;
     CHECK_FALSE(cache.get(key()).has_value());
     CHECK(cache.size() == 0);
+  }
+  SUBCASE("a forwarded client credential has tokens of its own") {
+    TokenKey mine = key();
+    mine.credential = "c0ffee";
+    cache.put(mine, "user-token", 300s);
+    CHECK_FALSE(cache.get(key()).has_value());
+    cache.put(key(), "shared-token", 300s);
+    CHECK(cache.get(mine) == "user-token");
+    CHECK(cache.get(key()) == "shared-token");
+    TokenKey other = mine;
+    other.credential = "beef";
+    CHECK_FALSE(cache.get(other).has_value());
   }
   SUBCASE("expires_in defaults to 60 s") {
     cache.put(key(), "t1", std::nullopt);
