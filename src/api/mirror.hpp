@@ -83,6 +83,9 @@ class Mirror {
   // unless proxy.forwardcredentials is on and `repo` is an upstream's cached repository the upstream has
   // not let the caller's account (or the configured one) pull.
   bool visible(const http::Request& req, const std::string& repo) const;
+  // Whether what is cached under `repo` may be shown to everyone (the web page, which has no upstream
+  // account): true unless proxy.forwardcredentials is on and only some client's own account was let pull it.
+  bool shared(const std::string& repo) const { return granted(proxy::Credential{}, repo, GrantAge::Any); }
 
  private:
   // How recent a grant must be: Fresh (within proxy.tagfreshness) to skip asking the upstream, Any (since

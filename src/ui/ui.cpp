@@ -3,6 +3,7 @@
 
 #include <ctime>
 
+#include "src/api/mirror.hpp"
 #include "src/auth/actions.hpp"
 #include "src/ui/assets.hpp"
 #include "src/ui/cookie.hpp"
@@ -181,7 +182,12 @@ void Ui::refuse(const http::ExchangePtr& ex, const api::Refusal& r) {
   ex->respond(std::move(res));
 }
 
-bool Ui::visible(const Who& who, std::string_view repo) { return (auth_.allowed(who.caller, repo) & auth::kPull) != 0; }
+bool Ui::visible(const Who& who, std::string_view repo) {
+  if ((auth_.allowed(who.caller, repo) & auth::kPull) == 0) return false;
+  // proxy.forwardcredentials: a repository cached for one client's upstream account stays hidden here.
+  if (ctx_.cfg.forward_credentials && ctx_.mirror && upstream_of(repo)) return ctx_.mirror->shared(std::string(repo));
+  return true;
+}
 
 bool Ui::may_delete_somewhere(const api::Caller& caller) {
   if (!auth_.rules().configured() && !caller.token && !caller.user.starts_with(auth::kRobotPrefix)) return true;

@@ -81,6 +81,14 @@ def test_forwarded_credentials_keep_private_upstream_images_private(ctx):
         check(any(n.endswith("alice/secret") for n in catalog(ALICE)), "alice's catalog: %s" % catalog(ALICE))
         for creds in (BOB, None):
             check(not any("secret" in n for n in catalog(creds)), "catalog of %s lists alice's repository" % (creds,))
+        # Nor the web page's API (it has no upstream account: it shows what everyone may pull).
+        for path in ("/api/repositories?per_page=200", "/api/activity"):
+            r = request("GET", m.wharf.url + path, {})
+            check(r.status == 200 and b"alice/secret" not in r.body,
+                  "%s shows alice's repository: %d %r" % (path, r.status, r.body[:300]))
+        cached_name = next(n for n in catalog(ALICE) if n.endswith("alice/secret"))
+        r = request("GET", m.wharf.url + "/api/repository?name=" + cached_name, {})
+        check_eq(r.status, 404, "the page's API on alice's repository (%r)" % r.body[:200])
         res = ctx.skopeo("inspect", "--tls-verify=false", "--creds", "%s:%s" % BOB,
                          "docker://%s/alice/secret:v1" % m.wharf.host, check_rc=False)
         check(res.returncode != 0, "skopeo inspect as bob succeeded: %s" % res.stdout[:200])
