@@ -80,9 +80,10 @@ StagedKey write_staged(BlobBackend& b, const std::string& content, size_t piece 
 // prepare + place of one staged item; "" on success.
 std::string publish(BlobBackend& b, const StagedKey& key, const Digest& d,
                     Placement::IfDamaged if_damaged = Placement::IfDamaged::Keep) {
-  auto e = b.prepare({key});
+  const Placement p{key, d, std::nullopt, if_damaged};
+  auto e = b.prepare({p});
   if (!e[0].empty()) return e[0];
-  return b.place({Placement{key, d, std::nullopt, if_damaged}})[0];
+  return b.place({p})[0];
 }
 
 // The bytes a read plan serves.
@@ -160,7 +161,9 @@ TEST_CASE("BlobBackend: several placements at once fail only where at fault") {
     auto k1 = write_staged(b, kContent), k2 = write_staged(b, other);
     auto missing = write_staged(b, "gone");
     b.discard(missing);
-    auto prepared = b.prepare({k1, missing, k2});
+    auto prepared = b.prepare({{k1, digest_of(kContent), kContent.size(), Placement::IfDamaged::Keep},
+                               {missing, digest_of("gone"), 4, Placement::IfDamaged::Keep},
+                               {k2, digest_of(other), other.size(), Placement::IfDamaged::Keep}});
     CHECK(prepared[0].empty());
     CHECK_FALSE(prepared[1].empty());
     CHECK(prepared[2].empty());
