@@ -339,6 +339,12 @@ int serve(const config::Config& cfg) {
   rt.ctx.reset(new api::Context{.cfg = cfg, .index = *rt.index, .store = *rt.store, .pool = *rt.pool, .base = base.base,
                                 .access = rt.access, .uploads = rt.uploads, .mirror = nullptr, .small = {}});
   if (rt.s3) rt.ctx->small.set_capacity(cfg.s3.small_cache_size);  // S3: hot manifests and configs stay local
+  if (rt.s3) {  // multipart uploads a killed wharf left behind (nothing of this process is uploading yet)
+    rt.pool->submit([store = rt.s3->store.get()] {
+      const auto n = store->abort_stale_uploads(int64_t(time(nullptr)) - 3600);
+      if (n > 0) spdlog::info("S3: aborted {} multipart uploads left by an earlier run", n);
+    }, nullptr);
+  }
   if (!cfg.upstreams.empty()) {
     auto client = proxy::HttpClient::create(base.base);
     if (!client) {

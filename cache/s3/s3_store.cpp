@@ -180,6 +180,29 @@ std::vector<std::string> S3BlobStore::prepare(const std::vector<Placement>& item
   return errors;
 }
 
+size_t S3BlobStore::abort_stale_uploads(int64_t older_than) const {
+  size_t aborted = 0;
+  std::string key_marker, id_marker;
+  for (int page = 0; page < 10'000; ++page) {
+    auto r = bridge_.call<s3::UploadsPage>([&](s3::Client& c, s3::Done<s3::UploadsPage> done) {
+      return c.list_multipart_uploads(std::string(kBlobsPrefix), key_marker, id_marker, std::move(done));
+    });
+    if (!r) return aborted;
+    for (const auto& u : r->uploads) {
+      const int64_t started = parse_time(u.initiated);
+      if (started == 0 || started >= older_than) continue;
+      auto a = bridge_.call<void>([&](s3::Client& c, s3::Done<void> done) {
+        return c.abort_multipart_upload(u.key, u.upload_id, std::move(done));
+      });
+      if (a) ++aborted;
+    }
+    if (!r->truncated) return aborted;
+    key_marker = r->next_key_marker;
+    id_marker = r->next_upload_id_marker;
+  }
+  return aborted;
+}
+
 std::vector<std::string> S3BlobStore::place(const std::vector<Placement>& items) const {
   std::vector<std::string> errors(items.size());
   for (size_t i = 0; i < items.size(); ++i) {

@@ -61,6 +61,9 @@ class S3BlobStore final : public BlobBackend {
   std::expected<StagedKey, std::string> stage(std::string_view bytes) const override { return local_.stage(bytes); }
   void clean_temp() const override { local_.clean_temp(); }
   std::vector<std::string> prepare(const std::vector<Placement>&) const override;
+  // Aborts the multipart uploads under the blob prefix started before `older_than` (unix seconds): left
+  // by a process that died while uploading. Blocking; returns how many were aborted.
+  size_t abort_stale_uploads(int64_t older_than) const;
   std::vector<std::string> place(const std::vector<Placement>&) const override;
   std::optional<uint64_t> stat(const oci::Digest&) const override;
   std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,

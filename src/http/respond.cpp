@@ -100,9 +100,7 @@ void Connection::stream_data(Exchange& ex, std::string_view bytes) {
   if (&ex != ex_.get() || dead_ || state_ != State::Streaming || bytes.empty()) return;
   if (ex.req_.method == "HEAD") return;
   bytes_ += bytes.size();
-  guarded([&](Connection* c) {
-    if (evbuffer_add(bufferevent_get_output(c->bev_), bytes.data(), bytes.size()) != 0) c->kill();
-  });
+  if (evbuffer_add(bufferevent_get_output(bev_), bytes.data(), bytes.size()) != 0) kill();  // `this` may be gone
 }
 
 void Connection::queue_file(int fd, uint64_t offset, uint64_t len) {

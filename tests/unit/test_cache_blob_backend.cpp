@@ -100,11 +100,18 @@ std::string drain(Fixture& f, ReadPlan plan) {
     ::close(local->fd);
     out.resize(done);
   } else if (auto* stream = std::get_if<std::unique_ptr<ByteStream>>(&plan)) {
-    bool finished = false;
     std::string error;
-    (*stream)->start([&](const char* p, size_t n) { return out.append(p, n), true; },
-                     [&](std::string e) { error = std::move(e), finished = true; });
-    f.pump(finished);
+    for (int pieces = 0; pieces < 100000 && error.empty(); ++pieces) {
+      bool finished = false, end = false;
+      (*stream)->next([&](std::expected<std::string, std::string> piece) {
+        if (!piece) error = piece.error();
+        else if (piece->empty()) end = true;
+        else out += *piece;
+        finished = true;
+      });
+      f.pump(finished);
+      if (end) break;
+    }
     CHECK(error.empty());
   } else {
     FAIL("a read with RedirectPolicy::Never answered a redirect");
