@@ -161,7 +161,9 @@ std::expected<void, std::string> S3BlobStore::upload(const Placement& p) const {
   const uint64_t size = uint64_t(st.st_size);
   auto present = head(key);
   if (!present) return std::unexpected(present.error());
-  if (*present && **present == size) return {};  // content-addressed: the same bytes are there
+  // Content-addressed: a copy of the same size holds the same bytes, unless the caller (a manifest, small)
+  // asks to check it and it turns out damaged.
+  if (*present && **present == size && (p.if_damaged == Placement::IfDamaged::Keep || intact(p.digest))) return {};
   if (size > opts_.chunk_size) return upload_parts(fd, size, key);
   s3::PutOptions put;
   put.if_none_match = !*present;  // a damaged copy of another size is overwritten
@@ -231,6 +233,7 @@ std::optional<uint64_t> S3BlobStore::stat(const oci::Digest& d) const {
 
 std::expected<std::optional<ReadPlan>, std::string> S3BlobStore::read(const oci::Digest& d, uint64_t first,
                                                                       uint64_t length, RedirectPolicy policy) const {
+  if (!stat(d)) return std::optional<ReadPlan>();  // on the loop: the index; elsewhere a HEAD
   const std::string key = blob_key(d);
   if (policy == RedirectPolicy::Allow)
     return std::optional<ReadPlan>(Redirect{bridge_.client().presign_get(key, opts_.presign_expiry)});
@@ -282,6 +285,7 @@ bool S3BlobStore::intact(const oci::Digest& d) const {
 
 bool S3BlobStore::remove(const oci::Digest& d) const {
   const std::string key = blob_key(d);
+  if (auto present = head(key); !present || !*present) return false;  // absent, or S3 cannot say: keep
   auto r = bridge_.call<void>([key](s3::Client& c, s3::Done<void> done) { return c.delete_object(key, std::move(done)); });
   return r.has_value();
 }

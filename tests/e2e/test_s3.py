@@ -391,3 +391,19 @@ def test_s3_dockerd_and_containerd_follow_the_redirect(ctx):
     content = ctrd.ctr("content", "ls").stdout
     for digest in layers:
         check(digest in content, "containerd holds layer %s" % digest)
+
+
+@wharf_only("the blob-store contract lives in wharf's unit_tests")
+@harness.timeout(S3_TIMEOUT)
+def test_s3_store_passes_the_blob_backend_contract(ctx):
+    gw = rgw()
+    name = bucket(ctx, gw)
+    unit = os.path.join(os.path.dirname(os.path.abspath(SERVER_BIN)), "unit_tests")
+    env = {"WHARF_TEST_S3_ENDPOINT": gw.endpoint, "WHARF_TEST_S3_ACCESS_KEY": gw.access_key,
+           "WHARF_TEST_S3_SECRET_KEY": gw.secret_key, "WHARF_TEST_S3_BUCKET": name}
+    res = run([unit, "-tc=BlobBackend*"], check_rc=False, env=env, timeout=300)
+    with open(ctx.path("unit_tests.log"), "w") as f:
+        f.write(res.stdout + res.stderr)
+    check_eq(res.returncode, 0, "unit_tests -tc='BlobBackend*' against RGW: %s" % (res.stdout + res.stderr).strip()[-800:])
+    runs = res.stdout.count("BlobBackend contract: s3 fixture")
+    check(runs >= 10, "every contract case also ran on the S3 store (%d S3 fixtures)" % runs)
