@@ -407,3 +407,56 @@ def test_s3_store_passes_the_blob_backend_contract(ctx):
     check_eq(res.returncode, 0, "unit_tests -tc='BlobBackend*' against RGW: %s" % (res.stdout + res.stderr).strip()[-800:])
     runs = res.stdout.count("BlobBackend contract: s3 fixture")
     check(runs >= 10, "every contract case also ran on the S3 store (%d S3 fixtures)" % runs)
+
+
+@wharf_only("wharf's pull-through mirror on the S3 blob store")
+@harness.timeout(S3_TIMEOUT)
+def test_s3_mirror_concurrent_cold_pulls_fetch_once(ctx):
+    import threading
+    from mirror_util import Mirror, check_cdn_once, check_copied, image_blobs
+    gw = rgw()
+    name = bucket(ctx, gw)
+    with Mirror(ctx) as m:
+        # The same mirror configuration with blobs in the bucket instead of the filesystem.
+        m.wharf.stop()
+        with open(m.wharf.config_path) as f:
+            text = f.read()
+        s3 = to_yaml({"s3": {"region": gw.region, "bucket": name, "accesskey": gw.access_key,
+                             "secretkey": gw.secret_key, "regionendpoint": gw.endpoint, "secure": False,
+                             "rootdirectory": "/registry"}}, 1)
+        text, n = re.subn(r"\n  filesystem:\n    rootdirectory: [^\n]*", "\n" + s3, text)
+        check_eq(n, 1, "the mirror's storage.filesystem section to replace")
+        with open(m.wharf.config_path, "w") as f:
+            f.write(text)
+        m.wharf.start()
+        img = ctx.image(layers=2, size=2 << 20, seed=61)
+        m.hub.push(img, "library/s3pull", "c1")
+        m.hub.reset_counters()
+        m.hub.throttle(8 << 20)  # the pulls overlap
+        ctx.skopeo("--version")
+        pullers = 4
+        results = [None] * pullers
+
+        def pull(i):
+            results[i] = m.skopeo_pull("library/s3pull", "c1", ctx.path("copy%d" % i), check_rc=False, timeout=200)
+        threads = [threading.Thread(target=pull, args=(i,), daemon=True) for i in range(pullers)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 230
+        for t in threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        check(all(r is not None and r.returncode == 0 for r in results),
+              "every concurrent pull succeeded: %s" % [r and r.stderr.strip()[-200:] for r in results])
+        for i in range(pullers):
+            check_copied(img, ctx.path("copy%d" % i), "pull %d" % i)
+        check_cdn_once(m.hub, img, "%d concurrent pulls" % pullers)
+        for digest in image_blobs(img):
+            if digest == img["manifest_digest"]:
+                continue
+            harness.wait_for(lambda d=digest: object_status(gw, name, d) == 200, "blob %s in the bucket" % digest,
+                             tries=100, interval=0.1)
+        # Served again from the bucket: a 307 to the gateway, no new upstream GET.
+        layer = img["layers"][0]
+        res = request("GET", m.wharf.url + "/v2/library/s3pull/blobs/" + layer, timeout=30)
+        check_eq(res.status, 307, "a cached layer GET redirects to the bucket")
+        check_cdn_once(m.hub, img, "the cached GET")
