@@ -194,8 +194,9 @@ def test_s3_client_live_against_rgw(ctx):
 # ---------------------------------------------------------------------------------------------
 # wharf serve with storage.s3
 
-def s3_registry(ctx, gw, name, redirect=True, chunksize="5MiB"):
-    """A wharf server (not started) with blobs in bucket `name`; index and staging under DIR/data."""
+def s3_registry(ctx, gw, name, redirect=True, chunksize="5MiB", debug_port=None):
+    """A wharf server (not started) with blobs in bucket `name`; index and staging under DIR/data. With
+    debug_port: /debug/health and /metrics there, the storage health probed every second."""
     reg = ctx.registry()
     cfg = {
         "version": 0.1,
@@ -207,6 +208,9 @@ def s3_registry(ctx, gw, name, redirect=True, chunksize="5MiB"):
                     "redirect": {"disable": not redirect}},
         "http": {"addr": reg.host, "secret": "e2e-not-a-secret"},
     }
+    if debug_port:
+        cfg["http"]["debug"] = {"addr": "127.0.0.1:%d" % debug_port, "prometheus": {"enabled": True}}
+        cfg["health"] = {"storagedriver": {"enabled": True, "interval": "1s", "threshold": 1}}
     with open(reg.config_path, "w") as f:
         f.write(to_yaml(cfg) + "\n")
     return reg
@@ -283,28 +287,62 @@ def test_s3_streams_ranges_with_redirects_off(ctx):
     check_eq((res.status, res.body), (200, b'{"small": "config"}'), "small blob served by wharf")
 
 
+def metrics(url):
+    """{(operation, status): count} of wharf_s3_requests_total on a /metrics page."""
+    out = {}
+    for m in re.finditer(r'^wharf_s3_requests_total\{operation="(\w+)",status="(\d+)"\} (\d+)', request("GET", url).body.decode(), re.M):
+        out[(m.group(1), int(m.group(2)))] = int(m.group(3))
+    return out
+
+
 @wharf_only("wharf's S3 blob store")
 @harness.timeout(S3_TIMEOUT)
 def test_s3_gateway_down_gives_503_then_recovers(ctx):
     gw = rgw()
     name = bucket(ctx, gw)
-    reg = s3_registry(ctx, gw, name).start()
+    debug_port = harness.free_port()
+    reg = s3_registry(ctx, gw, name, debug_port=debug_port).start()
+    debug = "http://127.0.0.1:%d" % debug_port
+    harness.wait_for(lambda: request("GET", debug + "/debug/health").status == 200, "health OK with the gateway up",
+                     tries=100, interval=0.1)
     data = os.urandom(64 << 10)
     digest = imagegen.sha256(data)
+    # A chunked upload: the data is staged, then the gateway goes away before the final PUT.
+    loc = reg.start_upload("e2e/down")
+    res = reg.req("PATCH", loc, {"Content-Type": "application/octet-stream"}, data)
+    check_eq(res.status, 202, "PATCH of the whole blob")
+    loc = reg.location_path(res)
+    final = loc + ("&" if "?" in loc else "?") + "digest=" + digest
     gw.stop_gateway()
     try:
-        loc = reg.start_upload("e2e/down")
-        res = reg.req("PUT", loc + ("&" if "?" in loc else "?") + "digest=" + digest,
-                      {"Content-Type": "application/octet-stream"}, data, timeout=120)
-        check_eq(res.status, 503, "blob PUT while the gateway is down (%r)" % res)
+        res = reg.req("PUT", final, timeout=120)
+        check_eq(res.status, 503, "final PUT while the gateway is down (%r)" % res)
         check("UNAVAILABLE" in res.error_codes(), "an OCI UNAVAILABLE error: %r" % res.body[:300])
         check_eq(reg.req("HEAD", "/v2/e2e/down/blobs/" + digest).status, 404, "nothing half-published")
+        harness.wait_for(lambda: request("GET", debug + "/debug/health").status == 503,
+                         "/debug/health to report the bucket down", tries=100, interval=0.1)
+        body = request("GET", debug + "/debug/health").json()
+        check("storagedriver_s3" in body, "health names the S3 driver: %r" % body)
     finally:
         gw.restart_gateway()
-    check_eq(reg.push_blob("e2e/down", data), digest, "the same push once the gateway is back")
+    # The session survived: the same final PUT completes once the gateway is back.
+    res = reg.req("PUT", final, timeout=120)
+    check_eq(res.status, 201, "the same final PUT once the gateway is back (%r)" % res)
     check_eq(object_status(gw, name, digest), 200, "the object is in the bucket")
     res = reg.req("GET", "/v2/e2e/down/blobs/" + digest)
-    check_eq((res.status, res.body == data), (200, True), "the blob reads back")
+    check_eq((res.status, res.body == data), (200, True), "the blob (64 KiB: served by wharf) reads back")
+    harness.wait_for(lambda: request("GET", debug + "/debug/health").status == 200, "health OK again",
+                     tries=100, interval=0.1)
+    # Metrics by operation and status; hot manifest GETs do not touch S3.
+    reg.push_image("e2e/down", "v1", layers=1, size=2048, seed=5)
+    check_eq(reg.manifest("e2e/down", "v1").status, 200, "first manifest GET")
+    before = metrics(debug + "/metrics")
+    check(before.get(("PutObject", 200), 0) >= 3 and before.get(("HeadObject", 0), 0) >= 1,
+          "S3 calls counted by operation and status (failed HEADs while down included): %r" % before)
+    for _ in range(5):
+        check_eq(reg.manifest("e2e/down", "v1").status, 200, "hot manifest GET")
+    after = metrics(debug + "/metrics")
+    check_eq(after.get(("GetObject", 200), 0), before.get(("GetObject", 200), 0), "S3 GETs for 5 hot manifest GETs")
 
 
 @wharf_only("wharf's S3 blob store")
