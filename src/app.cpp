@@ -334,7 +334,9 @@ int serve(const config::Config& cfg) {
   }
   rt.local.emplace(std::move(*store));
   if (!rt.store) rt.store = &*rt.local;
-  rt.pool = std::make_unique<util::WorkPool>(base.base, 2);
+  // With S3, a worker mostly waits for the loop (an upload to the bucket in prepare): more of them keep
+  // index commits and small reads moving while large blobs upload.
+  rt.pool = std::make_unique<util::WorkPool>(base.base, rt.s3 ? 8 : 2);
   rt.uploads.set_limits(size_t(cfg.max_uploads), size_t(cfg.max_uploads_per_client));
   rt.ctx.reset(new api::Context{.cfg = cfg, .index = *rt.index, .store = *rt.store, .pool = *rt.pool, .base = base.base,
                                 .access = rt.access, .uploads = rt.uploads, .mirror = nullptr, .small = {}});

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "src/s3/client.hpp"
 
@@ -52,6 +53,31 @@ class S3Bridge {
     std::lock_guard lock(st->mu);
     if (!slot->has_value()) return std::unexpected(s3::transport_error(failure_reason()));
     return std::move(**slot);
+  }
+
+  // Starts every call at once and waits for all of them; results in order (each as call() gives it).
+  template <typename T>
+  std::vector<std::expected<T, s3::S3Error>> call_all(
+      std::vector<std::function<uint64_t(s3::Client&, s3::Done<T>)>> starts) const {
+    const size_t n = starts.size();
+    auto slots = std::make_shared<std::vector<std::optional<std::expected<T, s3::S3Error>>>>(n);
+    auto left = std::make_shared<size_t>(n);
+    auto st = state_;
+    run([this, slots, left, st, starts = std::move(starts)] {
+      for (size_t i = 0; i < starts.size(); ++i) {
+        starts[i](client_, [slots, left, st, i](std::expected<T, s3::S3Error> r) {
+          std::lock_guard lock(st->mu);
+          (*slots)[i] = std::move(r);
+          --*left;
+          st->cv.notify_all();
+        });
+      }
+    }, [left] { return *left == 0; });
+    std::lock_guard lock(st->mu);
+    std::vector<std::expected<T, s3::S3Error>> out;
+    for (auto& slot : *slots)
+      out.push_back(slot ? std::move(*slot) : std::expected<T, s3::S3Error>(std::unexpected(s3::transport_error(failure_reason()))));
+    return out;
   }
 
  private:

@@ -57,17 +57,33 @@ std::optional<oci::Digest> S3BlobStore::digest_of_key(std::string_view key) {
 
 namespace {
 
-// Streams a range of an object as ranged GetObjects of kPiece bytes (redirects off).
+// Streams a range of an object as ranged GetObjects of kPiece bytes (redirects off), one piece ahead of
+// the reader: while the server sends a piece to the client, the next one is already on its way.
 class ObjectStream final : public ByteStream {
  public:
   static constexpr uint64_t kPiece = 4ull << 20;
+  using Piece = std::expected<std::string, std::string>;
   ObjectStream(s3::Client& client, std::string key, uint64_t first, uint64_t end)
       : client_(client), key_(std::move(key)), pos_(first), end_(end) {}
   ~ObjectStream() override {
     if (id_) client_.cancel(id_);
   }
-  void next(std::function<void(std::expected<std::string, std::string>)> done) override {
-    if (pos_ >= end_) return done(std::string());
+  void next(std::function<void(Piece)> done) override {
+    if (ready_) {
+      Piece piece = std::move(*ready_);
+      ready_.reset();
+      if (piece && !piece->empty()) fetch();  // the one after, while this one goes out
+      return done(std::move(piece));
+    }
+    waiter_ = std::move(done);
+    if (!id_) fetch();
+  }
+
+ private:
+  // Starts the GET of the next piece (or records the end); its result goes to the waiter or waits.
+  void fetch() {
+    if (id_) return;
+    if (pos_ >= end_) return arrived(std::string());
     const uint64_t last = std::min(end_, pos_ + kPiece) - 1;
     auto piece = std::make_shared<std::string>();
     s3::GetHandlers h;
@@ -76,21 +92,32 @@ class ObjectStream final : public ByteStream {
       piece->append(p, n);
       return true;
     };
-    h.on_done = [this, piece, last, done = std::move(done)](std::expected<void, s3::S3Error> r) {
+    h.on_done = [this, piece, last](std::expected<void, s3::S3Error> r) {
       id_ = 0;
-      if (!r) return done(std::unexpected(s3_failure("GetObject " + key_, r.error())));
-      if (piece->size() != last - pos_ + 1) return done(std::unexpected("S3 GetObject " + key_ + ": short range"));
+      if (!r) return arrived(std::unexpected(s3_failure("GetObject " + key_, r.error())));
+      if (piece->size() != last - pos_ + 1) return arrived(std::unexpected("S3 GetObject " + key_ + ": short range"));
       pos_ = last + 1;
-      done(std::move(*piece));
+      arrived(std::move(*piece));
     };
     id_ = client_.get_object(key_, s3::ByteRange{pos_, last}, std::move(h));
   }
+  void arrived(Piece piece) {
+    if (!waiter_) {
+      ready_ = std::move(piece);
+      return;
+    }
+    auto done = std::move(waiter_);
+    waiter_ = nullptr;
+    if (piece && !piece->empty()) fetch();
+    done(std::move(piece));
+  }
 
- private:
   s3::Client& client_;
   std::string key_;
   uint64_t pos_, end_;
   uint64_t id_ = 0;
+  std::optional<Piece> ready_;
+  std::function<void(Piece)> waiter_;
 };
 
 }  // namespace
@@ -126,14 +153,27 @@ std::expected<void, std::string> S3BlobStore::upload_parts(int fd, uint64_t size
   if (!id) return std::unexpected(s3_failure("CreateMultipartUpload " + key, id.error()));
   std::vector<s3::Part> parts;
   std::string failure;
-  for (uint64_t off = 0; off < size && failure.empty(); off += part) {
-    const int number = int(parts.size()) + 1;
-    const uint64_t len = std::min(part, size - off);
-    auto etag = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> done) {
-      return c.upload_part(key, *id, number, proxy::RequestBody::from_fd(fd, off, len), std::move(done));
-    });
-    if (!etag) failure = s3_failure("UploadPart " + key, etag.error());
-    else parts.push_back(s3::Part{number, *etag});
+  // Parts go kParallelParts at a time (pread on the loop from the page cache; S3 takes them in parallel).
+  constexpr size_t kParallelParts = 4;
+  uint64_t off = 0;
+  while (off < size && failure.empty()) {
+    std::vector<std::function<uint64_t(s3::Client&, s3::Done<std::string>)>> batch;
+    for (size_t k = 0; k < kParallelParts && off < size; ++k, off += part) {
+      const int number = int(parts.size() + batch.size()) + 1;
+      const uint64_t at = off, len = std::min(part, size - off);
+      batch.push_back([key, id = *id, number, fd, at, len](s3::Client& c, s3::Done<std::string> done) {
+        return c.upload_part(key, id, number, proxy::RequestBody::from_fd(fd, at, len), std::move(done));
+      });
+    }
+    const int first = int(parts.size()) + 1;
+    auto etags = bridge_.call_all<std::string>(std::move(batch));
+    for (size_t k = 0; k < etags.size(); ++k) {
+      if (!etags[k]) {
+        if (failure.empty()) failure = s3_failure("UploadPart " + key, etags[k].error());
+      } else {
+        parts.push_back(s3::Part{first + int(k), *etags[k]});
+      }
+    }
   }
   if (failure.empty()) {
     auto done = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> d) {
