@@ -4,14 +4,20 @@
 #include <spdlog/spdlog.h>
 
 namespace wharf::cache {
-namespace {
-
-void run_posted(evutil_socket_t, short, void* arg) {
-  std::unique_ptr<std::function<void()>> fn(static_cast<std::function<void()>*>(arg));
-  (*fn)();
+void S3Bridge::run_posted(evutil_socket_t, short, void* arg) {
+  std::unique_ptr<Posted> p(static_cast<Posted*>(arg));
+  {
+    std::lock_guard lock(p->state->mu);
+    p->state->pending.erase(p.get());
+  }
+  p->fn();
 }
 
-}  // namespace
+S3Bridge::~S3Bridge() {
+  std::lock_guard lock(state_->mu);
+  for (Posted* p : state_->pending) delete p;  // the loop is stopped: they never run
+  state_->pending.clear();
+}
 
 S3Bridge::S3Bridge(event_base* base, s3::Client& client, Mode mode)
     : base_(base), client_(client), mode_(mode), loop_thread_(std::this_thread::get_id()),
@@ -43,14 +49,20 @@ void S3Bridge::run(std::function<void()> start, const std::function<bool()>& fin
       event_base_loop(base_, EVLOOP_ONCE);
     }
   }
+  auto* posted = new Posted{state_, std::move(start)};
   {
     std::lock_guard lock(state_->mu);
-    if (state_->closed) return;
+    if (state_->closed) {
+      delete posted;
+      return;
+    }
+    state_->pending.insert(posted);
   }
-  auto* fn = new std::function<void()>(std::move(start));
   const timeval now{0, 0};
-  if (event_base_once(base_, -1, EV_TIMEOUT, &run_posted, fn, &now) != 0) {
-    delete fn;
+  if (event_base_once(base_, -1, EV_TIMEOUT, &run_posted, posted, &now) != 0) {
+    std::lock_guard lock(state_->mu);
+    state_->pending.erase(posted);
+    delete posted;
     return;
   }
   // The client's own timeouts and retries bound every call; the wait only ends early on close().

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -27,6 +28,8 @@ class S3Bridge {
   enum class Mode { Shared, Private };
   // `client` must live on `base`; both outlive the bridge.
   S3Bridge(event_base* base, s3::Client& client, Mode mode);
+  // Frees calls posted to a loop that stopped before running them.
+  ~S3Bridge();
   S3Bridge(const S3Bridge&) = delete;
   S3Bridge& operator=(const S3Bridge&) = delete;
 
@@ -81,11 +84,18 @@ class S3Bridge {
   }
 
  private:
+  struct Posted;
   struct State {
     std::mutex mu;
     std::condition_variable cv;
     bool closed = false;
+    std::set<Posted*> pending;  // posted to the loop, not run yet
   };
+  struct Posted {
+    std::shared_ptr<State> state;
+    std::function<void()> fn;
+  };
+  static void run_posted(evutil_socket_t, short, void* arg);
   // Posts (Shared) or runs (Private) `start`, then waits until `finished()` (checked under the mutex).
   void run(std::function<void()> start, const std::function<bool()>& finished) const;
   std::string failure_reason() const;
