@@ -1,7 +1,7 @@
 #pragma once
 // The blob-store seam: everything the handlers, the mirror, publication, GC, fsck and the offline verbs
 // need from the place blob bytes live. Implementations: cache/fs/ (files under the root directory,
-// the embedded default) and, later, cache/s3/ (an object store). Callers never see paths or keys.
+// the embedded default) and cache/s3/ (objects in a bucket, staged locally). Callers never see paths or keys.
 //
 // Threading: the calls marked "blocking" do I/O and run on the work pool (never on the event loop).
 // A backend whose I/O completes on the event loop (libcurl multi) implements them by starting the
