@@ -1,7 +1,7 @@
 #pragma once
 // The blob-store seam: everything the handlers, the mirror, publication, GC, fsck and the offline verbs
 // need from the place blob bytes live. Implementations: cache/fs/ (files under the root directory,
-// the embedded default) and, later, cache/s3/ (an object store). Callers never see paths or keys.
+// the embedded default) and cache/s3/ (objects in a bucket, staged locally). Callers never see paths or keys.
 //
 // Threading: the calls marked "blocking" do I/O and run on the work pool (never on the event loop).
 // A backend whose I/O completes on the event loop (libcurl multi) implements them by starting the
@@ -80,13 +80,14 @@ struct Redirect {
   std::string url;
 };
 
-// Bytes that arrive asynchronously on the event loop (an object-store GET with Range).
+// Bytes that arrive asynchronously on the event loop (an object-store GET with Range), pulled a piece at
+// a time so a slow client holds back the transfer (the server asks for the next piece once it drained).
 class ByteStream {
  public:
   virtual ~ByteStream() = default;
-  // Starts the transfer: `on_data` gets each piece (returning false stops it), then `on_done` once with
-  // "" on success or the failure. Both run on the event loop.
-  virtual void start(std::function<bool(const char*, size_t)> on_data, std::function<void(std::string)> on_done) = 0;
+  // Fetches the next piece and calls `done` on the event loop with it: bytes, "" once the range is
+  // complete, or a message on failure. One call at a time; destroying the stream cancels it silently.
+  virtual void next(std::function<void(std::expected<std::string, std::string>)> done) = 0;
 };
 
 // How a blob read is served.
@@ -136,14 +137,17 @@ class BlobBackend {
   virtual void clean_temp() const = 0;
 
   // ---- publication ----
-  // Makes the staged data of each key durable, outside the index lock; one message per key ("" ok).
-  virtual std::vector<std::string> prepare(const std::vector<StagedKey>&) const = 0;
+  // Makes the staged data of each item durable (the filesystem: fsync; S3: the upload to its final key),
+  // outside the index lock; one message per item ("" ok). Blocking.
+  virtual std::vector<std::string> prepare(const std::vector<Placement>&) const = 0;
   // Makes each prepared item visible under its digest, durably, before returning; only inside the
   // index write transaction that records the successful ones. One message per item ("" ok); a failed
   // item is not visible and its staged data is left to the caller.
   virtual std::vector<std::string> place(const std::vector<Placement>&) const = 0;
 
   // ---- reads ----
+  // True if read_small() and intact() do network I/O: callers on the event loop run them on the work pool.
+  virtual bool reads_block() const { return false; }
   // Size of a stored blob, nullopt if absent.
   virtual std::optional<uint64_t> stat(const oci::Digest&) const = 0;
   // How to serve bytes [first, first+length) of a stored blob; nullopt if absent, a message if the

@@ -6,9 +6,9 @@
 namespace wharf::cache {
 
 std::vector<std::string> publish_blobs(Index& index, const BlobBackend& store, const std::vector<BlobPublication>& items) {
-  std::vector<StagedKey> tmps;
-  for (const auto& item : items) tmps.push_back(item.tmp);
-  std::vector<std::string> errors = store.prepare(tmps);  // the slow part, outside the lock
+  std::vector<Placement> staged;
+  for (const auto& item : items) staged.push_back(Placement{item.tmp, item.digest, item.size, Placement::IfDamaged::Keep});
+  std::vector<std::string> errors = store.prepare(staged);  // the slow part, outside the lock
   if (std::all_of(errors.begin(), errors.end(), [](const std::string& e) { return !e.empty(); })) return errors;
   std::vector<bool> placed(items.size(), false);
   auto done = index.update("publish", [&](Index::Update& u) {
@@ -36,14 +36,15 @@ std::vector<std::string> publish_blobs(Index& index, const BlobBackend& store, c
 
 std::expected<std::optional<std::string>, std::string> publish_manifest(Index& index, const BlobBackend& store,
                                                                         const ManifestPublication& m) {
-  if (auto e = store.prepare({m.tmp}); !e[0].empty()) return std::unexpected(e[0]);
+  const Placement staged{m.tmp, m.digest, m.rec.size, Placement::IfDamaged::Replace};
+  if (auto e = store.prepare({staged}); !e[0].empty()) return std::unexpected(e[0]);
   std::optional<std::string> missing;
   std::string failure;
   auto done = index.update("put_manifest", [&](Index::Update& u) {
     missing = u.first_missing(m.repo, m.required);
     if (missing) return;
     // A stored copy that does not hash to its digest (damaged) is replaced by this verified one.
-    auto placed = store.place({Placement{m.tmp, m.digest, m.rec.size, Placement::IfDamaged::Replace}});
+    auto placed = store.place({staged});
     if (!placed[0].empty()) {
       failure = placed[0];
       return;

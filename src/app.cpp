@@ -16,6 +16,7 @@
 
 #include "cache/fs/fs_store.hpp"
 #include "cache/fs/root_lock.hpp"
+#include "cache/s3/s3_env.hpp"
 #include "cache/evict.hpp"
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
@@ -58,7 +59,9 @@ struct Runtime {
   event_base* base;
   std::unique_ptr<cache::Index> index;
   std::optional<cache::RootLock> root_lock;  // tells offline verbs that need the store alone it is in use
-  std::optional<cache::FsBlobStore> store;
+  std::optional<cache::FsBlobStore> local;  // the filesystem store, or the S3 store's local staging
+  std::unique_ptr<cache::S3Env> s3;          // storage.s3: the bucket's store and its clients
+  cache::BlobBackend* store = nullptr;       // the one in use: *local or *s3->store
   std::unique_ptr<util::WorkPool> pool;
   api::AccessTracker access;
   api::UploadTable uploads;
@@ -89,7 +92,7 @@ struct Runtime {
 void schedule_gc(Runtime& rt) {
   if (rt.gc_busy.exchange(true)) return;
   auto* index = rt.index.get();
-  auto* store = &*rt.store;
+  auto* store = rt.store;
   auto freed = std::make_shared<uint64_t>(0);
   rt.pool->submit(
       [index, store, freed, retention = rt.cfg.retention, immutable = rt.cfg.immutable_tags] {
@@ -116,7 +119,7 @@ void schedule_gc(Runtime& rt) {
 void schedule_evict(Runtime& rt) {
   if (rt.evict_busy.exchange(true)) return;
   auto* index = rt.index.get();
-  auto* store = &*rt.store;
+  auto* store = rt.store;
   const uint64_t max = rt.cfg.cache_max_size;
   auto result = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);  // items, bytes
   rt.pool->submit(
@@ -200,7 +203,7 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
 void answer_health(Runtime& rt, const http::ExchangePtr& ex) {
   nlohmann::json body = nlohmann::json::object();
   std::string error;
-  if (rt.health && !rt.health->healthy(&error)) body["storagedriver_filesystem"] = error;
+  if (rt.health && !rt.health->healthy(&error)) body[rt.s3 ? "storagedriver_s3" : "storagedriver_filesystem"] = error;
   if (rt.auth) {
     if (auto problem = rt.auth->problem()) body["auth_htpasswd"] = *problem;
   }
@@ -242,6 +245,14 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
     g["wharf_auth_overloaded_total"] = {"Logins refused with 503: the password check queue was full "
                                         "(http.limits.passwordchecks).", "counter", double(a.overloaded)};
   }
+  if (rt.s3) {
+    for (const auto& [key, e] : rt.s3->stats->snapshot()) {
+      const std::string labels = "{operation=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"}";
+      g["wharf_s3_requests_total" + labels] = {"S3 calls by operation and final HTTP status (0: no answer).", "counter",
+                                               double(e.count)};
+      g["wharf_s3_request_seconds_total" + labels] = {"Time spent in S3 calls, retries included.", "counter", e.seconds};
+    }
+  }
   if (rt.mirror) {
     g["wharf_inflight_fetches"] = {"Blob downloads from upstreams in progress.", "gauge",
                                    double(rt.mirror->fetches().in_flight())};
@@ -272,11 +283,6 @@ void raise_open_files_limit() {
 }  // namespace
 
 int serve(const config::Config& cfg) {
-  if (cfg.storage_driver == config::StorageDriver::S3) {
-    spdlog::critical("invalid configuration: storage.s3: the S3 blob store is not wired in this build yet "
-                     "(wharf check-config can test the bucket); use storage.filesystem");
-    return 1;
-  }
   if (auto problems = preflight(cfg); !problems.empty()) {
     for (const auto& p : problems) spdlog::critical("invalid configuration: {}", p);
     return 1;
@@ -314,18 +320,39 @@ int serve(const config::Config& cfg) {
     spdlog::critical("storage.filesystem.rootdirectory: {}", store.error());
     return 1;
   }
-  rt.store.emplace(std::move(*store));
-  rt.store->clean_temp();
+  store->clean_temp();
   auto index = cache::Index::open(root / "index");
   if (!index) {
     spdlog::critical("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());
     return 1;
   }
   rt.index = std::move(*index);
-  rt.pool = std::make_unique<util::WorkPool>(base.base, 2);
+  if (cfg.storage_driver == config::StorageDriver::S3) {  // staging stays local, blobs go to the bucket
+    auto s3 = cache::open_s3_store(cfg, base.base, *store, *rt.index);
+    if (!s3) {
+      spdlog::critical("{}", s3.error());
+      return 1;
+    }
+    rt.s3 = std::move(*s3);
+    rt.store = rt.s3->store.get();
+    spdlog::info("blobs in S3 bucket {} at {} (redirects {})", cfg.s3.bucket, cfg.s3.endpoint_url(),
+                 cfg.redirect_disabled ? "off" : "on");
+  }
+  rt.local.emplace(std::move(*store));
+  if (!rt.store) rt.store = &*rt.local;
+  // With S3, a worker mostly waits for the loop (an upload to the bucket in prepare): more of them keep
+  // index commits and small reads moving while large blobs upload.
+  rt.pool = std::make_unique<util::WorkPool>(base.base, rt.s3 ? 8 : 2);
   rt.uploads.set_limits(size_t(cfg.max_uploads), size_t(cfg.max_uploads_per_client));
   rt.ctx.reset(new api::Context{.cfg = cfg, .index = *rt.index, .store = *rt.store, .pool = *rt.pool, .base = base.base,
                                 .access = rt.access, .uploads = rt.uploads, .mirror = nullptr, .small = {}});
+  if (rt.s3) rt.ctx->small.set_capacity(cfg.s3.small_cache_size);  // S3: hot manifests and configs stay local
+  if (rt.s3) {  // multipart uploads a killed wharf left behind (nothing of this process is uploading yet)
+    rt.pool->submit([store = rt.s3->store.get()] {
+      const auto n = store->abort_stale_uploads(int64_t(time(nullptr)) - 3600);
+      if (n > 0) spdlog::info("S3: aborted {} multipart uploads left by an earlier run", n);
+    }, nullptr);
+  }
   if (!cfg.upstreams.empty()) {
     auto client = proxy::HttpClient::create(base.base);
     if (!client) {
@@ -366,7 +393,8 @@ int serve(const config::Config& cfg) {
   for (const auto& h : cfg.http_headers) opts.extra_headers.push_back(h);
   auto* registry = rt.registry.get();
   const bool access_log = cfg.access_log;
-  rt.health = std::make_unique<HealthCheck>(rt.store->tmp_dir(), *rt.index, cfg.health_storage_threshold);
+  rt.health = std::make_unique<HealthCheck>(rt.local->tmp_dir(), *rt.index, cfg.health_storage_threshold);
+  if (rt.s3) rt.health->add_check([env = rt.s3.get()] { return env->probe_bucket(); });
   rt.metrics.set_gauges([&rt] { return gauges(rt); });
   if (rt.mirror)
     rt.mirror->observe_upstreams([&rt](const std::string& name, int status, double secs) {
@@ -433,13 +461,14 @@ int serve(const config::Config& cfg) {
     auto* rp = &r;
     r.pool->submit(
         [rp] {
-          rp->store_bytes = disk_usage(rp->store->root() / "blobs");
-          uint64_t proxied = 0, blobs = 0;
+          uint64_t proxied = 0, in_bucket = 0, blobs = 0;
           auto txn = rp->index->read();
           for (const auto& [digest, rec] : rp->index->all_blobs(txn)) {
             ++blobs;
             if (rec.origin == cache::Origin::Proxied) proxied += rec.size;
+            if (rec.backend == cache::Backend::S3) in_bucket += rec.size;
           }
+          rp->store_bytes = rp->s3 ? in_bucket : disk_usage(rp->local->root() / "blobs");
           rp->cache_bytes = proxied;
           rp->store_blobs = blobs;
         },
@@ -448,7 +477,8 @@ int serve(const config::Config& cfg) {
   measure(rt);
   add_timer(rt, std::chrono::seconds(60), measure);
   if (cfg.health_storage_enabled) {
-    rt.health->probe();
+    if (rt.s3) rt.pool->submit([h = rt.health.get()] { h->probe(); }, nullptr);  // S3: never on the loop
+    else rt.health->probe();
     add_timer(rt, std::max(cfg.health_storage_interval, std::chrono::seconds(1)), [](Runtime& r) {
       auto* rp = &r;
       r.pool->submit([rp] { rp->health->probe(); }, nullptr);
@@ -482,6 +512,7 @@ int serve(const config::Config& cfg) {
   rt.server.reset();
   rt.debug_server.reset();
   if (rt.mirror) rt.mirror->fetches().flush();  // verified downloads still waiting for their group
+  if (rt.s3) rt.s3->bridge->close();  // the loop has stopped: workers waiting on S3 calls give up
   rt.pool->shutdown();
   rt.mirror.reset();
   rt.http_client.reset();

@@ -25,6 +25,7 @@ void HealthCheck::probe() {
       error = std::string("index unavailable: ") + e.what();
     }
   }
+  if (error.empty() && extra_) error = extra_();
   std::lock_guard lock(mu_);
   if (error.empty()) {
     failures_ = 0;

@@ -3,6 +3,7 @@
 // that the root directory is writable and the index answers, with a failure threshold.
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -14,6 +15,8 @@ class HealthCheck {
  public:
   HealthCheck(std::filesystem::path tmp_dir, cache::Index& index, int threshold)
       : tmp_dir_(std::move(tmp_dir)), index_(index), threshold_(threshold < 1 ? 1 : threshold) {}
+  // Adds a check each probe also runs ("" when fine, else the failure); set before probing starts.
+  void add_check(std::function<std::string()> check) { extra_ = std::move(check); }
   // Runs one probe (blocking file I/O: call from a worker thread).
   void probe();
   // True while fewer than `threshold` consecutive probes failed; `error` gets the last failure.
@@ -23,6 +26,7 @@ class HealthCheck {
   std::filesystem::path tmp_dir_;
   cache::Index& index_;
   int threshold_;
+  std::function<std::string()> extra_;  // storage.s3: a HEAD of the bucket
   mutable std::mutex mu_;
   int failures_ = 0;
   std::string last_error_;

@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
     }
     auto cfg = load(args[1]);
     if (!cfg) return 1;
-    if (cfg->storage_driver == wharf::config::StorageDriver::S3) {  // they work on the filesystem store only
+    if (cfg->storage_driver == wharf::config::StorageDriver::S3 && verb != "garbage-collect") {  // filesystem only
       std::fprintf(stderr, "invalid configuration: storage.s3: wharf %s does not support the S3 blob store in this build\n", name);
       return 1;
     }

@@ -106,7 +106,9 @@ std::optional<std::string> FsBlobStore::read_small(const oci::Digest& d, uint64_
   return out;
 }
 
-std::vector<std::string> FsBlobStore::prepare(const std::vector<StagedKey>& tmps) const {
+std::vector<std::string> FsBlobStore::prepare(const std::vector<Placement>& items) const {
+  std::vector<StagedKey> tmps;
+  for (const auto& p : items) tmps.push_back(p.key);
   std::vector<std::string> errors(tmps.size());
   std::vector<int> fds(tmps.size(), -1);
   // Start writeback of every file first so the device works on them together, then wait for each.

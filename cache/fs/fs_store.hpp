@@ -37,7 +37,7 @@ class FsBlobStore final : public BlobBackend {
   std::vector<StagedItem> list_uploads() const override;
   std::expected<StagedKey, std::string> stage(std::string_view bytes) const override;
   void clean_temp() const override;
-  std::vector<std::string> prepare(const std::vector<StagedKey>&) const override;
+  std::vector<std::string> prepare(const std::vector<Placement>&) const override;
   std::vector<std::string> place(const std::vector<Placement>&) const override;
   std::optional<uint64_t> stat(const oci::Digest&) const override;
   std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,

@@ -6,7 +6,58 @@
 #include "src/api/respond.hpp"
 #include "src/oci/range.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace wharf::api {
+
+namespace {
+
+// Feeds a ByteStream to a streamed response: the next piece is asked for only once the client has taken
+// most of the previous one, so a slow client holds back the object-store transfer.
+struct StreamFeed : std::enable_shared_from_this<StreamFeed> {
+  static constexpr size_t kLowWater = 1 << 20;
+  http::ExchangePtr ex;
+  std::unique_ptr<cache::ByteStream> stream;
+  bool waiting = false;  // a piece is being fetched
+
+  void pump() {
+    if (waiting || !ex->alive()) return;
+    if (ex->stream_backlog() > kLowWater) return;  // on_drain calls again
+    waiting = true;
+    stream->next([self = shared_from_this()](std::expected<std::string, std::string> piece) {
+      self->waiting = false;
+      if (!piece) {
+        spdlog::warn("blob stream to {} failed: {}", self->ex->req().peer, piece.error());
+        return self->finish(false);
+      }
+      if (piece->empty()) return self->finish(true);
+      self->ex->stream_data(*piece);
+      self->pump();
+    });
+  }
+  void finish(bool complete) {
+    auto keep = shared_from_this();
+    ex->on_drain(nullptr);
+    ex->on_close(nullptr);
+    if (complete) ex->end_stream();
+    else ex->abort();  // the head promised a length: a cut connection tells the client to retry
+  }
+};
+
+void stream_plan(const http::ExchangePtr& ex, http::Response res, std::unique_ptr<cache::ByteStream> stream) {
+  auto feed = std::make_shared<StreamFeed>();
+  feed->ex = ex;
+  feed->stream = std::move(stream);
+  ex->begin_stream(std::move(res));
+  std::weak_ptr<StreamFeed> weak = feed;
+  ex->on_drain([feed] { feed->pump(); });  // the exchange owns the feed until the stream ends
+  ex->on_close([weak] {  // drops the exchange's hold; a piece in flight finishes and is dropped
+    if (auto f = weak.lock()) f->ex->on_drain(nullptr);
+  });
+  feed->pump();
+}
+
+}  // namespace
 
 // Answers `res` (headers set) with the bytes of a backend's read plan: sendfile of a local range, or a
 // 307 to the URL the backend gives. The plan's descriptor is handed to the response, which closes it.
@@ -22,8 +73,7 @@ void serve_plan(const http::ExchangePtr& ex, http::Response res, cache::ReadPlan
     moved.header("Docker-Content-Digest", digest);
     return ex->respond(std::move(moved));
   }
-  // A ByteStream needs the response to be fed from the event loop: the object-store backend brings it.
-  fail(ex, oci::ErrorCode::Unavailable, "this blob store cannot stream the blob");
+  stream_plan(ex, std::move(res), std::move(std::get<std::unique_ptr<cache::ByteStream>>(plan)));  // content_length set
 }
 
 void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
@@ -70,10 +120,24 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const c
   }
   auto cached = *size <= SmallCache::kMaxItem ? ctx.small.get(dstr) : nullptr;
   if (!cached && *size > SmallCache::kMaxItem) {
-    auto plan = ctx.store.read(*digest, first, length, cache::RedirectPolicy::Never);
+    const auto policy = ctx.cfg.redirect_disabled ? cache::RedirectPolicy::Never : cache::RedirectPolicy::Allow;
+    auto plan = ctx.store.read(*digest, first, length, policy);
     if (!plan) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr + ": " + plan.error());
     if (!*plan) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
+    if (std::holds_alternative<std::unique_ptr<cache::ByteStream>>(**plan)) res.content_length = length;
     return serve_plan(ex, std::move(res), std::move(**plan), dstr);
+  }
+  if (!cached && ctx.store.reads_block()) {  // an object store: fetch on a worker, then answer from memory
+    auto bytes = std::make_shared<std::optional<std::string>>();
+    auto shared_res = std::make_shared<http::Response>(std::move(res));
+    return ctx.pool.submit([&ctx, d = *digest, bytes] { *bytes = ctx.store.read_small(d, SmallCache::kMaxItem); },
+                           [&ctx, ex, dstr, size = *size, first, length, bytes, shared_res] {
+                             if (!*bytes || (*bytes)->size() != size)
+                               return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr + " from the store");
+                             shared_res->body.assign(**bytes, size_t(first), size_t(length));
+                             ctx.small.put(dstr, std::move(**bytes));
+                             ex->respond(std::move(*shared_res));
+                           });
   }
   if (!cached) {
     auto bytes = ctx.store.read_small(*digest, SmallCache::kMaxItem);

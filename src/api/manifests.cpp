@@ -199,7 +199,7 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     res.body = std::move(*bytes);
     ex->respond(std::move(res));
   };
-  if (rec->size <= SmallCache::kMaxItem) {  // small: read and hash on the loop (microseconds)
+  if (rec->size <= SmallCache::kMaxItem && !ctx.store.reads_block()) {  // small, local: read and hash on the loop
     return answer(std::move(res), ctx.store.read_small(*d, rec->size));
   }
   auto bytes = std::make_shared<std::optional<std::string>>();

@@ -15,13 +15,19 @@ class SmallCache {
   static constexpr uint64_t kMaxItem = 64 * 1024;
   static constexpr uint64_t kMaxTotal = 8 * 1024 * 1024;
 
+  // Bounds the total bytes held (kMaxTotal unless set; 0 keeps nothing).
+  void set_capacity(uint64_t bytes) {
+    max_total_ = bytes;
+    items_.clear();
+    total_ = 0;
+  }
   std::shared_ptr<const std::string> get(const std::string& digest) const {
     auto it = items_.find(digest);
     return it == items_.end() ? nullptr : it->second;
   }
   void put(const std::string& digest, std::string bytes) {
-    if (bytes.size() > kMaxItem) return;
-    if (total_ + bytes.size() > kMaxTotal) {  // simple and bounded: start over when full
+    if (bytes.size() > kMaxItem || bytes.size() > max_total_) return;
+    if (total_ + bytes.size() > max_total_) {  // simple and bounded: start over when full
       items_.clear();
       total_ = 0;
     }
@@ -32,6 +38,7 @@ class SmallCache {
  private:
   std::unordered_map<std::string, std::shared_ptr<const std::string>> items_;
   uint64_t total_ = 0;
+  uint64_t max_total_ = kMaxTotal;
 };
 
 // Reads a whole small file; empty optional on any error.

@@ -226,6 +226,7 @@ void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<Up
         if (!pub[0].empty()) {
           result->kind = FinishResult::Kind::Error;
           result->message = pub[0];
+          if (!recorded) ctx.store.discard(path);  // a monolithic push is sent again whole
           return;
         }
         if (recorded) (void)ctx.index.delete_upload(s->id);

@@ -45,6 +45,7 @@ struct S3Storage {
   int multipart_copy_max_concurrency = 100;               // storage.s3.multipartcopymaxconcurrency
   std::string root_directory;   // storage.s3.rootdirectory (key prefix in the bucket)
   std::string storage_class = "STANDARD";  // storage.s3.storageclass ("NONE": no header)
+  uint64_t small_cache_size = 64ull << 20;  // storage.s3.smallcachesize (wharf: memory for small blobs and manifests)
 
   // The endpoint URL requests go to: regionendpoint (scheme added from `secure` when missing) or AWS's.
   std::string endpoint_url() const;

@@ -206,6 +206,13 @@ Result set_s3_copy_threshold(Draft& d, const Value& v, const Notes&) {
   return {};
 }
 
+Result set_s3_small_cache(Draft& d, const Value& v, const Notes&) {
+  const uint64_t size = std::get<uint64_t>(v);
+  if (size > (64ull << 30)) return std::unexpected("must be at most 64GiB (it is held in memory), got " + std::to_string(size));
+  d.s3.small_cache_size = size;
+  return {};
+}
+
 Result set_s3_copy_concurrency(Draft& d, const Value& v, const Notes&) {
   const int64_t n = std::get<int64_t>(v);
   if (n < 1 || n > 10000) return std::unexpected("must be an integer from 1 to 10000");
@@ -323,6 +330,7 @@ const Field kFields[] = {
     used("storage.s3.multipartcopythresholdsize", KeyType::Size, set_s3_copy_threshold),
     used("storage.s3.multipartcopymaxconcurrency", KeyType::Int, set_s3_copy_concurrency),
     used("storage.s3.rootdirectory", KeyType::String, store_s3<&S3Storage::root_directory>),
+    used("storage.s3.smallcachesize", KeyType::Size, set_s3_small_cache),
     used("storage.s3.storageclass", KeyType::String, set_s3_storage_class),
     used("storage.s3.objectacl", KeyType::String, check_object_acl),
     used("storage.s3.accelerate", KeyType::Bool, warn_if_true<kAccelerate>),

@@ -31,6 +31,8 @@ class Connection {
   void read_body(Exchange& ex, std::unique_ptr<BodySink> sink);
   // Queues a file region of a streamed response; aborts the exchange if the fd cannot be duplicated.
   void stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len);
+  // Queues bytes of a streamed response (copied); closes the connection if they cannot be queued.
+  void stream_data(Exchange& ex, std::string_view bytes);
   // Bytes queued for the socket, including file bytes not read yet.
   size_t backlog() const;
   // Finishes a streamed response once its queued bytes are written.

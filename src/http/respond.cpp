@@ -61,6 +61,10 @@ void Exchange::stream_file(int fd, uint64_t offset, uint64_t len) {
   if (conn_) conn_->stream_file(*this, fd, offset, len);
 }
 
+void Exchange::stream_data(std::string_view bytes) {
+  if (conn_) conn_->stream_data(*this, bytes);
+}
+
 size_t Exchange::stream_backlog() const { return conn_ ? conn_->backlog() : 0; }
 
 void Exchange::end_stream() {
@@ -90,6 +94,13 @@ void Connection::stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len
   }
   bytes_ += len;
   guarded([&](Connection* c) { c->queue_file(dupfd, offset, len); });
+}
+
+void Connection::stream_data(Exchange& ex, std::string_view bytes) {
+  if (&ex != ex_.get() || dead_ || state_ != State::Streaming || bytes.empty()) return;
+  if (ex.req_.method == "HEAD") return;
+  bytes_ += bytes.size();
+  if (evbuffer_add(bufferevent_get_output(bev_), bytes.data(), bytes.size()) != 0) kill();  // `this` may be gone
 }
 
 void Connection::queue_file(int fd, uint64_t offset, uint64_t len) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -54,6 +55,8 @@ class Exchange {
   void begin_stream(Response head);
   // Queues bytes [offset, offset+len) of file `fd` (borrowed: duplicated internally) for sending.
   void stream_file(int fd, uint64_t offset, uint64_t len);
+  // Queues `bytes` (copied) for sending; a failure closes the connection.
+  void stream_data(std::string_view bytes);
   // Bytes queued but not yet written to the socket.
   size_t stream_backlog() const;
   // Called whenever the queued bytes drop to the low watermark while streaming (refill point).

@@ -56,7 +56,14 @@ struct Client::Impl {
     bool streaming = false;  // the answer goes to call.on_head/on_data
     bool too_big = false;
     Response resp;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   };
+
+  // Reports a finished call to cfg.observe.
+  void observed(const Op& op, int status) const {
+    if (!cfg.observe) return;
+    cfg.observe(op.call.op, status, std::chrono::duration<double>(std::chrono::steady_clock::now() - op.started).count());
+  }
 
   Impl(event_base* b, proxy::HttpClient& h, ClientConfig c) : base(b), http(h), cfg(std::move(c)), rng(std::random_device{}()) {}
 
@@ -227,11 +234,13 @@ struct Client::Impl {
 
   void succeed(uint64_t id) {
     std::shared_ptr<Op> op = take(id);
+    if (op) observed(*op, op->resp.status);
     if (op && op->call.done) op->call.done(std::move(op->resp));
   }
 
   void fail(uint64_t id, S3Error e) {
     std::shared_ptr<Op> op = take(id);
+    if (op) observed(*op, e.status);
     if (op && op->call.done) op->call.done(std::unexpected(std::move(e)));
   }
 

@@ -69,6 +69,9 @@ struct ClientConfig {
   std::chrono::milliseconds first_byte_timeout{30'000};
   std::chrono::milliseconds stall_timeout{30'000};
   std::function<std::chrono::system_clock::time_point()> clock;  // empty: system_clock::now
+  // Called on the loop after each finished call: S3's operation name, the last HTTP status (0: no
+  // answer) and the time from start to end, retries included (metrics).
+  std::function<void(const std::string& op, int status, double seconds)> observe;
 };
 
 // What S3 says about an object (HeadObject, and GetObject's head).

@@ -19,6 +19,7 @@ struct Client::Response {
 
 // What execute() sends: the signer adds host, x-amz-date, x-amz-content-sha256 and Authorization.
 struct Client::Call {
+  std::string op;  // S3's name of the operation ("PutObject"), for the observer
   std::string method = "GET";
   std::optional<std::string> key;                            // relative to root; nullopt: the bucket itself
   std::vector<std::pair<std::string, std::string>> query;    // decoded

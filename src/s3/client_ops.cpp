@@ -103,6 +103,7 @@ void write_headers(const ClientConfig& cfg, const PutOptions& opts, Call& call, 
 
 uint64_t Client::create_bucket(Done<void> done) {
   Call call;
+  call.op = "CreateBucket";
   call.method = "PUT";
   call.not_found_code = "NoSuchBucket";
   if (config().region != "us-east-1") {
@@ -120,6 +121,7 @@ uint64_t Client::create_bucket(Done<void> done) {
 
 uint64_t Client::head_bucket(Done<void> done) {
   Call call;
+  call.op = "HeadBucket";
   call.method = "HEAD";
   call.not_found_code = "NoSuchBucket";
   call.done = then_void(std::move(done));
@@ -128,6 +130,7 @@ uint64_t Client::head_bucket(Done<void> done) {
 
 uint64_t Client::put_object(const std::string& key, proxy::RequestBody body, const PutOptions& opts, Done<std::string> done) {
   Call call;
+  call.op = "PutObject";
   call.method = "PUT";
   call.key = key;
   call.body = std::move(body);
@@ -140,6 +143,7 @@ uint64_t Client::put_object(const std::string& key, proxy::RequestBody body, con
 uint64_t Client::get_object(const std::string& key, std::optional<ByteRange> range, GetHandlers handlers) {
   auto shared = std::make_shared<GetHandlers>(std::move(handlers));
   Call call;
+  call.op = "GetObject";
   call.key = key;
   if (range) call.headers.emplace_back("range", range_header(*range));
   call.on_head = [shared](const proxy::HttpHead& head) {
@@ -156,6 +160,7 @@ uint64_t Client::get_object(const std::string& key, std::optional<ByteRange> ran
 
 uint64_t Client::head_object(const std::string& key, Done<ObjectInfo> done) {
   Call call;
+  call.op = "HeadObject";
   call.method = "HEAD";
   call.key = key;
   call.done = then<ObjectInfo>(std::move(done), [](const Response& r) { return info_from(r.head); });
@@ -164,6 +169,7 @@ uint64_t Client::head_object(const std::string& key, Done<ObjectInfo> done) {
 
 uint64_t Client::delete_object(const std::string& key, Done<void> done) {
   Call call;
+  call.op = "DeleteObject";
   call.method = "DELETE";
   call.key = key;
   call.done = then_void(std::move(done));
@@ -172,6 +178,7 @@ uint64_t Client::delete_object(const std::string& key, Done<void> done) {
 
 uint64_t Client::list_objects(const ListRequest& req, Done<ListPage> done) {
   Call call;
+  call.op = "ListObjectsV2";
   call.not_found_code = "NoSuchBucket";
   call.query.emplace_back("list-type", "2");
   call.query.emplace_back("prefix", full_key(req.prefix));
@@ -210,6 +217,7 @@ uint64_t Client::list_objects(const ListRequest& req, Done<ListPage> done) {
 uint64_t Client::copy_object(const std::string& src_key, const std::string& dst_key, const PutOptions& opts,
                              Done<std::string> done) {
   Call call;
+  call.op = "CopyObject";
   call.method = "PUT";
   call.key = dst_key;
   call.error_in_200 = true;
@@ -229,6 +237,7 @@ uint64_t Client::copy_object(const std::string& src_key, const std::string& dst_
 
 uint64_t Client::create_multipart_upload(const std::string& key, const PutOptions& opts, Done<std::string> done) {
   Call call;
+  call.op = "CreateMultipartUpload";
   call.method = "POST";
   call.key = key;
   call.idempotent = false;
@@ -254,6 +263,7 @@ uint64_t Client::create_multipart_upload(const std::string& key, const PutOption
 uint64_t Client::upload_part(const std::string& key, const std::string& upload_id, int number, proxy::RequestBody body,
                              Done<std::string> done) {
   Call call;
+  call.op = "UploadPart";
   call.method = "PUT";
   call.key = key;
   call.not_found_code = "NoSuchUpload";
@@ -267,6 +277,7 @@ uint64_t Client::upload_part(const std::string& key, const std::string& upload_i
 uint64_t Client::upload_part_copy(const std::string& key, const std::string& upload_id, int number,
                                   const std::string& src_key, std::optional<ByteRange> range, Done<std::string> done) {
   Call call;
+  call.op = "UploadPartCopy";
   call.method = "PUT";
   call.key = key;
   call.not_found_code = "NoSuchUpload";
@@ -294,6 +305,7 @@ uint64_t Client::complete_multipart_upload(const std::string& key, const std::st
   }
   xml += "</CompleteMultipartUpload>";
   Call call;
+  call.op = "CompleteMultipartUpload";
   call.method = "POST";
   call.key = key;
   call.idempotent = false;
@@ -314,6 +326,7 @@ uint64_t Client::complete_multipart_upload(const std::string& key, const std::st
 
 uint64_t Client::abort_multipart_upload(const std::string& key, const std::string& upload_id, Done<void> done) {
   Call call;
+  call.op = "AbortMultipartUpload";
   call.method = "DELETE";
   call.key = key;
   call.not_found_code = "NoSuchUpload";
@@ -325,6 +338,7 @@ uint64_t Client::abort_multipart_upload(const std::string& key, const std::strin
 uint64_t Client::list_multipart_uploads(const std::string& prefix, const std::string& key_marker,
                                         const std::string& upload_id_marker, Done<UploadsPage> done) {
   Call call;
+  call.op = "ListMultipartUploads";
   call.not_found_code = "NoSuchBucket";
   call.query.emplace_back("uploads", "");
   call.query.emplace_back("prefix", full_key(prefix));

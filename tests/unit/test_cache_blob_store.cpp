@@ -58,8 +58,9 @@ std::string read_fd(int fd) {
 
 // prepare + place of one staged file, without an index (as the publication path does under its lock).
 std::expected<void, std::string> publish(const FsBlobStore& store, const fs::path& tmp, const Digest& d) {
-  auto e = store.prepare({tmp});
-  if (e[0].empty()) e = store.place({Placement{tmp, d, std::nullopt, Placement::IfDamaged::Keep}});
+  const Placement p{tmp, d, std::nullopt, Placement::IfDamaged::Keep};
+  auto e = store.prepare({p});
+  if (e[0].empty()) e = store.place({p});
   if (!e[0].empty()) return std::unexpected(e[0]);
   return {};
 }
@@ -141,9 +142,7 @@ TEST_CASE("FsBlobStore::place of several items") {
                                {store.tmp_dir() / "missing", third, std::nullopt, Placement::IfDamaged::Keep},
                                {store.tmp_dir() / "b", kOther, std::nullopt, Placement::IfDamaged::Keep},
                                {store.tmp_dir() / "dup", kHello, std::nullopt, Placement::IfDamaged::Keep}};
-  std::vector<StagedKey> keys;
-  for (const auto& i : items) keys.push_back(i.key);
-  auto errors = store.prepare(keys);
+  auto errors = store.prepare(items);
   CHECK(errors[1].find("missing") != std::string::npos);
   items.erase(items.begin() + 1);
   auto placed = store.place(items);

@@ -158,3 +158,21 @@ TEST_CASE("s3 config: keys wharf does not use are accepted with a warning") {
     CHECK(wharf::s3::client_config(aws->s3).addressing == wharf::s3::Addressing::VirtualHost);
   }
 }
+
+TEST_CASE("s3 config: storage.s3.smallcachesize sizes the local cache of small blobs") {
+  std::vector<std::string> warnings;
+  auto c = load(kRegistry2, warnings);
+  REQUIRE(c.has_value());
+  CHECK(c->s3.small_cache_size == (64ull << 20));  // default
+  std::string yaml = kRegistry2;
+  yaml.replace(yaml.find("    rootdirectory"), 0, "    smallcachesize: 16MiB\n");
+  c = load(yaml, warnings);
+  REQUIRE_MESSAGE(c.has_value(), c.error().str());
+  CHECK(c->s3.small_cache_size == (16ull << 20));
+  yaml = kRegistry2;
+  yaml.replace(yaml.find("    rootdirectory"), 0, "    smallcachesize: 100GiB\n");
+  c = load(yaml, warnings);
+  REQUIRE_FALSE(c.has_value());
+  CHECK(c.error().key == "storage.s3.smallcachesize");
+  CHECK(c.error().message.find("64GiB") != std::string::npos);
+}
