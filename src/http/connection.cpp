@@ -5,7 +5,10 @@
 #include <event2/event.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -51,6 +54,7 @@ Connection::~Connection() {
   sink_.reset();
   if (timer_) event_free(timer_);
   if (ktls_write_) event_free(ktls_write_);
+  if (bulk_) event_free(bulk_);
   files_.clear();
   // libevent frees the bufferevent later, from the loop: give pool blocks still queued back now, while
   // the server (and its pool) certainly exists.
@@ -71,6 +75,65 @@ void Connection::on_event_cb(bufferevent*, short what, void* arg) {
 }
 void Connection::on_timer_cb(int, short, void* arg) {
   static_cast<Connection*>(arg)->guarded([](Connection* c) { c->on_timer(); });
+}
+void Connection::on_bulk_read_cb(int, short what, void* arg) {
+  static_cast<Connection*>(arg)->guarded([what](Connection* c) { c->read_bulk(what); });
+}
+
+void Connection::sync_reader() {
+  ReadMode want = ReadMode::Bev;
+  if (state_ == State::Body) want = body_paused_ ? ReadMode::Off : tls_ ? ReadMode::Bev : ReadMode::Bulk;
+  if (want == read_mode_) return;
+  if (read_mode_ == ReadMode::Bulk) event_del(bulk_);
+  if (want == ReadMode::Bev) {
+    if (!peer_eof_) bufferevent_enable(bev_, EV_READ);
+  } else if (read_mode_ == ReadMode::Bev) {
+    bufferevent_disable(bev_, EV_READ);
+  }
+  if (want == ReadMode::Bulk) {
+    if (!bulk_)
+      bulk_ = event_new(bufferevent_get_base(bev_), bufferevent_getfd(bev_), EV_READ | EV_PERSIST,
+                        &Connection::on_bulk_read_cb, this);
+    timeval idle{long(srv_->opts_.idle_timeout.count()), 0};  // as the bufferevent's read timeout
+    if (!bulk_ || event_add(bulk_, &idle) != 0) {
+      kill();
+      return;
+    }
+  }
+  read_mode_ = want;
+}
+
+void Connection::read_bulk(short what) {
+  if (read_mode_ != ReadMode::Bulk) return;
+  if (what & EV_TIMEOUT) return on_event(BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+  evbuffer* in = bufferevent_get_input(bev_);
+  // The bufferevent keeps its input's end frozen for everyone but itself: thaw it for this one read.
+  evbuffer_unfreeze(in, 0);
+  evbuffer_iovec vec[2];
+  const int n = evbuffer_reserve_space(in, ev_ssize_t(kBulkRead), vec, 2);
+  ssize_t got = -1;
+  int err = ENOMEM;
+  if (n > 0) {
+    iovec iov[2];
+    for (int i = 0; i < n; ++i) iov[i] = iovec{vec[i].iov_base, vec[i].iov_len};
+    do got = ::readv(bufferevent_getfd(bev_), iov, n);
+    while (got < 0 && errno == EINTR);
+    err = errno;
+    size_t left = got > 0 ? size_t(got) : 0;
+    int used = 0;
+    for (; used < n && left > 0; ++used) {
+      vec[used].iov_len = std::min(vec[used].iov_len, left);
+      left -= vec[used].iov_len;
+    }
+    evbuffer_commit_space(in, vec, used);
+  }
+  evbuffer_freeze(in, 0);
+  if (got < 0) {
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    return on_event(BEV_EVENT_READING | BEV_EVENT_ERROR);
+  }
+  if (got == 0) return on_event(BEV_EVENT_READING | BEV_EVENT_EOF);
+  process();
 }
 
 size_t Connection::backlog() const {
@@ -170,6 +233,7 @@ bool Connection::parse_headers() {
   cache_status_.clear();
   close_after_ = !ex->req_.keep_alive;
   body_done_ = !ex->req_.has_body();
+  body_paused_ = false;
   decoder_ = BodyDecoder(ex->req_.chunked, ex->req_.content_length.value_or(0));
   state_ = State::Handling;
   srv_->handler_(ex);
@@ -200,6 +264,18 @@ void Connection::read_body(Exchange& ex, std::unique_ptr<BodySink> sink) {
     return;
   }
   guarded([](Connection* c) { c->process(); });
+}
+
+void Connection::pause_body(Exchange& ex) {
+  if (&ex == ex_.get() && state_ == State::Body) body_paused_ = true;  // sync_reader stops the socket
+}
+
+void Connection::resume_body(Exchange& ex) {
+  if (&ex != ex_.get() || !body_paused_) return;
+  body_paused_ = false;
+  if (state_ != State::Body) return;
+  // Inside this connection's callbacks the running process() (or the guard's sync_reader) carries on.
+  if (depth_ == 0) guarded([](Connection* c) { c->process(); });
 }
 
 void Connection::feed_body() {
@@ -239,6 +315,10 @@ void Connection::feed_body() {
             return;
           }
           if (state_ != State::Body) {  // the sink responded from on_data
+            evbuffer_drain(in, consumed_total);
+            return;
+          }
+          if (body_paused_ && !decoder_.done()) {  // the sink is behind: keep the rest buffered
             evbuffer_drain(in, consumed_total);
             return;
           }
@@ -329,6 +409,10 @@ void Connection::on_timer() {
     }
     case State::Body: {
       if (o.min_body_rate == 0) return;
+      if (body_paused_) {  // we are the slow party: the period starts again
+        rate_mark_ = body_bytes_;
+        return arm_timer(o.body_rate_period);
+      }
       const uint64_t period = uint64_t(std::max<int64_t>(1, o.body_rate_period.count()));
       const uint64_t need = o.min_body_rate > UINT64_MAX / period ? UINT64_MAX : o.min_body_rate * period;
       if (body_bytes_ - rate_mark_ < need)

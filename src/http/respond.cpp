@@ -75,6 +75,14 @@ void Exchange::abort() {
   if (conn_) conn_->abort(*this);
 }
 
+void Exchange::pause_body() {
+  if (conn_) conn_->pause_body(*this);
+}
+
+void Exchange::resume_body() {
+  if (conn_) conn_->resume_body(*this);
+}
+
 void Exchange::read_body(std::unique_ptr<BodySink> sink) {
   if (conn_) conn_->read_body(*this, std::move(sink));
   else if (sink) sink->on_abort();

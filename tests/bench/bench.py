@@ -27,6 +27,7 @@ import imagegen  # noqa: E402
 from harness import Context, TestFailure, run  # noqa: E402
 from registry import MANIFEST_ACCEPT  # noqa: E402
 from scale import Client, run_scale  # noqa: E402
+from push import run_push  # noqa: E402
 from servers import REFERENCE_BIN, Nginx, NginxCache, Server, negotiated_tls  # noqa: E402
 from wrk import ab_head, wrk  # noqa: E402
 
@@ -471,6 +472,10 @@ def report(bench, args, wharf_bin, scale_rows, scale_notes, runtime):
            "nginx pinned to the suite they pick (TLS 1.3, TLS_AES_128_GCM_SHA256; `ssl_buffer_size` default, no "
            "sendfile under TLS); the negotiated suites in the notes" % (
                a.threads, a.large_duration, a.rounds),
+           "- P. rows (push.py): %d runs per cell with the servers alternating, median shown, every run and the "
+           "spread in the notes; one 64 MiB blob from a Python http.client (every push a new blob), nginx = "
+           "`dav_methods PUT` (temporary file + rename, no digest, no fsync); skopeo and dockerd push to a fresh "
+           "root each run" % a.rounds,
            "- ratios: > 1 means wharf is higher (better for req/s and MiB/s, worse for s, GETs and RSS)",
            "- total run time: %.0f s" % runtime, "",
            "| scenario | wharf | registry:2 | nginx | wharf/registry | wharf/nginx |",
@@ -521,12 +526,16 @@ def main(argv):
     p.add_argument("--results", help="where to write the tables (default tests/bench/RESULTS.md; with "
                    "--only large: tests/bench/RESULTS-large.md); a section after the KEPT marker is kept")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
-    p.add_argument("--only", choices=("large",), help="large: only the large-blob and TLS rows (L.), a few minutes")
+    p.add_argument("--only", choices=("large", "push"), help="large: only the large-blob and TLS rows (L.), a few "
+                   "minutes; push: only the push rows (P., push.py), a few minutes")
+    p.add_argument("--docker", action=argparse.BooleanOptionalAction, default=True,
+                   help="push rows: include the dockerd pull/push rows (default on)")
     p.add_argument("--rounds", type=int, default=3, help="large rows: runs per server, alternating (default 3)")
     p.add_argument("--large-duration", type=int, default=3, help="large rows: seconds per wrk run (default 3)")
     args = p.parse_args(argv)
     if not args.results:
-        args.results = os.path.join(HERE, "RESULTS-large.md" if args.only else "RESULTS.md")
+        args.results = os.path.join(HERE, {"large": "RESULTS-large.md", "push": "RESULTS-push.md"}.get(
+            args.only, "RESULTS.md"))
     args.wharf_bin = os.path.abspath(args.wharf_bin)  # servers run with the run directory as cwd
     if not os.access(args.wharf_bin, os.X_OK):
         p.error("%s is not an executable (build it, or pass --wharf-bin)" % args.wharf_bin)
@@ -542,7 +551,10 @@ def main(argv):
         bench.images()
         if not args.only:
             bench.direct(args.wharf_bin)
-        bench.large(args.wharf_bin)
+        if args.only != "push":
+            bench.large(args.wharf_bin)
+        if args.only != "large":
+            run_push(bench, args.wharf_bin)
         if not args.only:
             bench.mirrors(args.wharf_bin)
         scale_rows, scale_notes = [], []
