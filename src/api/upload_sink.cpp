@@ -1,5 +1,7 @@
 #include "src/api/upload_sink.hpp"
 
+#include <fcntl.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,22 +12,26 @@ namespace wharf::api {
 
 namespace {
 
-// What the sink and its write jobs share (the sink lives on the loop; a job may outlive it). The job
-// touches only the block in flight, the writer and the session's hasher; the loop leaves those alone
-// until the job's completion has run.
+// Staged bytes between two writeback requests: the kernel writes them out while the body still
+// arrives, so the sync at publication finds little left to write.
+constexpr uint64_t kWritebackEvery = 4 << 20;
+
+// What the sink and its jobs share (the sink lives on the loop; a job may outlive it). Each block in
+// flight has a write job (the writer) and a hash job (the session's hasher) running side by side on
+// the pool; the loop leaves the block, the writer and the hasher alone until both have completed.
 class Pipe : public std::enable_shared_from_this<Pipe> {
  public:
   Pipe(util::WorkPool& pool, http::ExchangePtr ex, std::shared_ptr<UploadSession> s,
        std::unique_ptr<cache::BlobWriter> writer, std::function<void()> done, std::function<void()> dropped)
       : pool_(pool), ex_(std::move(ex)), s_(std::move(s)), writer_(std::move(writer)), done_(std::move(done)),
-        dropped_(std::move(dropped)) {}
+        dropped_(std::move(dropped)), kicked_(writer_->size()) {}
 
   // A piece of the body (loop).
   void add(const char* p, size_t n) {
     if (failed_ || settled_) return;
     filling_.insert(filling_.end(), p, p + n);
     if (filling_.size() < kUploadBlock) return;
-    if (!in_flight_) return submit();
+    if (jobs_ == 0) return submit();
     if (!paused_) {
       paused_ = true;
       ex_->pause_body();
@@ -35,7 +41,7 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
   // The whole body has arrived (loop).
   void end() {
     ended_ = true;
-    if (in_flight_ || failed_) return;
+    if (jobs_ > 0 || failed_) return;
     if (!filling_.empty()) return submit();
     finish();
   }
@@ -44,28 +50,46 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
   // staged (a client resumes a broken PATCH from the Range the session then reports).
   void sink_gone() {
     gone_ = true;
-    if (in_flight_) return;
+    if (jobs_ > 0) return;
     if (!filling_.empty() && !failed_ && !settled_) return submit();
     release();
   }
 
  private:
   void submit() {
-    in_flight_ = true;
     std::swap(filling_, writing_);
     filling_.clear();
-    oci::Hasher* hasher = s_->hasher ? &*s_->hasher : nullptr;
+    auto self = shared_from_this();
+    if (oci::Hasher* hasher = s_->hasher ? &*s_->hasher : nullptr) {
+      ++jobs_;
+      pool_.submit([self, hasher] { hasher->update(self->writing_.data(), self->writing_.size()); },
+                   [self] { self->job_done(); });
+    }
+    ++jobs_;
     pool_.submit(
-        [self = shared_from_this(), hasher] {
-          auto wrote = self->writer_->append(self->writing_.data(), self->writing_.size(), hasher);
+        [self] {
+          auto wrote = self->writer_->append(self->writing_.data(), self->writing_.size(), nullptr);
           if (!wrote) self->error_ = std::move(wrote.error());
+          else self->write_back();
         },
-        [self = shared_from_this()] { self->written(); });
+        [self] { self->job_done(); });
   }
 
-  // After a write job (loop).
+  // Asks the kernel to start writing staged bytes out (a worker, after a successful append).
+  void write_back() {
+    const int fd = writer_->read_fd();
+    const uint64_t size = writer_->size();
+    if (fd < 0 || size - kicked_ < kWritebackEvery) return;
+    ::sync_file_range(fd, off64_t(kicked_), off64_t(size - kicked_), SYNC_FILE_RANGE_WRITE);  // a hint
+    kicked_ = size;
+  }
+
+  void job_done() {
+    if (--jobs_ == 0) written();
+  }
+
+  // After the block's jobs (loop).
   void written() {
-    in_flight_ = false;
     writing_.clear();
     s_->offset = writer_->size();  // a failed append keeps nothing of its bytes
     if (!error_.empty()) s_->hasher.reset();
@@ -107,9 +131,10 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
   std::function<void()> done_;
   std::function<void()> dropped_;
   std::vector<char> filling_;  // gathered on the loop
-  std::vector<char> writing_;  // in a worker's hands while in_flight_
-  std::string error_;          // set by a failed job
-  bool in_flight_ = false;
+  std::vector<char> writing_;  // in the workers' hands while jobs_ > 0
+  std::string error_;          // set by a failed write job
+  uint64_t kicked_;            // staged bytes up to here were handed to writeback (write job only)
+  int jobs_ = 0;               // jobs of the block in flight not completed yet
   bool paused_ = false;   // we paused the body: both blocks are full
   bool ended_ = false;    // the whole body has arrived
   bool failed_ = false;   // a write failed and was answered

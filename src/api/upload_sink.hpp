@@ -1,8 +1,10 @@
 #pragma once
-// The request-body sink of blob uploads. The event loop gathers the body into blocks; a worker of the
-// work pool appends each block to the staged write and hashes it in the same pass, one block at a time
-// per upload while the next one fills. When both are full the body is paused (the socket is not read),
-// so an upload holds at most two blocks and at most one worker job, and the loop never writes or hashes.
+// The request-body sink of blob uploads. The event loop gathers the body into blocks; for each block
+// two jobs of the work pool run side by side, one appending it to the staged write and one feeding it
+// to the session's running digest (the bytes are read once, from memory; nothing is re-read from disk),
+// while the next block fills. When that one is full too, the body is paused (the socket is not read),
+// so an upload holds at most two blocks and the loop never writes or hashes. Every few MiB the write
+// job asks the kernel to start writing the staged bytes out, so the sync at publication is short.
 #include <functional>
 #include <memory>
 

@@ -472,10 +472,10 @@ def report(bench, args, wharf_bin, scale_rows, scale_notes, runtime):
            "nginx pinned to the suite they pick (TLS 1.3, TLS_AES_128_GCM_SHA256; `ssl_buffer_size` default, no "
            "sendfile under TLS); the negotiated suites in the notes" % (
                a.threads, a.large_duration, a.rounds),
-           "- P. rows (push.py): %d runs per cell with the servers alternating, median shown, every run and the "
+           "- P. rows (push.py): %d runs per cell (%d for the 64 MiB pushes) with the servers alternating, median shown, every run and the "
            "spread in the notes; one 64 MiB blob from a Python http.client (every push a new blob), nginx = "
            "`dav_methods PUT` (temporary file + rename, no digest, no fsync); skopeo and dockerd push to a fresh "
-           "root each run" % a.rounds,
+           "root each run" % (a.rounds, max(a.rounds, a.push_rounds)),
            "- ratios: > 1 means wharf is higher (better for req/s and MiB/s, worse for s, GETs and RSS)",
            "- total run time: %.0f s" % runtime, "",
            "| scenario | wharf | registry:2 | nginx | wharf/registry | wharf/nginx |",
@@ -528,6 +528,7 @@ def main(argv):
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
     p.add_argument("--only", choices=("large", "push"), help="large: only the large-blob and TLS rows (L.), a few "
                    "minutes; push: only the push rows (P., push.py), a few minutes")
+    p.add_argument("--push-rounds", type=int, default=5, help="64 MiB push rows: runs per server (default 5)")
     p.add_argument("--docker", action=argparse.BooleanOptionalAction, default=True,
                    help="push rows: include the dockerd pull/push rows (default on)")
     p.add_argument("--rounds", type=int, default=3, help="large rows: runs per server, alternating (default 3)")
