@@ -211,7 +211,8 @@ def docker_rows(bench, bins, rss):
     bench.log(pull.name + " / " + push.name)
     pulls, pushes = {k: [] for k in bins}, {k: [] for k in bins}
     for rnd in range(max(1, a.rounds)):
-        for kind, srv in servers.items():
+        order = list(servers.items())
+        for kind, srv in order if rnd % 2 == 0 else order[::-1]:  # who goes first alternates too
             dockerd = Dockerd(c).start()
             empty = Server(c, kind, bins[kind], "dock-%s-%d" % (kind, rnd), c.mkdir("dock-%s-%d" % (kind, rnd))).start()
             try:
