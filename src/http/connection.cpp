@@ -81,8 +81,10 @@ void Connection::on_bulk_read_cb(int, short what, void* arg) {
 }
 
 void Connection::sync_reader() {
+  // Over TLS a paused body stays with the bufferevent: it stops reading at the input's high watermark and
+  // goes on once the body is fed again (it also knows about bytes OpenSSL decrypted ahead).
   ReadMode want = ReadMode::Bev;
-  if (state_ == State::Body) want = body_paused_ ? ReadMode::Off : tls_ ? ReadMode::Bev : ReadMode::Bulk;
+  if (state_ == State::Body && !tls_) want = body_paused_ ? ReadMode::Off : ReadMode::Bulk;
   if (want == read_mode_) return;
   if (read_mode_ == ReadMode::Bulk) event_del(bulk_);
   if (want == ReadMode::Bev) {
@@ -280,7 +282,7 @@ void Connection::resume_body(Exchange& ex) {
 
 void Connection::feed_body() {
   evbuffer* in = bufferevent_get_input(bev_);
-  while (state_ == State::Body && evbuffer_get_length(in) > 0) {
+  while (state_ == State::Body && !body_paused_ && evbuffer_get_length(in) > 0) {
     evbuffer_iovec vec[8];
     int n = evbuffer_peek(in, -1, nullptr, vec, 8);
     size_t consumed_total = 0;

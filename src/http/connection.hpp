@@ -57,7 +57,8 @@ class Connection {
   // Request bodies on plain TCP are read straight from the socket this much at a time (libevent 2.1's
   // bufferevent reads 4 KiB per readiness event, which turns a large push into a syscall storm).
   static constexpr size_t kBulkRead = 128 * 1024;
-  // Who reads the socket: the bufferevent, the bulk body reader (plain TCP, body), or nobody (paused).
+  // Who reads the socket: the bufferevent, the bulk body reader (plain TCP, body), or nobody (plain TCP,
+  // body paused).
   enum class ReadMode { Bev, Bulk, Off };
 
   static void on_read_cb(bufferevent*, void* arg);

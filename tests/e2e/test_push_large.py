@@ -1,7 +1,8 @@
-"""Large pushes through the staged-write pipeline: the event loop gathers the body into blocks, a worker
-writes and hashes them, and the socket is paused while the worker is behind. Covered: a body of many
+"""Large pushes through the staged-write pipeline: the event loop gathers the body into blocks, workers
+write and hash them, and the socket is paused while the worker is behind. Covered: a body of many
 blocks as a monolithic POST, as a PUT, as a chunked-encoding PATCH, several at once; a wrong digest after
-many blocks; a PATCH cut off after several blocks keeps what arrived and the push resumes from there."""
+many blocks; a PATCH cut off after several blocks keeps what arrived and the push resumes from there;
+the same over TLS."""
 import os
 import socket
 import threading
@@ -97,3 +98,12 @@ def test_cut_off_patch_keeps_what_arrived(ctx):
     check_eq(r.status, 201, "the resumed push (%r)" % r)
     got = reg.req("GET", "/v2/e2e/cut/blobs/" + imagegen.sha256(data), timeout=120)
     check(got.status == 200 and got.body == data, "GET of the resumed blob: %d, %d bytes" % (got.status, len(got.body)))
+
+
+def test_large_pushes_over_tls(ctx):
+    # Over TLS a paused body stays in the bufferevent, which stops reading at its high watermark.
+    from test_tls import make_cert  # noqa: PLC0415 - the TLS suite's self-signed certificate
+    cert, key, _ = make_cert(ctx)
+    reg = ctx.registry(tls=(cert, key)).start()
+    for i, how in enumerate(("monolithic", "patch", "put")):
+        pushed_intact(reg, "e2e/tls-large", os.urandom(SIZE + i), how)
