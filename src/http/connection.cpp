@@ -2,7 +2,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -81,10 +83,8 @@ void Connection::on_bulk_read_cb(int, short what, void* arg) {
 }
 
 void Connection::sync_reader() {
-  // Over TLS a paused body stays with the bufferevent: it stops reading at the input's high watermark and
-  // goes on once the body is fed again (it also knows about bytes OpenSSL decrypted ahead).
   ReadMode want = ReadMode::Bev;
-  if (state_ == State::Body && !tls_) want = body_paused_ ? ReadMode::Off : ReadMode::Bulk;
+  if (state_ == State::Body) want = body_paused_ ? ReadMode::Off : tls_ ? ReadMode::Bev : ReadMode::Bulk;
   if (want == read_mode_) return;
   if (read_mode_ == ReadMode::Bulk) event_del(bulk_);
   if (want == ReadMode::Bev) {
@@ -276,8 +276,25 @@ void Connection::resume_body(Exchange& ex) {
   if (&ex != ex_.get() || !body_paused_) return;
   body_paused_ = false;
   if (state_ != State::Body) return;
+  if (tls_) pull_ssl_pending();
   // Inside this connection's callbacks the running process() (or the guard's sync_reader) carries on.
   if (depth_ == 0) guarded([](Connection* c) { c->process(); });
+}
+
+void Connection::pull_ssl_pending() {
+  SSL* ssl = bufferevent_openssl_get_ssl(bev_);
+  if (!ssl) return;
+  evbuffer* in = bufferevent_get_input(bev_);
+  char buf[16 * 1024];  // one TLS record at most
+  for (int guard = 0; guard < 64 && SSL_pending(ssl) > 0; ++guard) {
+    const int got = SSL_read(ssl, buf, int(sizeof buf));  // served from what OpenSSL holds: no socket read
+    if (got <= 0) break;
+    if (evbuffer_add(in, buf, size_t(got)) != 0) {  // the input's end is frozen outside libevent's reads
+      evbuffer_unfreeze(in, 0);
+      evbuffer_add(in, buf, size_t(got));
+      evbuffer_freeze(in, 0);
+    }
+  }
 }
 
 void Connection::feed_body() {

@@ -57,8 +57,7 @@ class Connection {
   // Request bodies on plain TCP are read straight from the socket this much at a time (libevent 2.1's
   // bufferevent reads 4 KiB per readiness event, which turns a large push into a syscall storm).
   static constexpr size_t kBulkRead = 128 * 1024;
-  // Who reads the socket: the bufferevent, the bulk body reader (plain TCP, body), or nobody (plain TCP,
-  // body paused).
+  // Who reads the socket: the bufferevent, the bulk body reader (plain TCP, body), or nobody (paused).
   enum class ReadMode { Bev, Bulk, Off };
 
   static void on_read_cb(bufferevent*, void* arg);
@@ -89,6 +88,10 @@ class Connection {
   void sync_reader();
   // The bulk body reader: one large readv into the input buffer, then process().
   void read_bulk(short what);
+  // Moves bytes OpenSSL has decrypted but libevent has not taken into the input: libevent 2.1 may leave
+  // them there when its reading is switched off (a paused body), and no socket event would bring them
+  // out if the client has sent everything.
+  void pull_ssl_pending();
   bool parse_headers();
   void feed_body();
   void finish_body();
