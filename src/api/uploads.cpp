@@ -13,6 +13,7 @@
 #include "cache/publish.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/respond.hpp"
+#include "src/api/upload_sink.hpp"
 #include "src/auth/throttle.hpp"
 #include "src/oci/names.hpp"
 #include "src/oci/range.hpp"
@@ -120,52 +121,16 @@ bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
   return false;
 }
 
-// Appends request body bytes to a session's staged data, hashing them in the same pass. The staged
-// write is open only while the request writes; `dropped` runs if the request ends without its body complete.
-class UploadSink : public http::BodySink {
- public:
-  using Done = std::function<void()>;
-  UploadSink(http::ExchangePtr ex, std::shared_ptr<UploadSession> s, std::unique_ptr<cache::BlobWriter> w, Done done,
-             Done dropped = nullptr)
-      : ex_(std::move(ex)), s_(std::move(s)), writer_(std::move(w)), done_(std::move(done)), dropped_(std::move(dropped)) {}
-  ~UploadSink() override {
-    if (finished_) return;
-    s_->set_busy(false);
-    if (dropped_) dropped_();
-  }
-  bool on_data(const char* p, size_t n) override {
-    auto wrote = writer_->append(p, n, s_->hasher ? &*s_->hasher : nullptr);
-    s_->offset = writer_->size();  // stays truthful: a failed append keeps nothing of its bytes
-    if (!wrote) {
-      fail(ex_, oci::ErrorCode::Unavailable, "cannot store upload data: " + wrote.error());
-      s_->hasher.reset();
-      return false;
-    }
-    return true;
-  }
-  void on_end() override {
-    finished_ = true;
-    writer_.reset();
-    done_();
-  }
-  void on_abort() override {}
-
- private:
-  http::ExchangePtr ex_;
-  std::shared_ptr<UploadSession> s_;
-  std::unique_ptr<cache::BlobWriter> writer_;
-  Done done_;
-  Done dropped_;
-  bool finished_ = false;
-};
+using Done = std::function<void()>;
 
 // How write_body reaches a session's staged data: a new Temp item (monolithic), or the upload's end.
 enum class Open { CreateTemp, Resume };
 
-// Opens a session's staged data for appending and streams the request body into it; if it cannot be
-// opened, runs `dropped` and answers 404 BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
+// Opens a session's staged data for appending and streams the request body into it (upload_sink.hpp:
+// written and hashed on the work pool); if it cannot be opened, runs `dropped` and answers 404
+// BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
 void write_body(Context& ctx, const http::ExchangePtr& ex, const std::shared_ptr<UploadSession>& s, Open how,
-                UploadSink::Done done, UploadSink::Done dropped = nullptr) {
+                Done done, Done dropped = nullptr) {
   auto writer = how == Open::CreateTemp ? ctx.store.begin_write(cache::StageArea::Temp, "upload")
                                         : ctx.store.resume_write(s->id);
   if (!writer) {
@@ -180,7 +145,7 @@ void write_body(Context& ctx, const http::ExchangePtr& ex, const std::shared_ptr
     s->store = &ctx.store;
   }
   s->set_busy(true);
-  ex->read_body(std::make_unique<UploadSink>(ex, s, std::move(*writer), std::move(done), std::move(dropped)));
+  ex->read_body(make_upload_sink(ctx.pool, ex, s, std::move(*writer), std::move(done), std::move(dropped)));
 }
 
 struct FinishResult {

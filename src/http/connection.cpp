@@ -51,6 +51,7 @@ Connection::~Connection() {
   sink_.reset();
   if (timer_) event_free(timer_);
   if (ktls_write_) event_free(ktls_write_);
+  if (bulk_) event_free(bulk_);
   files_.clear();
   // libevent frees the bufferevent later, from the loop: give pool blocks still queued back now, while
   // the server (and its pool) certainly exists.
@@ -72,7 +73,6 @@ void Connection::on_event_cb(bufferevent*, short what, void* arg) {
 void Connection::on_timer_cb(int, short, void* arg) {
   static_cast<Connection*>(arg)->guarded([](Connection* c) { c->on_timer(); });
 }
-
 size_t Connection::backlog() const {
   return evbuffer_get_length(bufferevent_get_output(bev_)) + size_t(files_.pending());
 }
@@ -170,97 +170,11 @@ bool Connection::parse_headers() {
   cache_status_.clear();
   close_after_ = !ex->req_.keep_alive;
   body_done_ = !ex->req_.has_body();
+  body_paused_ = false;
   decoder_ = BodyDecoder(ex->req_.chunked, ex->req_.content_length.value_or(0));
   state_ = State::Handling;
   srv_->handler_(ex);
   return state_ == State::Headers || state_ == State::Body;  // keep going if more input can be used now
-}
-
-void Connection::read_body(Exchange& ex, std::unique_ptr<BodySink> sink) {
-  if (&ex != ex_.get() || state_ != State::Handling) {
-    if (sink) sink->on_abort();
-    return;
-  }
-  sink_ = std::move(sink);
-  if (body_done_) {
-    state_ = State::Waiting;
-    auto* s = sink_.get();
-    s->on_end();
-    return;
-  }
-  if (iequals(ex.req_.header("expect"), "100-continue"))
-    evbuffer_add(bufferevent_get_output(bev_), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-  state_ = State::Body;
-  body_bytes_ = 0;
-  rate_mark_ = 0;
-  if (srv_->opts_.min_body_rate > 0) arm_timer(srv_->opts_.body_rate_period);
-  // Bytes may already be buffered; process them from the read callback path.
-  if (depth_ > 0) {
-    // Called from within a handler invoked by process(): the loop in process() continues.
-    return;
-  }
-  guarded([](Connection* c) { c->process(); });
-}
-
-void Connection::feed_body() {
-  evbuffer* in = bufferevent_get_input(bev_);
-  while (state_ == State::Body && evbuffer_get_length(in) > 0) {
-    evbuffer_iovec vec[8];
-    int n = evbuffer_peek(in, -1, nullptr, vec, 8);
-    size_t consumed_total = 0;
-    bool stop = false;
-    for (int i = 0; i < std::min(n, 8) && !stop; ++i) {
-      std::string_view chunk(static_cast<const char*>(vec[i].iov_base), vec[i].iov_len);
-      while (!chunk.empty()) {
-        auto step = decoder_.feed(chunk);
-        consumed_total += step.consumed;
-        body_bytes_ += step.consumed;
-        chunk.remove_prefix(step.consumed);
-        if (step.error) {
-          evbuffer_drain(in, consumed_total);
-          sink_->on_abort();
-          sink_.reset();
-          close_after_ = true;
-          if (ex_ && !ex_->responded_) {
-            state_ = State::Waiting;
-            send_simple_error(400, step.error_message);
-          } else {
-            kill();
-          }
-          return;
-        }
-        if (!step.data.empty()) {
-          if (!sink_->on_data(step.data.data(), step.data.size())) {
-            evbuffer_drain(in, consumed_total);
-            close_after_ = true;
-            linger_ = true;
-            body_done_ = false;
-            if (state_ == State::Body) state_ = State::Waiting;
-            return;
-          }
-          if (state_ != State::Body) {  // the sink responded from on_data
-            evbuffer_drain(in, consumed_total);
-            return;
-          }
-        }
-        if (decoder_.done()) {
-          stop = true;
-          break;
-        }
-      }
-    }
-    evbuffer_drain(in, consumed_total);
-    if (decoder_.done()) {
-      finish_body();
-      return;
-    }
-  }
-}
-
-void Connection::finish_body() {
-  body_done_ = true;
-  state_ = State::Waiting;
-  sink_->on_end();
 }
 
 void Connection::on_written() {
@@ -329,6 +243,10 @@ void Connection::on_timer() {
     }
     case State::Body: {
       if (o.min_body_rate == 0) return;
+      if (body_paused_) {  // we are the slow party: the period starts again
+        rate_mark_ = body_bytes_;
+        return arm_timer(o.body_rate_period);
+      }
       const uint64_t period = uint64_t(std::max<int64_t>(1, o.body_rate_period.count()));
       const uint64_t need = o.min_body_rate > UINT64_MAX / period ? UINT64_MAX : o.min_body_rate * period;
       if (body_bytes_ - rate_mark_ < need)

@@ -29,6 +29,10 @@ class Connection {
   void respond(Exchange& ex, Response r, bool streaming = false);
   // Starts feeding the request body to `sink`; aborts the sink if `ex` is not the current exchange.
   void read_body(Exchange& ex, std::unique_ptr<BodySink> sink);
+  // Stops feeding the body of `ex` after the current piece (and reading the socket) until resume_body().
+  void pause_body(Exchange& ex);
+  // Feeds the body of `ex` again after pause_body(); buffered bytes at once.
+  void resume_body(Exchange& ex);
   // Queues a file region of a streamed response; aborts the exchange if the fd cannot be duplicated.
   void stream_file(Exchange& ex, int fd, uint64_t offset, uint64_t len);
   // Queues bytes of a streamed response (copied); closes the connection if they cannot be queued.
@@ -52,20 +56,29 @@ class Connection {
   // Pool path: refill the output from the file when it drops to kPumpLow, up to kPumpHigh bytes.
   static constexpr size_t kPumpLow = 128 * 1024;
   static constexpr size_t kPumpHigh = 256 * 1024;
+  // Request bodies on plain TCP are read straight from the socket this much at a time (libevent 2.1's
+  // bufferevent reads 4 KiB per readiness event, which turns a large push into a syscall storm).
+  static constexpr size_t kBulkRead = 128 * 1024;
+  // Who reads the socket: the bufferevent, the bulk body reader (plain TCP, body), or nobody (paused).
+  enum class ReadMode { Bev, Bulk, Off };
 
   static void on_read_cb(bufferevent*, void* arg);
   static void on_write_cb(bufferevent*, void* arg);
   static void on_event_cb(bufferevent*, short what, void* arg);
   static void on_timer_cb(int, short, void* arg);
   static void on_ktls_writable_cb(int, short what, void* arg);
+  static void on_bulk_read_cb(int, short what, void* arg);
 
-  // Runs `f` and deletes the connection afterwards if it asked to close; re-entrancy safe.
+  // Runs `f` and deletes the connection afterwards if it asked to close (else makes the right party
+  // read the socket for the new state); re-entrancy safe.
   template <class F>
   void guarded(F f) {
     ++depth_;
     f(this);
     --depth_;
-    if (depth_ == 0 && dead_) delete this;
+    if (depth_ != 0) return;
+    if (dead_) delete this;
+    else sync_reader();
   }
   void kill() {
     dead_ = true;
@@ -73,6 +86,14 @@ class Connection {
   }
 
   void process();
+  // Switches the socket's reader to what the state asks for (ReadMode); no system call if unchanged.
+  void sync_reader();
+  // The bulk body reader: one large readv into the input buffer, then process().
+  void read_bulk(short what);
+  // Moves bytes OpenSSL has decrypted but libevent has not taken into the input: libevent 2.1 may leave
+  // them there when its reading is switched off (a paused body), and no socket event would bring them
+  // out if the client has sent everything.
+  void pull_ssl_pending();
   bool parse_headers();
   void feed_body();
   void finish_body();
@@ -122,6 +143,9 @@ class Connection {
   FileQueue files_;                 // file regions still to send (TLS paths)
   event* ktls_write_ = nullptr;     // KernelTls path: the socket can take more (created on first use)
   size_t write_low_ = 0;            // the output's low watermark now
+  event* bulk_ = nullptr;           // the bulk body reader's read event (created on first use)
+  ReadMode read_mode_ = ReadMode::Bev;
+  bool body_paused_ = false;        // the sink asked to stop the body for now
 };
 
 }  // namespace wharf::http

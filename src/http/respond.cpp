@@ -34,6 +34,9 @@ const std::string& http_date() {
   return cached;
 }
 
+// Bodies up to this size are copied behind their head (one TLS record; nginx's ssl_buffer_size is 16k).
+constexpr size_t kInlineBody = 16 * 1024 - 512;
+
 // The OCI error code for a status the connection itself answers (malformed requests, timeouts).
 oci::ErrorCode code_for_status(int status) {
   if (status == 429) return oci::ErrorCode::TooManyRequests;
@@ -77,6 +80,14 @@ void Exchange::abort() {
   drain_cb_ = nullptr;
   close_cb_ = nullptr;
   if (conn_) conn_->abort(*this);
+}
+
+void Exchange::pause_body() {
+  if (conn_) conn_->pause_body(*this);
+}
+
+void Exchange::resume_body() {
+  if (conn_) conn_->resume_body(*this);
 }
 
 void Exchange::read_body(std::unique_ptr<BodySink> sink) {
@@ -208,7 +219,8 @@ void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
   if ((head || streaming) && r.content_length) length = *r.content_length;
 
   std::string h;
-  h.reserve(256 + r.headers.size() * 64 + srv_->extra_header_block_.size());
+  h.reserve(256 + r.headers.size() * 64 + srv_->extra_header_block_.size() +
+            (r.body.size() <= kInlineBody ? r.body.size() : 0));
   h += "HTTP/1.1 ";
   h += std::to_string(r.status);
   h += ' ';
@@ -233,6 +245,10 @@ void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
   if (close_after_) h += "Connection: close\r\n";
   else if (ex.req_.http10) h += "Connection: keep-alive\r\n";
   h += "\r\n";
+  // A small body goes out with its head in one piece: over TLS that is one record and one write
+  // instead of two (bufferevent_openssl writes each buffer chain separately).
+  const bool inline_body = !streaming && !head && !no_body_status && !r.file && r.body.size() <= kInlineBody;
+  if (inline_body) h += r.body;
   evbuffer_add(out, h.data(), h.size());
   bytes_ = 0;
   if (streaming) {
@@ -252,7 +268,7 @@ void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
       }
       bytes_ = r.file->length;
     } else {
-      evbuffer_add(out, r.body.data(), r.body.size());
+      if (!inline_body) evbuffer_add(out, r.body.data(), r.body.size());
       bytes_ = r.body.size();
     }
   } else if (r.file) {

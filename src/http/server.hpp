@@ -48,6 +48,12 @@ class Exchange {
   void respond(Response r);
   // Streams the request body into `sink` (sends "100 Continue" if the client asked for it).
   void read_body(std::unique_ptr<BodySink> sink);
+  // Stops feeding the request body after the current piece (a sink whose writes lag behind): the
+  // socket is not read meanwhile and the minimum body rate is not enforced. Ignored once the body is read.
+  void pause_body();
+  // Feeds the request body again after pause_body(), buffered bytes first; call it from outside the
+  // sink's on_data (a worker completion). Ignored if not paused.
+  void resume_body();
   bool alive() const { return conn_ != nullptr; }
   bool responded() const { return responded_; }
 

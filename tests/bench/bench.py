@@ -28,6 +28,7 @@ import imagegen  # noqa: E402
 from harness import Context, TestFailure, run  # noqa: E402
 from registry import MANIFEST_ACCEPT  # noqa: E402
 from scale import Client, run_scale  # noqa: E402
+from push import run_push  # noqa: E402
 from servers import REFERENCE_BIN, Nginx, NginxCache, Server, negotiated_tls  # noqa: E402
 from wrk import ab_head, wrk  # noqa: E402
 
@@ -515,6 +516,10 @@ def report(bench, args, wharf_bin, scale_rows, scale_notes, runtime):
            "nginx pinned to the suite they pick (TLS 1.3, TLS_AES_128_GCM_SHA256; `ssl_buffer_size` default, no "
            "sendfile under TLS); the negotiated suites in the notes" % (
                a.threads, a.large_duration, a.rounds),
+           "- P. rows (push.py): %d runs per cell (%d for the 64 MiB pushes) with the servers alternating, median shown, every run and the "
+           "spread in the notes; one 64 MiB blob from a Python http.client (every push a new blob), nginx = "
+           "`dav_methods PUT` (temporary file + rename, no digest, no fsync); skopeo and dockerd push to a fresh "
+           "root each run" % (a.rounds, max(a.rounds, a.push_rounds)),
            "- ratios: > 1 means wharf is higher (better for req/s and MiB/s, worse for s, GETs and RSS)",
            "- total run time: %.0f s" % runtime, "",
            "| scenario | wharf | registry:2 | nginx | wharf/registry | wharf/nginx |",
@@ -565,13 +570,18 @@ def main(argv):
     p.add_argument("--results", help="where to write the tables (default tests/bench/RESULTS.md; with "
                    "--only large: tests/bench/RESULTS-large.md); a section after the KEPT marker is kept")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
-    p.add_argument("--only", choices=("large", "token"),
-                   help="large: only the large-blob and TLS rows (L.), a few minutes; token: only row 5b")
+    p.add_argument("--only", choices=("large", "token", "push"),
+                   help="large: only the large-blob and TLS rows (L.), a few minutes; token: only row 5b; push: only "
+                   "the push rows (P., push.py), a few minutes")
+    p.add_argument("--push-rounds", type=int, default=5, help="64 MiB push rows: runs per server (default 5)")
+    p.add_argument("--docker", action=argparse.BooleanOptionalAction, default=True,
+                   help="push rows: include the dockerd pull/push rows (default on)")
     p.add_argument("--rounds", type=int, default=3, help="large rows: runs per server, alternating (default 3)")
     p.add_argument("--large-duration", type=int, default=3, help="large rows: seconds per wrk run (default 3)")
     args = p.parse_args(argv)
     if not args.results:
-        args.results = os.path.join(HERE, {"large": "RESULTS-large.md", "token": "RESULTS-token.md"}.get(args.only, "RESULTS.md"))
+        args.results = os.path.join(HERE, {"large": "RESULTS-large.md", "token": "RESULTS-token.md",
+                                           "push": "RESULTS-push.md"}.get(args.only, "RESULTS.md"))
     args.wharf_bin = os.path.abspath(args.wharf_bin)  # servers run with the run directory as cwd
     if not os.access(args.wharf_bin, os.X_OK):
         p.error("%s is not an executable (build it, or pass --wharf-bin)" % args.wharf_bin)
@@ -589,8 +599,10 @@ def main(argv):
             bench.token_only(args.wharf_bin)
         if not args.only:
             bench.direct(args.wharf_bin)
-        if args.only != "token":
+        if args.only in (None, "large"):
             bench.large(args.wharf_bin)
+        if args.only in (None, "push"):
+            run_push(bench, args.wharf_bin)
         if not args.only:
             bench.mirrors(args.wharf_bin)
         scale_rows, scale_notes = [], []
