@@ -215,7 +215,7 @@
   // Replaces the page content; data-view tells tests (and people) which page is shown.
   function setMain(view, ...nodes) {
     const main = $('main');
-    main.replaceChildren(...nodes);
+    main.replaceChildren(...nodes.filter((n) => n instanceof Node));
     main.dataset.view = view;
     main.dataset.loaded = String(Date.now());
   }
