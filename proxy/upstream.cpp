@@ -258,6 +258,7 @@ struct Upstream::Impl {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - op->started).count();
     spdlog::debug("upstream {}: {} {} -> {} in {:.3f}s", cfg.name, op->method, redact_url(op->url),
                   op->head_seen ? std::to_string(op->status) : "error: " + error, secs);
+    record_health(op, ok, error);
     if (!ok && error != "aborted")  // "aborted": the caller stopped it and says why
       spdlog::warn("upstream {}: {} {} failed after {:.3f}s: {}", cfg.name, op->method, redact_url(op->url), secs, error);
     else if (op->head_seen && op->status >= 500)
@@ -382,6 +383,22 @@ struct Upstream::Impl {
     if (done) done(ok, error);  // last: the caller may destroy this upstream
   }
 
+  void record_health(const OpPtr& op, bool ok, const std::string& error) {
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(clock().time_since_epoch()).count();
+    if (!ok && error != "aborted") {
+      health.last_error = error;
+      health.last_error_at = now;
+      health.failing = true;
+    } else if (op->head_seen && (op->status >= 500 || op->status == 429)) {
+      health.last_error = "HTTP " + std::to_string(op->status) + (op->status == 429 ? " (rate limited)" : "");
+      health.last_error_at = now;
+      health.failing = true;
+    } else if (op->head_seen) {
+      health.last_ok = now;
+      health.failing = false;
+    }
+  }
+
   void record_rate_limit(const HttpHead& h) {
     if (auto v = h.header("ratelimit-limit"); !v.empty()) rate.limit = v;
     if (auto v = h.header("ratelimit-remaining"); !v.empty()) rate.remaining = v;
@@ -419,6 +436,7 @@ struct Upstream::Impl {
   std::unordered_map<uint64_t, OpPtr> ops;
   uint64_t next_id = 1;
   RateLimitInfo rate;
+  UpstreamHealth health;
   std::chrono::system_clock::time_point backoff_until{};
   std::optional<std::pair<std::string, std::string>> bearer;  // realm and service of the last token obtained
   bool basic = false;  // the upstream asked for Basic and we have credentials: send them right away
@@ -443,6 +461,8 @@ void Upstream::set_observer(std::function<void(int status, double seconds)> obse
 }
 
 RateLimitInfo Upstream::rate_limit() const { return impl_->rate; }
+
+UpstreamHealth Upstream::health() const { return impl_->health; }
 
 bool Upstream::backing_off() const { return impl_->clock() < impl_->backoff_until; }
 

@@ -46,6 +46,14 @@ struct RateLimitInfo {
   std::string source;     // last "docker-ratelimit-source"
 };
 
+// How the upstream's recent requests went, for the web page.
+struct UpstreamHealth {
+  int64_t last_ok = 0;        // unix seconds of the last answer that was not a 429 or 5xx (0: none yet)
+  int64_t last_error_at = 0;  // unix seconds of the last failure (0: none yet)
+  std::string last_error;     // a network failure, "HTTP 503", "HTTP 429 (rate limited)"...
+  bool failing = false;       // the last finished request failed
+};
+
 struct UpstreamTimeouts {
   std::chrono::seconds connect{10};
   std::chrono::seconds first_byte{30};  // request sent → response head
@@ -73,6 +81,8 @@ class Upstream {
   const config::Upstream& config() const { return cfg_; }
   const std::string& name() const { return cfg_.name; }
   RateLimitInfo rate_limit() const;
+  // The outcome of the last successful and the last failed request.
+  UpstreamHealth health() const;
   // True while backing off after a 429 (until its Retry-After, or 60 s).
   bool backing_off() const;
   // Called for every upstream response head (each hop: 401 challenges, redirects, the final answer)

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <map>
 
@@ -23,6 +24,7 @@
 #include "src/preflight.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/metrics.hpp"
+#include "src/ui/ui.hpp"
 #include "src/api/respond.hpp"
 #include "src/api/route.hpp"
 #include "src/health.hpp"
@@ -66,11 +68,15 @@ struct Runtime {
   std::unique_ptr<api::Mirror> mirror;
   std::unique_ptr<api::AuthGate> auth;
   std::unique_ptr<api::Registry> registry;
+  ui::Traffic traffic;    // mirror hits and misses over time, for the web page
+  ui::Activity activity;  // recent audit events, for the web page
+  std::unique_ptr<ui::Ui> ui;  // null with http.ui.enabled: false
   std::unique_ptr<http::Server> server;
   std::unique_ptr<http::Server> debug_server;
   api::Metrics metrics;
   std::unique_ptr<HealthCheck> health;
   std::atomic<uint64_t> store_bytes{0};
+  std::atomic<uint64_t> store_blobs{0};  // blob records in the index
   std::atomic<uint64_t> cache_bytes{0};  // proxied blobs (what storage.cache.maxsize bounds)
   std::vector<std::unique_ptr<std::pair<Runtime*, void (*)(Runtime&)>>> timer_args;  // outlive `events`
   std::vector<EventOwner> events;
@@ -340,6 +346,12 @@ int serve(const config::Config& cfg) {
   }
   rt.auth = std::move(*auth);
   rt.registry = std::make_unique<api::Registry>(*rt.ctx, *rt.auth);
+  rt.auth->observe_audit([&rt](const auth::AuditEvent& e) { rt.activity.add(e, int64_t(std::time(nullptr))); });
+  if (cfg.ui_enabled) {
+    ui::UiSources sources{[&rt] { return ui::StoreFigures{rt.store_bytes.load(), rt.store_blobs.load()}; },
+                          int64_t(std::time(nullptr))};
+    rt.ui = std::make_unique<ui::Ui>(*rt.ctx, *rt.auth, rt.traffic, rt.activity, std::move(sources));
+  }
 
   http::ServerOptions opts;
   opts.addr = cfg.http_addr;
@@ -368,10 +380,12 @@ int serve(const config::Config& cfg) {
           ex->req().route = "health";
           return answer_health(*rtp, ex);
         }
+        if (rtp->ui && rtp->ui->owns(ex->req().path)) return rtp->ui->handle(ex);
         registry->handle(ex);
       },
       [access_log, rtp](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {
         rtp->metrics.request(req.method, req.route, status, secs, bytes, cache);
+        rtp->traffic.record(int64_t(std::time(nullptr)), req.route, req.method, status, cache, bytes);
         if (!access_log) return;
         spdlog::info("{} {} {} {} {}B {:.1f}ms user={} cache={}", req.peer, req.method, req.target, status, bytes,
                      secs * 1000, req.user.empty() ? "-" : req.user, cache.empty() ? "-" : cache);
@@ -419,11 +433,14 @@ int serve(const config::Config& cfg) {
     r.pool->submit(
         [rp] {
           rp->store_bytes = disk_usage(rp->store->root() / "blobs");
-          uint64_t proxied = 0;
+          uint64_t proxied = 0, blobs = 0;
           auto txn = rp->index->read();
-          for (const auto& [digest, rec] : rp->index->all_blobs(txn))
+          for (const auto& [digest, rec] : rp->index->all_blobs(txn)) {
+            ++blobs;
             if (rec.origin == cache::Origin::Proxied) proxied += rec.size;
+          }
           rp->cache_bytes = proxied;
+          rp->store_blobs = blobs;
         },
         nullptr);
   };

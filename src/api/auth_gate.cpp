@@ -182,8 +182,19 @@ uint8_t AuthGate::allowed(const Caller& caller, std::string_view repo) {
   return rules_.allowed(caller.user, repo);
 }
 
+void AuthGate::answer_refusal(const http::ExchangePtr& ex, const Scope& scope, const Refusal& r) {
+  if (r.code == oci::ErrorCode::Unauthorized) return challenge(ex, r.why, scope, r.token_error);
+  refuse(ex, r.code, r.why, r.wait);
+}
+
+void AuthGate::authenticate(const http::ExchangePtr& ex, std::function<void(Caller)> next,
+                            std::function<void(const Refusal&)> refused) {
+  identify(ex, "", std::move(next), std::move(refused));
+}
+
 void AuthGate::check(const http::ExchangePtr& ex, const Scope& scope, std::function<void(const Caller&)> next) {
-  identify(ex, scope, [this, ex, scope, next = std::move(next)](Caller caller) {
+  auto refused = [this, ex, scope](const Refusal& r) { answer_refusal(ex, scope, r); };
+  identify(ex, scope.repo, [this, ex, scope, next = std::move(next)](Caller caller) {
     bool ok;
     if (scope.repo.empty()) {
       // Base and catalog: signed-in callers (and bearer holders); anonymous ones where nothing is required.
@@ -219,14 +230,15 @@ void AuthGate::check(const http::ExchangePtr& ex, const Scope& scope, std::funct
                                          "\",scope=\"repository:" + scope.repo + ":" + need + "\",error=\"insufficient_scope\"");
     }
     ex->respond(std::move(res));
-  });
+  }, std::move(refused));
 }
 
-void AuthGate::identify(const http::ExchangePtr& ex, const Scope& scope, std::function<void(Caller)> next) {
+void AuthGate::identify(const http::ExchangePtr& ex, std::string repo, std::function<void(Caller)> next,
+                        std::function<void(const Refusal&)> refused) {
   const std::string_view header = trim(ex->req().header("authorization"));
   if (header.empty()) return next(Caller{});
   if (starts_with_ci(header, "bearer ")) {
-    if (!token_mode_) return challenge(ex, "bearer tokens are not accepted here; use Basic authentication", scope);
+    if (!token_mode_) return refused(Refusal{oci::ErrorCode::Unauthorized, "bearer tokens are not accepted here; use Basic authentication", "", {}});
     const std::string_view token = trim(header.substr(7));
     const int64_t now = unix_now();
     auto claims = tokens_.lookup(token, now);
@@ -234,8 +246,8 @@ void AuthGate::identify(const http::ExchangePtr& ex, const Scope& scope, std::fu
       auto verified = auth::verify_jwt(token, verify_keys_,
                                        auth::VerifyOptions{cfg_.token_issuer, cfg_.token_service, now, 60});
       if (!verified) {
-        audit(ex, "denied", "", scope.repo, "bearer token", verified.error());
-        return challenge(ex, "invalid token: " + verified.error(), scope, "invalid_token");
+        audit(ex, "denied", "", repo, "bearer token", verified.error());
+        return refused(Refusal{oci::ErrorCode::Unauthorized, "invalid token: " + verified.error(), "invalid_token", {}});
       }
       claims = std::make_shared<const auth::Claims>(std::move(*verified));
       tokens_.remember(token, claims, claims->expires + 60, now);
@@ -244,8 +256,9 @@ void AuthGate::identify(const http::ExchangePtr& ex, const Scope& scope, std::fu
     if (issuer_ && claims->subject.starts_with(auth::kRobotPrefix)) {
       const auth::Robot* r = robots_->find(std::string_view(claims->subject).substr(auth::kRobotPrefix.size()));
       if (r == nullptr || (r->expires != 0 && r->expires <= now)) {
-        audit(ex, "denied", claims->subject, scope.repo, "bearer token", "robot revoked or expired");
-        return challenge(ex, "robot account " + claims->subject + " is revoked or expired", scope, "invalid_token");
+        audit(ex, "denied", claims->subject, repo, "bearer token", "robot revoked or expired");
+        return refused(Refusal{oci::ErrorCode::Unauthorized, "robot account " + claims->subject + " is revoked or expired",
+                               "invalid_token", {}});
       }
     }
     return next(Caller{claims->subject, claims});
@@ -261,58 +274,60 @@ void AuthGate::identify(const http::ExchangePtr& ex, const Scope& scope, std::fu
   }
   if (auto user = cache_->lookup(authz)) return next(Caller{*user, nullptr});
   auto creds = auth::parse_basic(authz);
-  if (!creds) return challenge(ex, "unsupported Authorization header; use Basic or Bearer", scope);
+  if (!creds) return refused(Refusal{oci::ErrorCode::Unauthorized, "unsupported Authorization header; use Basic or Bearer", "", {}});
   if (creds->first.starts_with(auth::kRobotPrefix) && robots_) {
     const auth::Robot* r = robots_->find(std::string_view(creds->first).substr(auth::kRobotPrefix.size()));
     const bool ok = r != nullptr && auth::robot_secret_matches(*r, creds->second) &&
                     (r->expires == 0 || r->expires > unix_now());
     if (!ok) {
-      audit(ex, "login", creds->first, scope.repo, "", "failed");
-      return challenge(ex, "invalid username or password", scope);
+      audit(ex, "login", creds->first, repo, "", "failed");
+      return refused(Refusal{oci::ErrorCode::Unauthorized, "invalid username or password", "", {}});
     }
     return next(Caller{creds->first, nullptr});  // not cached: revocation counts at the next request
   }
-  verify_password(ex, scope, std::move(authz), std::move(creds->first), std::move(creds->second), std::move(next));
+  verify_password(ex, std::move(repo), std::move(authz), std::move(creds->first), std::move(creds->second), std::move(next),
+                  std::move(refused));
 }
 
-void AuthGate::verify_password(const http::ExchangePtr& ex, const Scope& scope, std::string authz, std::string user,
-                               std::string password, std::function<void(Caller)> next) {
+void AuthGate::verify_password(const http::ExchangePtr& ex, std::string repo, std::string authz, std::string user, std::string password,
+                               std::function<void(Caller)> next, std::function<void(const Refusal&)> refused) {
   auto users = file_ ? file_->users() : nullptr;
   if (!users) {
-    return challenge(ex, file_ ? "authentication is unavailable: the server's htpasswd file cannot be used"
-                               : "invalid username or password", scope);
+    return refused(Refusal{oci::ErrorCode::Unauthorized,
+                           file_ ? "authentication is unavailable: the server's htpasswd file cannot be used"
+                                 : "invalid username or password", "", {}});
   }
   const std::string client = auth::client_key(ex->req().peer);
   if (auto wait = throttle_.begin(client)) {
     ++stats_.throttled;
-    return refuse(ex, oci::ErrorCode::TooManyRequests,
-                  "too many failed or concurrent logins from this address; retry later", *wait);
+    return refused(Refusal{oci::ErrorCode::TooManyRequests,
+                           "too many failed or concurrent logins from this address; retry later", "", *wait});
   }
   auto ok = std::make_shared<bool>(false);
   auto creds = std::make_shared<std::pair<std::string, std::string>>(std::move(user), std::move(password));
   const uint64_t generation = file_->generation();
   const bool queued = checks_->try_submit(
       [users, creds, ok] { *ok = users->verify(creds->first, creds->second); },
-      [this, ex, scope, ok, creds, authz, client, generation, next]() mutable {
+      [this, ex, repo, ok, creds, authz, client, generation, next, refused]() mutable {
         ++stats_.checks;
         if (!*ok) ++stats_.failures;
         throttle_.finish(client, *ok ? auth::FailureThrottle::Outcome::Verified : auth::FailureThrottle::Outcome::Failed);
         if (!ex->alive()) return;
-        if (generation != file_->generation()) return identify(ex, scope, std::move(next));  // the file changed meanwhile
+        if (generation != file_->generation()) return identify(ex, repo, std::move(next), std::move(refused));  // the file changed meanwhile
         if (!*ok) {
           spdlog::warn("authentication failed for user '{}' from {}", creds->first, ex->req().peer);
-          audit(ex, "login", creds->first, scope.repo, "", "failed");
-          return challenge(ex, "invalid username or password", scope);
+          audit(ex, "login", creds->first, repo, "", "failed");
+          return refused(Refusal{oci::ErrorCode::Unauthorized, "invalid username or password", "", {}});
         }
-        audit(ex, "login", creds->first, scope.repo, "", "ok");
+        audit(ex, "login", creds->first, repo, "", "ok");
         cache_->remember(authz, creds->first);
         next(Caller{creds->first, nullptr});
       });
   if (!queued) {
     throttle_.finish(client, auth::FailureThrottle::Outcome::NotRun);
     ++stats_.overloaded;
-    return refuse(ex, oci::ErrorCode::Unavailable, "too many logins waiting for a password check; retry later",
-                  std::chrono::seconds(1));
+    return refused(Refusal{oci::ErrorCode::Unavailable, "too many logins waiting for a password check; retry later", "",
+                           std::chrono::seconds(1)});
   }
 }
 

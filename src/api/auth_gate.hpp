@@ -57,6 +57,15 @@ struct Caller {
   bool signed_in() const { return !user.empty(); }
 };
 
+// Why the gate could not establish who is calling: 401 (code Unauthorized, with the token spec's
+// error), 429 or 503 (with a wait).
+struct Refusal {
+  oci::ErrorCode code = oci::ErrorCode::Unauthorized;
+  std::string why;
+  std::string token_error;  // "invalid_token", "insufficient_scope" or empty
+  std::chrono::seconds wait{0};
+};
+
 class AuthGate {
  public:
   // Builds the gate from auth.htpasswd, auth.token, auth.access/groups, auth.robots and auth.audit.
@@ -68,6 +77,15 @@ class AuthGate {
   bool enabled() const { return file_.has_value() || token_mode_; }
   // Establishes the caller, checks `scope`, then calls `next`; otherwise answers 401, 403, 429 or 503.
   void check(const http::ExchangePtr& ex, const Scope& scope, std::function<void(const Caller&)> next);
+  // Establishes the caller from the Authorization header like check() (throttled password checks
+  // included) without checking a scope and without answering: `refused` gets the reason instead.
+  void authenticate(const http::ExchangePtr& ex, std::function<void(Caller)> next,
+                    std::function<void(const Refusal&)> refused);
+  // Writes one audit event (and passes it to the observer set with observe_audit).
+  void audit(const http::ExchangePtr& ex, std::string_view event, std::string_view user, std::string_view repo,
+             std::string_view action, std::string_view outcome);
+  // Passes every audit event to `observer` as well (loop thread).
+  void observe_audit(std::function<void(const auth::AuditEvent&)> observer) { audit_->observe(std::move(observer)); }
   // The actions (auth::Action bits) `caller` may take on `repo` now.
   uint8_t allowed(const Caller& caller, std::string_view repo);
   // Whether `caller` may make wharf fetch from `upstream` (auth.fetch); otherwise it sees the cache only.
@@ -89,15 +107,18 @@ class AuthGate {
  private:
   AuthGate(const config::Config& cfg, event_base* base, AuthLimits limits);
   // Establishes the caller from the Authorization header and calls `next`, or answers 401/429/503 itself.
-  void identify(const http::ExchangePtr& ex, const Scope& scope, std::function<void(Caller)> next);
-  void verify_password(const http::ExchangePtr& ex, const Scope& scope, std::string authz, std::string user,
-                       std::string password, std::function<void(Caller)> next);
+  // `refused` gets the reason when the header names nobody valid (or the check is throttled); `repo`
+  // is the repository of the request, for the audit log only.
+  void identify(const http::ExchangePtr& ex, std::string repo, std::function<void(Caller)> next,
+                std::function<void(const Refusal&)> refused);
+  void verify_password(const http::ExchangePtr& ex, std::string repo, std::string authz, std::string user, std::string password,
+                       std::function<void(Caller)> next, std::function<void(const Refusal&)> refused);
+  // Answers a refusal for `scope`: 401 with the challenge, or 429/503 with Retry-After.
+  void answer_refusal(const http::ExchangePtr& ex, const Scope& scope, const Refusal& r);
   // 401 UNAUTHORIZED with the challenge for `scope` (`error`: the token spec's error, may be empty).
   void challenge(const http::ExchangePtr& ex, const std::string& why, const Scope& scope, std::string_view error = {});
   void refuse(const http::ExchangePtr& ex, oci::ErrorCode code, const std::string& why, std::chrono::seconds wait);
   std::string realm_for(const http::Request& req) const;
-  void audit(const http::ExchangePtr& ex, std::string_view event, std::string_view user, std::string_view repo,
-             std::string_view action, std::string_view outcome);
 
   config::Config cfg_;
   bool token_mode_ = false;

@@ -94,6 +94,13 @@ std::vector<std::pair<std::string, double>> Mirror::rate_limits() const {
   return out;
 }
 
+std::vector<Mirror::UpstreamView> Mirror::upstream_views() const {
+  std::vector<UpstreamView> out;
+  for (const auto& [name, up] : upstreams_)
+    out.push_back(UpstreamView{name, up->config().url, up->backing_off(), up->health(), up->rate_limit()});
+  return out;
+}
+
 proxy::Upstream* Mirror::upstream(const std::string& name) const {
   auto it = upstreams_.find(name);
   return it == upstreams_.end() ? nullptr : it->second.get();

@@ -67,6 +67,15 @@ class Mirror {
   // The last ratelimit-remaining per upstream (-1 when none was seen).
   std::vector<std::pair<std::string, double>> rate_limits() const;
   proxy::FetchTable& fetches() { return *fetches_; }
+  // One upstream as the web page shows it.
+  struct UpstreamView {
+    std::string name, url;
+    bool backing_off = false;
+    proxy::UpstreamHealth health;
+    proxy::RateLimitInfo rate;
+  };
+  // Every upstream with its back-off, last success and failure, and rate-limit headers.
+  std::vector<UpstreamView> upstream_views() const;
 
  private:
   proxy::Upstream* upstream(const std::string& name) const;

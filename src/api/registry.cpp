@@ -19,6 +19,11 @@ void Registry::handle(const http::ExchangePtr& ex) {
   const auto& path = ex->req().path;
   if (path == "/auth/token") return auth_.token_endpoint(ex);
   if (!path.starts_with("/v2")) return fail(ex, oci::ErrorCode::Unsupported, "no such endpoint", {}, 404);
+  if (ex->req().method == "OPTIONS") {
+    // A browser's CORS preflight carries no credentials: 204 with http.headers (added to every response), nothing else.
+    ex->req().route = "preflight";
+    return ex->respond(http::Response(204));
+  }
   auto route = parse_route(path);
   if (!route) {
     // Even a path that names nothing needs a signed-in caller when authentication is on.

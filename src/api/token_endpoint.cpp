@@ -58,7 +58,7 @@ void AuthGate::token_endpoint(const http::ExchangePtr& ex) {
     res.header("WWW-Authenticate", "Basic realm=\"" + cfg_.token_service + "\"");
     return ex->respond(std::move(res));
   }
-  identify(ex, Scope{}, [this, ex, wanted = std::move(wanted)](Caller caller) {
+  identify(ex, "", [this, ex, wanted = std::move(wanted)](Caller caller) {
     auto account = ex->req().query_param("account");
     if (account && !account->empty() && caller.signed_in() && *account != caller.user) {
       return fail(ex, oci::ErrorCode::Unauthorized, "account does not match the credentials");
@@ -80,7 +80,7 @@ void AuthGate::token_endpoint(const http::ExchangePtr& ex) {
     auto res = json_response(200, body.dump());
     res.header("Cache-Control", "no-store");
     ex->respond(std::move(res));
-  });
+  }, [this, ex](const Refusal& r) { answer_refusal(ex, Scope{}, r); });
 }
 
 }  // namespace wharf::api

@@ -30,6 +30,7 @@ std::unique_ptr<AuditLog> AuditLog::open(bool enabled, const std::string& path, 
 }
 
 void AuditLog::record(const AuditEvent& e) {
+  if (observer_) observer_(e);
   if (!logger_) return;
   const auto now = std::chrono::system_clock::now();
   const double ts = std::chrono::duration<double>(now.time_since_epoch()).count();

@@ -99,6 +99,8 @@ struct Config {
   std::string debug_addr;                    // http.debug.addr
   bool prometheus_enabled = false;           // http.debug.prometheus.enabled
   std::string prometheus_path = "/metrics";  // http.debug.prometheus.path
+  bool ui_enabled = true;                    // http.ui.enabled (the web page and its /api/)
+  std::string ui_path = "/";                 // http.ui.path (where the page is served; starts and ends with /)
 
   std::string htpasswd_realm;  // auth.htpasswd.realm
   std::string htpasswd_path;   // auth.htpasswd.path (empty: no auth)

@@ -46,6 +46,17 @@ std::optional<std::string> empty_or_http_url(const std::string& s) { return s.em
 std::optional<std::string> absolute_path(const std::string& s) {
   return s.starts_with('/') ? std::nullopt : std::optional<std::string>("must start with /");
 }
+// A path prefix for the web page: "/" or "/x/.../", never under /v2/, /api/ or /auth/.
+std::optional<std::string> ui_path(const std::string& s) {
+  if (!s.starts_with('/') || !s.ends_with('/')) return std::string("must start and end with /, e.g. \"/ui/\"");
+  for (char c : s)
+    if (c <= ' ' || c == 0x7f || c == '?' || c == '#' || c == '%' || c == '\\') return std::string("must be a plain path");
+  if (s.find("//") != std::string::npos || s.find("/./") != std::string::npos || s.find("/../") != std::string::npos)
+    return std::string("must be a plain path (no empty, . or .. segments)");
+  for (const char* taken : {"/v2/", "/api/", "/auth/", "/debug/"})
+    if (s.starts_with(taken)) return std::string("must not be under ").append(taken);
+  return std::nullopt;
+}
 
 // logrus levels (registry:2) folded onto wharf's five: warning → warn, fatal/panic → error.
 std::expected<std::string, std::string> log_level(const std::string& text) {
@@ -394,6 +405,9 @@ const Field kFields[] = {
     section("http.debug.prometheus"),
     used("http.debug.prometheus.enabled", KeyType::Bool, store<&Config::prometheus_enabled>),
     used("http.debug.prometheus.path", KeyType::String, store_checked<&Config::prometheus_path, absolute_path>),
+    section("http.ui"),
+    used("http.ui.enabled", KeyType::Bool, store<&Config::ui_enabled>),
+    used("http.ui.path", KeyType::String, store_checked<&Config::ui_path, ui_path>),
     used("http.headers", KeyType::HeaderMap, store<&Config::http_headers>),
     section("http.limits"),
     used("http.limits.headertimeout", KeyType::Duration, store_positive_duration<&Config::header_timeout>),

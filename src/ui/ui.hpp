@@ -1,0 +1,94 @@
+#pragma once
+// The web page and its JSON API (docs/api.md): the embedded assets at http.ui.path, and /api/ with
+// sign-in sessions (cookie + CSRF token) or the same Authorization header as /v2/. Loop thread only;
+// work that reads files or writes the index runs on the work pool.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/api/auth_gate.hpp"
+#include "src/api/context.hpp"
+#include "src/http/server.hpp"
+#include "src/ui/activity.hpp"
+#include "src/ui/sessions.hpp"
+#include "src/ui/traffic.hpp"
+
+namespace wharf::ui {
+
+// Figures the App measures in the background (the store walk) and owns.
+struct StoreFigures {
+  uint64_t bytes = 0;  // bytes of blobs and manifests stored
+  uint64_t blobs = 0;  // blob records in the index
+};
+
+// What the page reads that the App owns.
+struct UiSources {
+  std::function<StoreFigures()> store;  // the last measurement
+  int64_t started = 0;                  // unix seconds when serving began
+};
+
+// Who is calling an /api/ endpoint, once established.
+struct Who {
+  api::Caller caller;
+  bool ambient = false;          // authenticated by the session cookie (or nothing, with auth off): CSRF applies
+  std::string csrf;              // the token that caller must send with non-GET requests (ambient only)
+};
+
+class Ui {
+ public:
+  // Builds the page's handler; `traffic` and `activity` are fed by the App.
+  Ui(api::Context& ctx, api::AuthGate& auth, Traffic& traffic, Activity& activity, UiSources sources);
+  // Whether `path` is the page's (ui.path, its assets) or the API's (/api/...).
+  bool owns(std::string_view path) const;
+  // Answers one request for a path owns() accepted.
+  void handle(const http::ExchangePtr& ex);
+  // Signed-in sessions held now.
+  size_t sessions() const { return sessions_.size(); }
+
+ private:
+  void serve_asset(const http::ExchangePtr& ex, std::string_view name);
+  void api(const http::ExchangePtr& ex, std::string_view endpoint);
+  // Establishes the caller (cookie, Authorization header, or anonymous with auth off) and checks
+  // CSRF for non-GET ambient requests; answers 401/403/429/503 itself.
+  void resolve(const http::ExchangePtr& ex, std::function<void(const Who&)> next);
+  // The session of the request's cookie (not expired), or nullptr.
+  const Session* cookie_session(const http::Request& req);
+  // Whether a non-GET ambient request carries the right CSRF token and a matching Origin.
+  bool csrf_ok(const http::Request& req, const std::string& csrf) const;
+  // Answers a refusal of the gate as {"error","code"} (with Retry-After for 429/503).
+  static void refuse(const http::ExchangePtr& ex, const api::Refusal& r);
+  // Whether `who` may pull `repo`.
+  bool visible(const Who& who, std::string_view repo);
+  // Whether `repo` is a mirrored (cached) repository: its first component names an upstream.
+  std::optional<std::string> upstream_of(std::string_view repo) const;
+  // "host:port" as the client reached wharf (Host header, else http.host, else http.addr).
+  std::string registry_host(const http::Request& req) const;
+
+  // Endpoints (api_session.cpp, api_overview.cpp, api_repos.cpp, api_actions.cpp).
+  void session(const http::ExchangePtr& ex);
+  void login(const http::ExchangePtr& ex);
+  void logout(const http::ExchangePtr& ex, const Who& who);
+  void overview(const http::ExchangePtr& ex);
+  void activity(const http::ExchangePtr& ex, const Who& who);
+  void repositories(const http::ExchangePtr& ex, const Who& who);
+  void repository(const http::ExchangePtr& ex, const Who& who);
+  void delete_tag(const http::ExchangePtr& ex, const Who& who);
+  void evict(const http::ExchangePtr& ex, const Who& who);
+  // Reads the JSON body {"name":..,"tag":..} and checks delete permission, then calls `next(name, tag)`.
+  void tag_action(const http::ExchangePtr& ex, const Who& who, bool evict,
+                  std::function<void(std::string, std::string)> next);
+
+  api::Context& ctx_;
+  api::AuthGate& auth_;
+  Traffic& traffic_;
+  Activity& activity_;
+  UiSources sources_;
+  SessionStore sessions_;
+  std::string process_csrf_;  // the CSRF token with auth off
+};
+
+}  // namespace wharf::ui
