@@ -85,7 +85,7 @@ def push_referrer(reg, repo, subject_digest, artifact_type):
                 "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
                 "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
                 "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject_digest,
-                            "size": len(json.dumps(reg.manifest(repo, subject_digest).json()))}}
+                            "size": len(reg.manifest(repo, subject_digest).body)}}
     body = json.dumps(manifest).encode()
     digest = imagegen.sha256(body)
     r, _ = reg.push_manifest(repo, digest, body)
@@ -249,8 +249,8 @@ def test_ui_mirror_hits_and_evict(ctx):
         shot(b, "overview", docs="ui-overview")
 
         goto(b, m.wharf.url + "/#/repos?kind=mirror", "repos")
-        check_eq(rows(b, "tr[data-repo]", "repo"), ["library/mirrored"], "mirrored repositories listed")
-        b.click('tr[data-repo="library/mirrored"] a')
+        check_eq(rows(b, "tr[data-repo]", "repo"), ["docker.io/library/mirrored"], "mirrored repositories listed")
+        b.click('tr[data-repo="docker.io/library/mirrored"] a')
         view(b, "repo")
         check_eq(rows(b, "tr.tag", "tag"), ["1.0"], "cached tags of the mirrored repository")
         check_eq(b.js("return document.querySelector('tr.tag td.mono').title;"), img["manifest_digest"],
