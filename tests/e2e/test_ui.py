@@ -109,7 +109,7 @@ def tags_list(reg, repo):
 
 @wharf_only(UI)
 @timeout(300)
-def test_ui_login_repos_search_delete_logout(ctx):
+def test_login_repos_search_delete_logout(ctx):
     reg = ctx.registry(users=USERS).start()
     one = reg.push_image("team/app", "1.0", seed=11)
     two = reg.push_image("team/app", "2.0", seed=12, layers=2)
@@ -227,7 +227,7 @@ def test_ui_login_repos_search_delete_logout(ctx):
 
 @wharf_only(UI)
 @timeout(300)
-def test_ui_mirror_hits_and_evict(ctx):
+def test_mirror_hits_and_evict(ctx):
     with Mirror(ctx) as m:
         img = ctx.image(name="mirrored", layers=2, size=128 << 10, seed=31)
         m.hub.push(img, "library/mirrored", "1.0")
