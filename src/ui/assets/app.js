@@ -298,19 +298,18 @@
       'aria-label': 'hit ratio over time' });
     el.append(svg('line', { class: 'axis', x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5 }));
     el.append(svg('line', { class: 'axis', x1: 0, y1: H / 2, x2: W, y2: H / 2, 'stroke-dasharray': '3 3' }));
-    let d = '';
-    let pen = false;
+    const served = (b) => b && Number(b.hits) + Number(b.misses) > 0;
+    let d = '', dots = '';
     buckets.forEach((b, i) => {
-      const total = Number(b.hits) + Number(b.misses);
-      if (!total) { pen = false; return; }
-      const x = ((i + 0.5) / n) * W, y = H - 2 - (Number(b.hits) / total) * (H - 4);
-      d += (pen ? 'L' : 'M') + x.toFixed(1) + ' ' + y.toFixed(1);
-      if (!pen && (i + 1 >= buckets.length || !(Number(buckets[i + 1].hits) + Number(buckets[i + 1].misses)))) {
-        d += 'l0.1 0'; // a lone point still shows
-      }
-      pen = true;
+      if (!served(b)) return;
+      const x = ((i + 0.5) / n) * W, y = H - 3 - (Number(b.hits) / (Number(b.hits) + Number(b.misses))) * (H - 6);
+      const xy = x.toFixed(1) + ' ' + y.toFixed(1);
+      d += (served(buckets[i - 1]) ? 'L' : 'M') + xy;
+      if (!served(buckets[i - 1]) && !served(buckets[i + 1])) dots += 'M' + xy + 'l0.01 0'; // a lone point
     });
-    if (d) el.append(svg('path', { class: 'ratio', d, 'vector-effect': 'non-scaling-stroke', 'stroke-linecap': 'round' }));
+    const line = { 'vector-effect': 'non-scaling-stroke', 'stroke-linecap': 'round', 'stroke-linejoin': 'round' };
+    if (d) el.append(svg('path', { class: 'ratio', d, ...line }));
+    if (dots) el.append(svg('path', { class: 'dot', d: dots, ...line }));
     return el;
   }
 
@@ -584,9 +583,9 @@
           a.event)),
         h('td', null, a.user || '–'),
         h('td', null, a.repo ? h('a', { href: '#/repo/' + encodeURIComponent(a.repo) }, a.repo) : '–',
-          a.ref ? h('span', { class: 'muted' }, ' ' + a.ref) : null),
+          a.ref ? h('span', { class: 'muted', title: a.ref }, ' ' + shortDigest(a.ref)) : null),
         h('td', { class: 'mono hide-sm' }, a.remote || ''),
-        h('td', { class: 'hide-sm' }, a.detail || '')));
+        h('td', { class: 'hide-sm detail' }, a.detail || '')));
       setMain('activity', h('h1', null, 'Activity'),
         h('div', { class: 'panel' }, table([['When'], ['Event'], ['User'], ['Repository'], ['From', 'hide-sm'],
           ['Detail', 'hide-sm']], rows, 'Nothing yet.')));
