@@ -4,8 +4,9 @@ With auth on (htpasswd): nothing but the login form and 401s before signing in; 
 refused; a pushed repository, its tags and a referrer under its subject; search; delete a tag through
 the confirmation dialog (cancel first); CSRF refused; hostile strings shown as text; the activity
 page; log out (a reload shows the login form again). With auth off, as a pull-through mirror: hits go
-up on the overview (by its own 10 s refresh) after pulls through the mirror; the mirrored image's
-page; evict it with confirmation; the overview at phone width and in dark mode.
+up on the overview (by its own 10 s refresh) after pulls through the mirror, with the page at
+http.ui.path /console/; the mirrored image's page; evict it with confirmation; the overview at phone
+width and in dark mode.
 
 Each test fails if the browser console shows an error the test did not provoke itself. Screenshots
 of every page go to tests/out/ui/; with WHARF_UI_SCREENSHOTS_TO_DOCS=1 the overview and repository
@@ -228,12 +229,14 @@ def test_login_repos_search_delete_logout(ctx):
 @wharf_only(UI)
 @timeout(300)
 def test_mirror_hits_and_evict(ctx):
-    with Mirror(ctx) as m:
+    # The page at a non-default http.ui.path: its assets are relative, the API stays at /api/.
+    with Mirror(ctx, extra={"http": {"ui": {"path": "/console/"}}}) as m:
+        page = m.wharf.url + "/console/"
         img = ctx.image(name="mirrored", layers=2, size=128 << 10, seed=31)
         m.hub.push(img, "library/mirrored", "1.0")
         b = Browser(ctx)
         con = Console(b)
-        b.get(m.wharf.url + "/")
+        b.get(page)
         view(b, "overview")  # auth off: no login form
         check_eq(b.js("return document.getElementById('who').hidden;"), True, "user box with auth off")
         hits_before = int(b.js("return %s.dataset.hits;" % MAIN))
@@ -248,7 +251,7 @@ def test_mirror_hits_and_evict(ctx):
         check(b.js("return document.querySelectorAll('#traffic rect').length;") > 0, "no bars in the traffic chart")
         shot(b, "overview", docs="ui-overview")
 
-        goto(b, m.wharf.url + "/#/repos?kind=mirror", "repos")
+        goto(b, page + "#/repos?kind=mirror", "repos")
         check_eq(rows(b, "tr[data-repo]", "repo"), ["docker.io/library/mirrored"], "mirrored repositories listed")
         b.click('tr[data-repo="docker.io/library/mirrored"] a')
         view(b, "repo")
@@ -273,12 +276,12 @@ def test_mirror_hits_and_evict(ctx):
 
         # A phone-sized window: nothing wider than the screen; and dark mode.
         b.set_size(375, 812)
-        goto(b, m.wharf.url + "/#/", "overview")
+        goto(b, page + "#/", "overview")
         widths = b.js("return [document.documentElement.scrollWidth, window.innerWidth];")
         check(widths[0] <= widths[1], "the overview is wider than a 375 px window: %r" % widths)
         shot(b, "overview-phone")
         b.set_size(1280, 800)
         b.color_scheme("dark")
-        goto(b, m.wharf.url + "/#/repos", "repos")
+        goto(b, page + "#/repos", "repos")
         shot(b, "repositories-dark")
         con.clean("on the mirror's pages")
