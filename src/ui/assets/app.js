@@ -5,7 +5,7 @@
 (() => {
   const REFRESH_MS = 10000;
   const SVG = 'http://www.w3.org/2000/svg';
-  const state = { session: null, timer: null, seq: 0, range: 'hour' };
+  const state = { session: null, timer: null, seq: 0, renders: 0, range: 'hour' };
   const $ = (id) => document.getElementById(id);
 
   // ---- DOM helpers -------------------------------------------------------------------------
@@ -217,7 +217,7 @@
     const main = $('main');
     main.replaceChildren(...nodes.filter((n) => n instanceof Node));
     main.dataset.view = view;
-    main.dataset.loaded = String(Date.now());
+    main.dataset.loaded = String(++state.renders);
   }
 
   function markNav(name) {
@@ -458,7 +458,7 @@
       if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); ok = true; }
     } catch (e) { ok = false; }
     if (!ok) {
-      const ta = h('textarea', { readonly: true, class: 'offscreen' });
+      const ta = h('textarea', { readonly: true });
       ta.value = text;
       ta.style.position = 'fixed';
       ta.style.opacity = '0';
