@@ -3,10 +3,10 @@
 With auth on (htpasswd): nothing but the login form and 401s before signing in; a wrong password is
 refused; a pushed repository, its tags and a referrer under its subject; search; delete a tag through
 the confirmation dialog (cancel first); CSRF refused; hostile strings shown as text; the activity
-page; log out (a reload shows the login form again). With auth off, as a pull-through mirror: hits go
-up on the overview (by its own 10 s refresh) after pulls through the mirror, with the page at
-http.ui.path /console/; the mirrored image's page; evict it with confirmation; the overview at phone
-width and in dark mode.
+page; log out (a reload shows the login form again); no delete button when deleting is off.
+With auth off, as a pull-through mirror: hits go up on the overview (by its own 10 s refresh) after
+pulls through the mirror, with the page at http.ui.path /console/; the mirrored image's page; evict
+it with confirmation; the overview at phone width and in dark mode.
 
 Each test fails if the browser console shows an error the test did not provoke itself. Screenshots
 of every page go to tests/out/ui/; with WHARF_UI_SCREENSHOTS_TO_DOCS=1 the overview and repository
@@ -225,6 +225,16 @@ def test_login_repos_search_delete_logout(ctx):
     check_eq(fetch_status(b, "/api/overview"), 401, "GET /api/overview from the page after logging out")
     con.clean("after logging out", allowed=[r"/api/overview .*\b401\b"])
     no_script_ran(b, "the whole session")
+
+    # With storage.delete.enabled off (and auth off) the page offers no delete button.
+    plain = ctx.registry(name="nodelete", delete=False).start()
+    plain.push_image("team/app", "1.0", seed=14)
+    b.get(plain.url + "/#/repo/team%2Fapp")
+    view(b, "repo")
+    check_eq(rows(b, "tr.tag", "tag"), ["1.0"], "tags on the registry without delete")
+    check_eq(b.js("return document.querySelectorAll('button[data-action]').length;"), 0,
+             "delete/evict buttons with storage.delete.enabled off")
+    con.clean("on the registry without delete")
 
 
 @wharf_only(UI)
