@@ -390,7 +390,7 @@ struct Upstream::Impl {
       health.last_error_at = now;
       health.failing = true;
     } else if (op->head_seen && (op->status >= 500 || op->status == 429)) {
-      health.last_error = "HTTP " + std::to_string(op->status) + (op->status == 429 ? " (rate limited)" : "");
+      health.last_error = std::string("HTTP ").append(std::to_string(op->status)).append(op->status == 429 ? " (rate limited)" : "");
       health.last_error_at = now;
       health.failing = true;
     } else if (op->head_seen) {

@@ -386,6 +386,7 @@ int serve(const config::Config& cfg) {
       [access_log, rtp](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {
         rtp->metrics.request(req.method, req.route, status, secs, bytes, cache);
         rtp->traffic.record(int64_t(std::time(nullptr)), req.route, req.method, status, cache, bytes);
+        if (rtp->ui) rtp->ui->observe(req.method, status, cache);
         if (!access_log) return;
         spdlog::info("{} {} {} {} {}B {:.1f}ms user={} cache={}", req.peer, req.method, req.target, status, bytes,
                      secs * 1000, req.user.empty() ? "-" : req.user, cache.empty() ? "-" : cache);

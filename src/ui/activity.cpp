@@ -12,7 +12,7 @@ void Activity::add(const auth::AuditEvent& e, int64_t now) {
     }
   }
   item.detail = std::string(action);
-  if (!e.outcome.empty()) item.detail += (item.detail.empty() ? "" : ": ") + std::string(e.outcome);
+  if (!e.outcome.empty()) item.detail.append(item.detail.empty() ? "" : ": ").append(e.outcome);
   if (items_.size() >= capacity_) items_.pop_front();
   items_.push_back(std::move(item));
 }

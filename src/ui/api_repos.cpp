@@ -65,7 +65,7 @@ std::vector<std::string> platforms_of(std::string_view index_json) {
     if (os == p->end() || arch == p->end() || !os->is_string() || !arch->is_string()) continue;
     std::string text = os->get<std::string>() + "/" + arch->get<std::string>();
     if (variant != p->end() && variant->is_string() && !variant->get<std::string>().empty())
-      text += "/" + variant->get<std::string>();
+      text.append("/").append(variant->get<std::string>());
     if (text == "unknown/unknown") continue;
     if (std::find(out.begin(), out.end(), text) == out.end()) out.push_back(std::move(text));
   }
@@ -84,13 +84,9 @@ void Ui::repositories(const http::ExchangePtr& ex, const Who& who) {
   auto query = parse_repo_query(req.query_param("q"), req.query_param("kind"), req.query_param("page"),
                                 req.query_param("per_page"));
   if (!query) return send_error(ex, oci::ErrorCode::Unsupported, query.error(), 400);
-  auto txn = ctx_.index.read();
-  bool more = false;
-  const std::vector<std::string> names = ctx_.index.repos(txn, "", 0, &more);
-  const RepoPage page = select_repos(
-      names, *query, [this](std::string_view n) { return upstream_of(n).has_value(); },
-      [this, &who](std::string_view n) { return visible(who, n); });
+  const RepoPage page = page_of(repo_names(), matches(who, *query), *query);
   nlohmann::json items = nlohmann::json::array();
+  auto txn = ctx_.index.read();
   for (const std::string& name : page.names) {
     const RepoSummary s = summarize(ctx_.index, txn, name);
     const auto upstream = upstream_of(name);

@@ -14,7 +14,7 @@ class JsonSink : public http::BodySink {
     if (failed_) return false;
     if (text_.size() + len > max_) {
       failed_ = true;
-      send_error(ex_, oci::ErrorCode::SizeInvalid, "request body larger than " + std::to_string(max_) + " bytes", 413);
+      send_error(ex_, oci::ErrorCode::SizeInvalid, std::string("request body larger than ").append(std::to_string(max_)) + " bytes", 413);
       return false;
     }
     text_.append(data, len);
@@ -56,7 +56,7 @@ void read_json_body(const http::ExchangePtr& ex, size_t max, std::function<void(
   const auto& req = ex->req();
   if (!req.has_body()) return send_error(ex, oci::ErrorCode::Unsupported, "a JSON body is required", 400);
   if (req.content_length && *req.content_length > max)
-    return send_error(ex, oci::ErrorCode::SizeInvalid, "request body larger than " + std::to_string(max) + " bytes", 413);
+    return send_error(ex, oci::ErrorCode::SizeInvalid, std::string("request body larger than ").append(std::to_string(max)) + " bytes", 413);
   ex->read_body(std::make_unique<JsonSink>(ex, max, std::move(next)));
 }
 

@@ -46,19 +46,33 @@ std::expected<RepoQuery, std::string> parse_repo_query(std::optional<std::string
   return out;
 }
 
-RepoPage select_repos(const std::vector<std::string>& names, const RepoQuery& query,
-                      const std::function<bool(std::string_view)>& is_mirror,
-                      const std::function<bool(std::string_view)>& visible) {
-  RepoPage out;
-  const uint64_t first = (query.page - 1) * query.per_page;
-  for (const std::string& name : names) {
+std::vector<uint32_t> filter_repos(const std::vector<std::string>& names, const RepoQuery& query,
+                                   const std::function<bool(std::string_view)>& is_mirror,
+                                   const std::function<bool(std::string_view)>& visible) {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
     if (!contains_ci(name, query.q)) continue;
     if (query.kind != RepoKind::All && is_mirror(name) != (query.kind == RepoKind::Mirror)) continue;
     if (!visible(name)) continue;
-    if (out.total >= first && out.names.size() < query.per_page) out.names.push_back(name);
-    ++out.total;
+    out.push_back(uint32_t(i));
   }
   return out;
+}
+
+RepoPage page_of(const std::vector<std::string>& names, const std::vector<uint32_t>& matches, const RepoQuery& query) {
+  RepoPage out;
+  out.total = matches.size();
+  const uint64_t first = (query.page - 1) * query.per_page;
+  for (uint64_t i = first; i < matches.size() && out.names.size() < query.per_page; ++i)
+    if (matches[i] < names.size()) out.names.push_back(names[matches[i]]);
+  return out;
+}
+
+RepoPage select_repos(const std::vector<std::string>& names, const RepoQuery& query,
+                      const std::function<bool(std::string_view)>& is_mirror,
+                      const std::function<bool(std::string_view)>& visible) {
+  return page_of(names, filter_repos(names, query, is_mirror, visible), query);
 }
 
 }  // namespace wharf::ui

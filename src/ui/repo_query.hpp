@@ -33,7 +33,16 @@ struct RepoPage {
   std::vector<std::string> names;
 };
 
-// Filters `names` (sorted) by the query, the kind (`is_mirror`) and `visible`, and cuts the page.
+// The positions in `names` of the names that match the query's q and kind (`is_mirror`) and that
+// `visible` accepts, in order (the page and per_page of `query` play no part).
+std::vector<uint32_t> filter_repos(const std::vector<std::string>& names, const RepoQuery& query,
+                                   const std::function<bool(std::string_view)>& is_mirror,
+                                   const std::function<bool(std::string_view)>& visible);
+
+// The page `query` asks for, out of the positions `matches` in `names`.
+RepoPage page_of(const std::vector<std::string>& names, const std::vector<uint32_t>& matches, const RepoQuery& query);
+
+// filter_repos, then page_of.
 RepoPage select_repos(const std::vector<std::string>& names, const RepoQuery& query,
                       const std::function<bool(std::string_view)>& is_mirror,
                       const std::function<bool(std::string_view)>& visible);

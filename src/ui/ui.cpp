@@ -6,6 +6,7 @@
 #include "src/auth/actions.hpp"
 #include "src/ui/assets.hpp"
 #include "src/ui/cookie.hpp"
+#include "src/ui/repo_query.hpp"
 #include "src/ui/reply.hpp"
 
 namespace wharf::ui {
@@ -13,6 +14,7 @@ namespace {
 
 constexpr std::string_view kApi = "/api/";
 constexpr std::string_view kCookie = "wharf_session";
+constexpr size_t kMaxRemembered = 256;  // listings remembered by matches()
 
 int64_t unix_now() { return int64_t(std::time(nullptr)); }
 
@@ -29,6 +31,36 @@ std::string_view origin_host(std::string_view origin) {
 Ui::Ui(api::Context& ctx, api::AuthGate& auth, Traffic& traffic, Activity& activity, UiSources sources)
     : ctx_(ctx), auth_(auth), traffic_(traffic), activity_(activity), sources_(std::move(sources)),
       process_csrf_(random_token()) {}
+
+void Ui::observe(const std::string& method, int status, const std::string& cache_status) {
+  if (status < 400 && ((method != "GET" && method != "HEAD") || cache_status == "MISS")) names_stale_ = true;
+}
+
+const std::vector<std::string>& Ui::repo_names() {
+  const auto now = std::chrono::steady_clock::now();
+  if (names_stale_ || now - names_read_ > kNamesMaxAge) {
+    auto txn = ctx_.index.read();
+    bool more = false;
+    names_ = ctx_.index.repos(txn, "", 0, &more);
+    matches_.clear();
+    names_read_ = now;
+    names_stale_ = false;
+  }
+  return names_;
+}
+
+const std::vector<uint32_t>& Ui::matches(const Who& who, const RepoQuery& query) {
+  const std::vector<std::string>& names = repo_names();
+  auto is_mirror = [this](std::string_view n) { return upstream_of(n).has_value(); };
+  auto may_pull = [this, &who](std::string_view n) { return visible(who, n); };
+  if (who.caller.token) return uncached_ = filter_repos(names, query, is_mirror, may_pull);
+  std::string key = who.caller.user;
+  key.append(1, '\0').append(query.q).append(1, '\0').append(1, char('0' + int(query.kind)));
+  auto it = matches_.find(key);
+  if (it != matches_.end()) return it->second;
+  if (matches_.size() >= kMaxRemembered) matches_.clear();
+  return matches_[key] = filter_repos(names, query, is_mirror, may_pull);
+}
 
 bool Ui::owns(std::string_view path) const {
   if (path.starts_with(kApi) || path == "/api") return true;

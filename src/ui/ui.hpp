@@ -2,18 +2,21 @@
 // The web page and its JSON API (docs/api.md): the embedded assets at http.ui.path, and /api/ with
 // sign-in sessions (cookie + CSRF token) or the same Authorization header as /v2/. Loop thread only;
 // work that reads files or writes the index runs on the work pool.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/http/server.hpp"
 #include "src/ui/activity.hpp"
+#include "src/ui/repo_query.hpp"
 #include "src/ui/sessions.hpp"
 #include "src/ui/traffic.hpp"
 
@@ -46,12 +49,22 @@ class Ui {
   bool owns(std::string_view path) const;
   // Answers one request for a path owns() accepted.
   void handle(const http::ExchangePtr& ex);
+  // Sees every finished request (the access logger): a write or a mirror miss may have added or
+  // removed repositories, so the cached list of names is read again at the next listing.
+  void observe(const std::string& method, int status, const std::string& cache_status);
   // Signed-in sessions held now.
   size_t sessions() const { return sessions_.size(); }
 
  private:
   void serve_asset(const http::ExchangePtr& ex, std::string_view name);
   void api(const http::ExchangePtr& ex, std::string_view endpoint);
+  // The sorted repository names: a copy read from the index at most kNamesMaxAge ago and after the
+  // last write (the listing then only filters; reading 10,000 names costs more than the rest).
+  const std::vector<std::string>& repo_names();
+  static constexpr std::chrono::milliseconds kNamesMaxAge{1000};
+  // The positions in repo_names() a listing matches for `who` (remembered per user, q and kind until the
+  // names are read again; not for bearer tokens, whose claims decide).
+  const std::vector<uint32_t>& matches(const Who& who, const RepoQuery& query);
   // Establishes the caller (cookie, Authorization header, or anonymous with auth off) and checks
   // CSRF for non-GET ambient requests; answers 401/403/429/503 itself.
   void resolve(const http::ExchangePtr& ex, std::function<void(const Who&)> next);
@@ -89,6 +102,11 @@ class Ui {
   UiSources sources_;
   SessionStore sessions_;
   std::string process_csrf_;  // the CSRF token with auth off
+  std::vector<std::string> names_;  // repo_names()' copy
+  std::chrono::steady_clock::time_point names_read_{};
+  bool names_stale_ = true;
+  std::unordered_map<std::string, std::vector<uint32_t>> matches_;  // user \0 q \0 kind → positions
+  std::vector<uint32_t> uncached_;                                  // matches() for token callers
 };
 
 }  // namespace wharf::ui

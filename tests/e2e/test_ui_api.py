@@ -1,6 +1,7 @@
 """The web page's server side over plain HTTP: the embedded assets, the JSON endpoints under /api/ with
 authentication on and off, sessions (cookie flags), CSRF, the two actions (checked through /v2/), JSON
 escaping of hostile names, http.ui.enabled/path, and the CORS preflight on /v2/."""
+import hashlib
 import json
 
 from harness import check, check_eq, wharf_only
@@ -20,6 +21,8 @@ CORS = {"Access-Control-Allow-Origin": ["http://ui.example.test"],
         "Access-Control-Allow-Headers": ["Authorization", "Accept", "Cache-Control"],
         "Access-Control-Allow-Methods": ["HEAD", "GET", "OPTIONS", "DELETE"],
         "Access-Control-Expose-Headers": ["Docker-Content-Digest"]}
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+EMPTY = "application/vnd.oci.empty.v1+json"
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 
 
@@ -104,8 +107,20 @@ def test_ui_assets_headers_and_disabled(ctx):
 def test_ui_api_with_auth(ctx):
     reg = ctx.registry(name="ui-auth", users=USERS, extra={"auth": {"access": RULES}}).start()
     reg.push_image("team/app", "v1", seed=3)
-    reg.push_image("team/app", "v2", seed=4)
+    v2 = reg.push_image("team/app", "v2", seed=4)
     reg.push_image("other/secret", "v1", seed=5)
+    # A referrer of v2 whose artifact type and annotation hold markup.
+    hostile_type = "application/x.<script>alert(1)</script>"
+    empty = reg.push_blob("team/app", b"{}")
+    v2_size = len(json.dumps(v2["manifest"]).encode())
+    sig = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": hostile_type,
+                      "config": {"mediaType": EMPTY, "digest": empty, "size": 2},
+                      "layers": [{"mediaType": EMPTY, "digest": empty, "size": 2}],
+                      "subject": {"mediaType": OCI_MANIFEST, "digest": v2["manifest_digest"], "size": v2_size},
+                      "annotations": {"org.opencontainers.image.description": "<script>alert(2)</script>"}}).encode()
+    sig_digest = "sha256:" + hashlib.sha256(sig).hexdigest()
+    r, _ = reg.push_manifest("team/app", sig_digest, sig, OCI_MANIFEST)
+    check_eq(r.status, 201, "PUT of the referrer (%r)" % r)
 
     # The shell needs no sign-in; every endpoint but session and login does.
     check_eq(reg.req("GET", "/", auth=False).status, 200, "GET / without sign-in")
@@ -154,6 +169,9 @@ def test_ui_api_with_auth(ctx):
     check(detail["tags"][0]["digest"].startswith("sha256:") and detail["tags"][0]["platforms"] == [],
           "team/app v1: %r" % detail["tags"][0])
     check(detail["pull"]["docker"].startswith("docker pull %s/team/app:" % reg.host), "pull line %r" % detail["pull"])
+    check_eq(detail["referrers"], [{"subject": v2["manifest_digest"], "digest": sig_digest,
+                                    "artifact_type": hostile_type, "media_type": OCI_MANIFEST, "size": len(sig)}],
+             "team/app referrers (markup comes back as JSON string data)")
     expect(api(reg, "GET", "/api/repository?name=team/nope", headers=alice), 404, "NAME_UNKNOWN", "unknown repository")
     expect(api(reg, "GET", "/api/repositories?per_page=500", headers=alice), 400, "UNSUPPORTED", "per_page 500")
 

@@ -232,3 +232,21 @@ TEST_CASE("config: http.ui.enabled and http.ui.path, in YAML and REGISTRY_* vari
   REQUIRE_FALSE(e);
   CHECK(e.error().key == "http.ui.enabled");
 }
+
+TEST_CASE("filter_repos and page_of: positions, then pages out of them") {
+  const std::vector<std::string> names = {"a/one", "a/two", "b/one", "docker.io/x/one"};
+  auto mirror = [](std::string_view n) { return n.starts_with("docker.io/"); };
+  auto all = [](std::string_view) { return true; };
+  RepoQuery q;
+  q.q = "one";
+  const auto m = filter_repos(names, q, mirror, all);
+  CHECK(m == std::vector<uint32_t>{0, 2, 3});
+  q.per_page = 2;
+  q.page = 2;
+  RepoPage p = page_of(names, m, q);
+  CHECK(p.total == 3);
+  CHECK(p.names == std::vector<std::string>{"docker.io/x/one"});
+  q.page = 1;
+  CHECK(page_of(names, m, q).names == std::vector<std::string>{"a/one", "b/one"});
+  CHECK(page_of(names, {}, q).total == 0);
+}
