@@ -111,12 +111,13 @@ void Ui::repository(const http::ExchangePtr& ex, const Who& who) {
   }
   const auto upstream = upstream_of(*name);
   const std::string host = registry_host(ex->req());
+  const bool can_delete = may_delete(who.caller, *name);
   auto out = std::make_shared<nlohmann::json>();
   auto* index = &ctx_.index;
   auto* store = &ctx_.store;
   // Manifests of indexes are read from the store for their platforms: on a worker.
   ctx_.pool.submit(
-      [index, store, out, repo = *name, upstream, host] {
+      [index, store, out, repo = *name, upstream, host, can_delete] {
         auto txn = index->read();
         bool more = false;
         nlohmann::json tags = nlohmann::json::array(), referrers = nlohmann::json::array();
@@ -156,6 +157,7 @@ void Ui::repository(const http::ExchangePtr& ex, const Who& who) {
                               {"upstream", upstream ? nlohmann::json(*upstream) : nlohmann::json(nullptr)},
                               {"tags", std::move(tags)},
                               {"referrers", std::move(referrers)},
+                              {"can_delete", can_delete},
                               {"pull", {{"docker", "docker pull " + ref}, {"podman", "podman pull " + ref}}}};
       },
       [ex, out] {

@@ -189,6 +189,12 @@ bool Ui::visible(const Who& who, std::string_view repo) {
   return true;
 }
 
+bool Ui::may_delete(const api::Caller& caller, std::string_view repo) {
+  if (!ctx_.cfg.delete_enabled) return false;
+  if (!auth_.rules().configured() && !caller.token && !caller.user.starts_with(auth::kRobotPrefix)) return true;
+  return (auth_.allowed(caller, repo) & auth::kDelete) != 0;
+}
+
 bool Ui::may_delete_somewhere(const api::Caller& caller) {
   if (!auth_.rules().configured() && !caller.token && !caller.user.starts_with(auth::kRobotPrefix)) return true;
   for (const std::string& name : repo_names())

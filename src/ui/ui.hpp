@@ -78,6 +78,8 @@ class Ui {
   // rules every signed-in user may; otherwise the rules (robot allow lists, token claims) are asked
   // about each repository until one allows it.
   bool may_delete_somewhere(const api::Caller& caller);
+  // Whether `caller` may delete in `repo` (storage.delete.enabled and the delete action there).
+  bool may_delete(const api::Caller& caller, std::string_view repo);
   // Whether `who` may pull `repo`.
   bool visible(const Who& who, std::string_view repo);
   // Whether `repo` is a mirrored (cached) repository: its first component names an upstream.

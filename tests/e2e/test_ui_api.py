@@ -169,6 +169,7 @@ def test_ui_api_with_auth(ctx):
     check(detail["tags"][0]["digest"].startswith("sha256:") and detail["tags"][0]["platforms"] == [],
           "team/app v1: %r" % detail["tags"][0])
     check(detail["pull"]["docker"].startswith("docker pull %s/team/app:" % reg.host), "pull line %r" % detail["pull"])
+    check_eq(detail["can_delete"], True, "alice may delete in team/app")
     check_eq(detail["referrers"], [{"subject": v2["manifest_digest"], "digest": sig_digest,
                                     "artifact_type": hostile_type, "media_type": OCI_MANIFEST, "size": len(sig)}],
              "team/app referrers (markup comes back as JSON string data)")
@@ -182,6 +183,8 @@ def test_ui_api_with_auth(ctx):
              "bob's session (a script's header: no CSRF token; pull only: no delete)")
     repos = api(reg, "GET", "/api/repositories", headers=bob_basic).json()
     check_eq([i["name"] for i in repos["items"]], ["team/app"], "what bob may pull")
+    check_eq(api(reg, "GET", "/api/repository?name=team/app", headers=bob_basic).json()["can_delete"], False,
+             "bob (pull only) may not delete in team/app")
     expect(api(reg, "GET", "/api/repository?name=other/secret", headers=bob_basic), 404, "NAME_UNKNOWN",
            "bob asking for a repository he may not pull")
     expect(api(reg, "GET", "/api/overview", headers={"Authorization": basic_auth("bob", "nope")}), 401,

@@ -515,7 +515,7 @@
     }
     if (stale()) return;
     const s = state.session;
-    const mayDelete = !!(s.can_delete && s.delete_enabled !== false);
+    const mayDelete = typeof repo.can_delete === 'boolean' ? repo.can_delete : !!(s.can_delete && s.delete_enabled !== false);
     const host = s.registry_host || location.host;
     const refs = repo.referrers || [];
     const tagged = new Set((repo.tags || []).map((t) => t.digest));
