@@ -81,6 +81,8 @@ struct Runtime {
   std::atomic<uint64_t> store_bytes{0};
   std::atomic<uint64_t> store_blobs{0};  // blob records in the index
   std::atomic<uint64_t> cache_bytes{0};  // proxied blobs (what storage.cache.maxsize bounds)
+  std::atomic<bool> measuring{false};           // a store measurement is queued or running
+  std::atomic<int64_t> measured_at{0};          // steady-clock seconds of the last one
   std::vector<std::unique_ptr<std::pair<Runtime*, void (*)(Runtime&)>>> timer_args;  // outlive `events`
   std::vector<EventOwner> events;
   bool stopping = false;
@@ -149,6 +151,46 @@ void flush_access(Runtime& rt) {
   }, nullptr);
 }
 
+// Sums the sizes of the stored blobs (a worker job; the result feeds the store-size gauge).
+uint64_t disk_usage(const std::filesystem::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fe;
+    if (it->is_regular_file(fe)) total += it->file_size(fe);
+  }
+  return total;
+}
+
+int64_t steady_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Measures the store (bytes, blob records, proxied bytes) on a worker; one measurement at a time.
+void measure_store(Runtime& r) {
+  if (r.measuring.exchange(true)) return;
+  auto* rp = &r;
+  r.pool->submit(
+      [rp] {
+        uint64_t proxied = 0, in_bucket = 0, blobs = 0;
+        {
+          auto txn = rp->index->read();
+          for (const auto& [digest, rec] : rp->index->all_blobs(txn)) {
+            ++blobs;
+            if (rec.origin == cache::Origin::Proxied) proxied += rec.size;
+            if (rec.backend == cache::Backend::S3) in_bucket += rec.size;
+          }
+        }
+        rp->store_bytes = rp->s3 ? in_bucket : disk_usage(rp->local->root() / "blobs");
+        rp->cache_bytes = proxied;
+        rp->store_blobs = blobs;
+        rp->measured_at = steady_seconds();
+        rp->measuring = false;
+      },
+      nullptr);
+}
+
 void add_timer(Runtime& rt, std::chrono::seconds every, void (*fn)(Runtime&)) {
   struct Tick {
     static void cb(evutil_socket_t, short, void* arg) {
@@ -208,18 +250,6 @@ void answer_health(Runtime& rt, const http::ExchangePtr& ex) {
     if (auto problem = rt.auth->problem()) body["auth_htpasswd"] = *problem;
   }
   ex->respond(api::json_response(body.empty() ? 200 : 503, body.dump()));
-}
-
-// Sums the sizes of the stored blobs (a worker job; the result feeds the store-size gauge).
-uint64_t disk_usage(const std::filesystem::path& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code fe;
-    if (it->is_regular_file(fe)) total += it->file_size(fe);
-  }
-  return total;
 }
 
 std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
@@ -375,7 +405,11 @@ int serve(const config::Config& cfg) {
   rt.registry = std::make_unique<api::Registry>(*rt.ctx, *rt.auth);
   rt.auth->observe_audit([&rt](const auth::AuditEvent& e) { rt.activity.add(e, int64_t(std::time(nullptr))); });
   if (cfg.ui_enabled) {
-    ui::UiSources sources{[&rt] { return ui::StoreFigures{rt.store_bytes.load(), rt.store_blobs.load()}; },
+    // The page shows the last measurement and asks for a new one when it is older than 5 s.
+    ui::UiSources sources{[&rt] {
+                            if (steady_seconds() - rt.measured_at.load() >= 5) measure_store(rt);
+                            return ui::StoreFigures{rt.store_bytes.load(), rt.store_blobs.load()};
+                          },
                           int64_t(std::time(nullptr))};
     rt.ui = std::make_unique<ui::Ui>(*rt.ctx, *rt.auth, rt.traffic, rt.activity, std::move(sources));
   }
@@ -457,25 +491,10 @@ int serve(const config::Config& cfg) {
     rt.events.push_back(std::move(o));
   }
   add_timer(rt, std::chrono::seconds(10), &flush_access);
-  auto measure = [](Runtime& r) {
-    auto* rp = &r;
-    r.pool->submit(
-        [rp] {
-          uint64_t proxied = 0, in_bucket = 0, blobs = 0;
-          auto txn = rp->index->read();
-          for (const auto& [digest, rec] : rp->index->all_blobs(txn)) {
-            ++blobs;
-            if (rec.origin == cache::Origin::Proxied) proxied += rec.size;
-            if (rec.backend == cache::Backend::S3) in_bucket += rec.size;
-          }
-          rp->store_bytes = rp->s3 ? in_bucket : disk_usage(rp->local->root() / "blobs");
-          rp->cache_bytes = proxied;
-          rp->store_blobs = blobs;
-        },
-        nullptr);
-  };
+  auto measure = [](Runtime& r) { measure_store(r); };
   measure(rt);
   add_timer(rt, std::chrono::seconds(60), measure);
+
   if (cfg.health_storage_enabled) {
     if (rt.s3) rt.pool->submit([h = rt.health.get()] { h->probe(); }, nullptr);  // S3: never on the loop
     else rt.health->probe();
