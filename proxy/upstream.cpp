@@ -4,7 +4,6 @@
 #include "proxy/upstream.hpp"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +14,7 @@
 #include "proxy/http_text.hpp"
 #include "proxy/token_cache.hpp"
 #include "proxy/www_authenticate.hpp"
+#include "src/util/base64.hpp"
 #include "src/util/number.hpp"
 
 namespace wharf::proxy {
@@ -39,14 +39,6 @@ std::string url_encode(std::string_view s) {
       out += kHex[c & 15];
     }
   }
-  return out;
-}
-
-std::string base64(std::string_view s) {
-  std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return out;
 }
 
@@ -137,7 +129,7 @@ struct Upstream::Impl {
   bool has_credentials(const Op& op) const { return !op.cred.empty() || !cfg.username.empty(); }
   const std::string& username(const Op& op) const { return op.cred.empty() ? cfg.username : op.cred.username; }
   std::string basic_credentials(const Op& op) const {
-    return "Basic " + base64(username(op) + ":" + (op.cred.empty() ? cfg.password : op.cred.password));
+    return "Basic " + util::base64_encode(username(op) + ":" + (op.cred.empty() ? cfg.password : op.cred.password));
   }
 
   std::string default_scope(const Op& op) const {

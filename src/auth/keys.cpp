@@ -1,6 +1,8 @@
 // PEM keys through OpenSSL: algorithm from the key type, libtrust key ids.
 #include "src/auth/keys.hpp"
 
+#include "src/auth/openssl_ptr.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -14,15 +16,6 @@
 namespace wharf::auth {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct OpenSslFree {
-  void operator()(void* p) const { OPENSSL_free(p); }
-};
 
 // Never prompts for a passphrase (OpenSSL's default would read the terminal).
 int no_passphrase(char*, int, int, void*) { return 0; }

@@ -1,6 +1,8 @@
 // x5c chains through OpenSSL: DER certificates from base64, X509_STORE_CTX against the anchors.
 #include "src/auth/x5c.hpp"
 
+#include "src/auth/openssl_ptr.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -17,12 +19,6 @@
 namespace wharf::auth {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
 struct StackFree {
   void operator()(STACK_OF(X509)* s) const { sk_X509_pop_free(s, X509_free); }
 };

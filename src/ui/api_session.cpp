@@ -1,24 +1,15 @@
 // /api/session, /api/login and /api/logout: the page's sign-in.
-#include <openssl/evp.h>
-
 #include <ctime>
 
 #include "src/ui/cookie.hpp"
 #include "src/ui/reply.hpp"
 #include "src/ui/ui.hpp"
+#include "src/util/base64.hpp"
 
 namespace wharf::ui {
 namespace {
 
 constexpr size_t kMaxLoginBody = 8 * 1024;
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()), int(in.size()));
-  out.resize(size_t(n));
-  return out;
-}
 
 std::string session_cookie(const std::string& value, bool tls, bool clear) {
   std::string c = std::string("wharf_session=").append(value) + "; Path=/; HttpOnly; SameSite=Strict";
@@ -64,7 +55,7 @@ void Ui::login(const http::ExchangePtr& ex) {
     // Checked exactly like a Basic header on /v2/ (htpasswd or robot account, throttled per address).
     auto& headers = ex->req().headers;
     std::erase_if(headers, [](const auto& h) { return http::iequals(h.first, "authorization"); });
-    headers.emplace_back("Authorization", "Basic " + base64(*user + ":" + *password));
+    headers.emplace_back("Authorization", "Basic " + util::base64_encode(*user + ":" + *password));
     auth_.authenticate(
         ex,
         [this, ex](api::Caller caller) {
