@@ -112,7 +112,7 @@ class S3Bench:
         row.notes.append("runs " + "; ".join(parts))
 
     def run(self):
-        b, c = self.bench, self.c
+        b = self.bench
         # registry:2's aws-sdk-go panics at start ("LoadCustomCABundleError ... unsupported transport") when
         # AWS_CA_BUNDLE is set, even for an http endpoint: the servers started here do not inherit it.
         if os.environ.pop("AWS_CA_BUNDLE", None) is not None:
