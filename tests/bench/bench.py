@@ -29,6 +29,7 @@ from harness import Context, TestFailure, run  # noqa: E402
 from registry import MANIFEST_ACCEPT  # noqa: E402
 from scale import Client, run_scale  # noqa: E402
 from push import run_push  # noqa: E402
+import s3  # noqa: E402
 from servers import REFERENCE_BIN, Nginx, NginxCache, Server, negotiated_tls  # noqa: E402
 from wrk import ab_head, wrk  # noqa: E402
 
@@ -570,9 +571,12 @@ def main(argv):
     p.add_argument("--results", help="where to write the tables (default tests/bench/RESULTS.md; with "
                    "--only large: tests/bench/RESULTS-large.md); a section after the KEPT marker is kept")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs, configs, data)")
-    p.add_argument("--only", choices=("large", "token", "push"),
+    p.add_argument("--only", choices=("large", "token", "push", "s3"),
                    help="large: only the large-blob and TLS rows (L.), a few minutes; token: only row 5b; push: only "
-                   "the push rows (P., push.py), a few minutes")
+                   "the push rows (P., push.py), a few minutes; s3: only the S3 rows (S., s3.py: Ceph RGW), "
+                   "RESULTS-s3.md")
+    p.add_argument("--s3-cold-runs", type=int, default=3, help="S3 rows: cold mirror pulls per server (default 3; "
+                   "0 skips row S5)")
     p.add_argument("--push-rounds", type=int, default=5, help="64 MiB push rows: runs per server (default 5)")
     p.add_argument("--docker", action=argparse.BooleanOptionalAction, default=True,
                    help="push rows: include the dockerd pull/push rows (default on)")
@@ -581,7 +585,7 @@ def main(argv):
     args = p.parse_args(argv)
     if not args.results:
         args.results = os.path.join(HERE, {"large": "RESULTS-large.md", "token": "RESULTS-token.md",
-                                           "push": "RESULTS-push.md"}.get(args.only, "RESULTS.md"))
+                                           "push": "RESULTS-push.md", "s3": "RESULTS-s3.md"}.get(args.only, "RESULTS.md"))
     args.wharf_bin = os.path.abspath(args.wharf_bin)  # servers run with the run directory as cwd
     if not os.access(args.wharf_bin, os.X_OK):
         p.error("%s is not an executable (build it, or pass --wharf-bin)" % args.wharf_bin)
@@ -605,12 +609,17 @@ def main(argv):
             run_push(bench, args.wharf_bin)
         if not args.only:
             bench.mirrors(args.wharf_bin)
+        if args.only == "s3":
+            s3_rows = s3.run_s3(bench, args.wharf_bin)
         scale_rows, scale_notes = [], []
         if args.scale and not args.only:
             bench.log("scale: filling wharf's index (%d repositories, %d tags, budget %d s)"
                       % (args.repos, args.tags, args.scale_budget))
             scale_rows, scale_notes = run_scale(ctx, args.wharf_bin, args.repos, args.tags, args.scale_budget)
-        text = report(bench, args, args.wharf_bin, scale_rows, scale_notes, time.monotonic() - bench.t0)
+        if args.only == "s3":
+            text = s3.report(bench, args, args.wharf_bin, time.monotonic() - bench.t0, s3_rows, versions, cpu_model)
+        else:
+            text = report(bench, args, args.wharf_bin, scale_rows, scale_notes, time.monotonic() - bench.t0)
         text += kept_section(args.results)
         with open(args.results, "w") as f:
             f.write(text)
