@@ -34,7 +34,7 @@ struct Fixture {
   // Runs the backend's event loop until `done` is set (for plans that stream); a no-op when synchronous.
   std::function<void(const bool& done)> pump = [](const bool&) {};
   std::function<void()> cleanup = [] {};
-  ~Fixture() { cleanup(); }
+  virtual ~Fixture() { cleanup(); }  // virtual: the S3 fixture derives from it
 };
 
 using Factory = std::function<std::unique_ptr<Fixture>()>;
