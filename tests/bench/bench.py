@@ -28,7 +28,7 @@ import imagegen  # noqa: E402
 from harness import Context, TestFailure, run  # noqa: E402
 from registry import MANIFEST_ACCEPT  # noqa: E402
 from scale import Client, run_scale  # noqa: E402
-from push import run_push  # noqa: E402
+from push import record, run_push  # noqa: E402
 import s3  # noqa: E402
 from servers import REFERENCE_BIN, Nginx, NginxCache, Server, negotiated_tls  # noqa: E402
 from wrk import ab_head, wrk  # noqa: E402
@@ -290,17 +290,7 @@ class Bench:
                     self.problems.append("%s / %s: %s" % (row.name, kind, res.problem()))
                 if res.requests:
                     runs[kind].append(res.mib_s if row.unit == "MiB/s" else res.rps)
-        parts = []
-        for kind, vals in runs.items():
-            if not vals:
-                row.set(kind, None, "no run completed")
-                continue
-            med = statistics.median(vals)
-            row.set(kind, med)
-            spread = (max(vals) - min(vals)) / med * 100 if med else 0
-            parts.append("%s %s (spread %.0f%%)" % (kind, "/".join("%.0f" % v for v in vals), spread))
-            self.log("  %-8s median %10.0f %s  runs %s" % (kind, med, row.unit, "/".join("%.0f" % v for v in vals)))
-        row.notes.append("runs " + "; ".join(parts))
+        record(self, row, runs)
 
     def mirrors(self, wharf_bin):
         """Scenarios 6-8: wharf and registry:2 as pull-through mirrors of one plain docker-registry."""

@@ -11,6 +11,7 @@ import urllib.parse
 
 import ceph
 from harness import Context, TestFailure, run
+from push import record
 from registry import MANIFEST_ACCEPT, to_yaml
 from servers import REFERENCE_BIN, Server
 from wrk import wrk
@@ -98,18 +99,7 @@ class S3Bench:
                     self.bench.problems.append("%s / %s: %s" % (row.name, kind, res.problem()))
                 if res.requests:
                     runs[kind].append(res.mib_s if row.unit == "MiB/s" else res.rps)
-        parts = []
-        for kind, vals in runs.items():
-            if not vals:
-                row.set(kind, None, "no run completed")
-                continue
-            med = statistics.median(vals)
-            row.set(kind, med)
-            spread = (max(vals) - min(vals)) / med * 100 if med else 0
-            parts.append("%s %s (spread %.0f%%)" % (kind, "/".join("%.0f" % v for v in vals), spread))
-            self.bench.log("  %-12s median %10.0f %s  runs %s" % (kind, med, row.unit,
-                                                                  "/".join("%.0f" % v for v in vals)))
-        row.notes.append("runs " + "; ".join(parts))
+        record(self.bench, row, runs)
 
     def run(self):
         b = self.bench
