@@ -7,6 +7,8 @@
 #include <set>
 #include <system_error>
 
+#include "cache/index_lmdb.hpp"
+
 namespace wharf::cache {
 namespace {
 
@@ -50,7 +52,7 @@ std::expected<BackupResult, std::string> backup(const Index& index, const FsBlob
   if (ec) return std::unexpected("cannot create '" + (dir / "index").string() + "': " + ec.message());
   if (auto c = index.copy_to(dir / "index"); !c) return std::unexpected(c.error());
 
-  auto copy = Index::open(dir / "index", size_t(1) << 30);
+  auto copy = LmdbIndex::open(dir / "index", size_t(1) << 30);
   if (!copy) return std::unexpected(copy.error());
   BackupResult result;
   std::vector<std::pair<std::string, uint64_t>> files;
@@ -115,7 +117,7 @@ std::expected<BackupResult, std::string> restore(const fs::path& dir, const fs::
   }
   if (ec) return std::unexpected("cannot read '" + blobs.string() + "': " + ec.message());
   if (auto store = FsBlobStore::open(root); !store) return std::unexpected(store.error());
-  auto index = Index::open(root / "index");
+  auto index = LmdbIndex::open(root / "index");
   if (!index) return std::unexpected("the restored index does not open: " + index.error());
   return result;
 }

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/fs/fs_store.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/publish.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/progress.hpp"
@@ -275,7 +276,7 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
     spdlog::error("import: {} (blobs already published stay in the store until garbage collection)", msg);
     return 1;
   };
-  auto index = cache::Index::open(root / "index");
+  auto index = cache::LmdbIndex::open(root / "index");
   if (!index) return fail(index.error());
   // A file goes into blobs/ in the same index transaction that records it (cache/publish.hpp); content
   // shared by several images is published once and linked for the others.
