@@ -21,6 +21,8 @@
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
 #include "cache/index_lmdb.hpp"
+#include "cache/pg/open_index.hpp"
+#include "cache/pg/pg_index.hpp"
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/preflight.hpp"
@@ -247,6 +249,7 @@ void answer_health(Runtime& rt, const http::ExchangePtr& ex) {
   nlohmann::json body = nlohmann::json::object();
   std::string error;
   if (rt.health && !rt.health->healthy(&error)) body[rt.s3 ? "storagedriver_s3" : "storagedriver_filesystem"] = error;
+  if (rt.health && !rt.health->database_healthy(&error)) body["database"] = error;
   if (rt.auth) {
     if (auto problem = rt.auth->problem()) body["auth_htpasswd"] = *problem;
   }
@@ -352,9 +355,9 @@ int serve(const config::Config& cfg) {
     return 1;
   }
   store->clean_temp();
-  auto index = cache::LmdbIndex::open(root / "index");
+  auto index = cache::open_index(cfg);  // PostgreSQL with database.dsn, else LMDB under the root
   if (!index) {
-    spdlog::critical("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());
+    spdlog::critical("{}", index.error());
     return 1;
   }
   rt.index = std::move(*index);
@@ -430,6 +433,11 @@ int serve(const config::Config& cfg) {
   const bool access_log = cfg.access_log;
   rt.health = std::make_unique<HealthCheck>(rt.local->tmp_dir(), *rt.index, cfg.health_storage_threshold);
   if (rt.s3) rt.health->add_check([env = rt.s3.get()] { return env->probe_bucket(); });
+  if (auto* pg = dynamic_cast<cache::PgIndex*>(rt.index.get()))
+    rt.health->set_database_check([pg] {
+      auto r = pg->ping(std::chrono::seconds(2));
+      return r ? std::string() : r.error();
+    });
   rt.metrics.set_gauges([&rt] { return gauges(rt); });
   if (rt.mirror)
     rt.mirror->observe_upstreams([&rt](const std::string& name, int status, double secs) {

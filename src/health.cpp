@@ -26,7 +26,14 @@ void HealthCheck::probe() {
     }
   }
   if (error.empty() && extra_) error = extra_();
+  const std::string database_error = database_ ? database_() : std::string();
   std::lock_guard lock(mu_);
+  if (database_error.empty()) {
+    database_failures_ = 0;
+  } else {
+    ++database_failures_;
+    database_error_ = database_error;
+  }
   if (error.empty()) {
     failures_ = 0;
   } else {
@@ -39,6 +46,13 @@ bool HealthCheck::healthy(std::string* error) const {
   std::lock_guard lock(mu_);
   if (failures_ < threshold_) return true;
   if (error) *error = last_error_;
+  return false;
+}
+
+bool HealthCheck::database_healthy(std::string* error) const {
+  std::lock_guard lock(mu_);
+  if (database_failures_ < threshold_) return true;
+  if (error) *error = database_error_;
   return false;
 }
 

@@ -17,10 +17,14 @@ class HealthCheck {
       : tmp_dir_(std::move(tmp_dir)), index_(index), threshold_(threshold < 1 ? 1 : threshold) {}
   // Adds a check each probe also runs ("" when fine, else the failure); set before probing starts.
   void add_check(std::function<std::string()> check) { extra_ = std::move(check); }
+  // Adds the database check (database.dsn: a SELECT 1), probed and counted apart from storage.
+  void set_database_check(std::function<std::string()> check) { database_ = std::move(check); }
   // Runs one probe (blocking file I/O: call from a worker thread).
   void probe();
   // True while fewer than `threshold` consecutive probes failed; `error` gets the last failure.
   bool healthy(std::string* error = nullptr) const;
+  // The same for the database check (true when there is none).
+  bool database_healthy(std::string* error = nullptr) const;
 
  private:
   std::filesystem::path tmp_dir_;
@@ -30,6 +34,9 @@ class HealthCheck {
   mutable std::mutex mu_;
   int failures_ = 0;
   std::string last_error_;
+  std::function<std::string()> database_;  // database.dsn: SELECT 1 on a pooled connection
+  int database_failures_ = 0;
+  std::string database_error_;
 };
 
 }  // namespace wharf

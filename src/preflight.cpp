@@ -11,6 +11,7 @@
 #include "src/auth/keys.hpp"
 #include "src/http/server.hpp"
 #include "src/s3/probe.hpp"
+#include "cache/pg/pg_index.hpp"
 
 namespace wharf {
 
@@ -96,6 +97,9 @@ std::vector<std::string> preflight(const config::Config& cfg) {
   }
   if (cfg.storage_driver == config::StorageDriver::S3) {
     for (std::string& p : s3::probe_bucket(cfg.s3)) problems.push_back(std::move(p));
+  }
+  if (!cfg.database_dsn.empty()) {
+    if (auto p = cache::PgIndex::probe(cfg.database_dsn)) problems.push_back(std::move(*p));
   }
   return problems;
 }

@@ -8,6 +8,7 @@
 #include "cache/fsck.hpp"
 #include "cache/index.hpp"
 #include "cache/index_lmdb.hpp"
+#include "cache/pg/open_index.hpp"
 #include "src/commands/commands.hpp"
 
 namespace wharf::commands {
@@ -48,7 +49,7 @@ int check(const config::Config& cfg, const std::vector<std::string>& args) {
   }
   const std::filesystem::path root = cfg.root_directory;
   std::error_code ec;
-  if (!std::filesystem::is_directory(root / "index", ec)) {
+  if (cfg.database_dsn.empty() && !std::filesystem::is_directory(root / "index", ec)) {
     std::printf("problem: storage.filesystem.rootdirectory '%s' holds no index\n", root.c_str());
     return 1;
   }
@@ -57,12 +58,13 @@ int check(const config::Config& cfg, const std::vector<std::string>& args) {
     std::printf("problem: %s\n", store.error().c_str());
     return 1;
   }
-  auto index = cache::LmdbIndex::open(root / "index", size_t(64) << 30, cache::Damaged::Open);
+  auto index = cache::open_index(cfg, cache::Damaged::Open);  // database.dsn: PostgreSQL (typed rows, no damage list)
   if (!index) {
     std::printf("problem: %s (cannot be repaired)\n", index.error().c_str());
     return 1;
   }
-  auto report = cache::fsck(**index, *store, (*index)->damage(), opts);
+  const auto* lmdb = dynamic_cast<const cache::LmdbIndex*>(index->get());
+  auto report = cache::fsck(**index, *store, lmdb ? lmdb->damage() : std::vector<std::string>{}, opts);
   for (const auto& f : report.findings) {
     const char* state = f.repaired ? "repaired" : f.repairable ? (opts.repair == cache::Repair::Yes ? "NOT repaired" : "repairable")
                                                                : "cannot be repaired";

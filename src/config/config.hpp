@@ -88,6 +88,8 @@ struct Config {
   uint64_t cache_max_size = 0;            // storage.cache.maxsize (wharf; 0 = unbounded; "50GiB" units)
   std::chrono::seconds gc_interval{0};    // storage.gc.interval (wharf; 0 = off)
   std::vector<RetentionRule> retention;   // storage.retention (wharf): applied by every garbage collection
+  std::string database_dsn;               // database.dsn (wharf): PostgreSQL index; empty: LMDB under rootdirectory
+  int database_pool_size = 8;             // database.poolsize (wharf): connections per process, 1..1000
 
   std::string http_addr = "127.0.0.1:5000";  // http.addr  (host:port, ":5000" means all addresses)
   std::string http_host;                     // http.host (external URL, for Location headers; may be empty)

@@ -42,6 +42,12 @@ std::optional<std::string> non_empty(const std::string& s) {
 std::optional<std::string> http_url(const std::string& s) {
   return url_host(s) ? std::nullopt : std::optional<std::string>("must be an http:// or https:// URL");
 }
+// A libpq connection string: a postgresql:// (or postgres://) URI or key=value pairs; empty means LMDB.
+std::optional<std::string> postgres_dsn(const std::string& s) {
+  if (s.empty() || s.starts_with("postgresql://") || s.starts_with("postgres://") || s.find('=') != std::string::npos)
+    return std::nullopt;
+  return std::string("must be a PostgreSQL connection string: postgresql://user@host:5432/db or \"host=... dbname=...\"");
+}
 std::optional<std::string> empty_or_http_url(const std::string& s) { return s.empty() ? std::nullopt : http_url(s); }
 std::optional<std::string> absolute_path(const std::string& s) {
   return s.starts_with('/') ? std::nullopt : std::optional<std::string>("must start with /");
@@ -150,11 +156,11 @@ Result set_threshold(Draft& d, const Value& v, const Notes&) {
   return {};
 }
 
-// Positive integer limits (1 .. 1,000,000).
-template <auto Member>
+// Positive integer limits (1 .. Max, by default 1,000,000).
+template <auto Member, int64_t Max = 1000000>
 Result store_limit(Draft& d, const Value& v, const Notes&) {
   const int64_t t = std::get<int64_t>(v);
-  if (t < 1 || t > 1000000) return std::unexpected("must be an integer from 1 to 1000000");
+  if (t < 1 || t > Max) return std::unexpected("must be an integer from 1 to " + std::to_string(Max));
   d.*Member = static_cast<int>(t);
   return {};
 }
@@ -456,6 +462,10 @@ const Field kFields[] = {
     used("proxy.limits.minrate", KeyType::Size, store<&Config::upstream_min_rate>),
     used("proxy.limits.stalltime", KeyType::Duration, store_positive_duration<&Config::upstream_stall_time>),
     used("proxy.limits.manifestsize", KeyType::Size, store<&Config::upstream_manifest_max>),
+
+    section("database"),
+    used("database.dsn", KeyType::String, store_checked<&Config::database_dsn, postgres_dsn>),
+    used("database.poolsize", KeyType::Int, store_limit<&Config::database_pool_size, 1000>),
 
     warned("middleware", KeyType::Any, kNotSupported),
     warned("notifications", KeyType::Any, kNotSupported),
