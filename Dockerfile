@@ -7,7 +7,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends meson ninja-build g++ pkg-config python3 binutils git \
       ca-certificates libevent-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev \
-      liblmdb-dev libspdlog-dev doctest-dev libcrypt-dev libsystemd-dev \
+      liblmdb-dev libpq-dev libspdlog-dev doctest-dev libcrypt-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

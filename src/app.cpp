@@ -451,8 +451,13 @@ int serve(const config::Config& cfg) {
           ex->req().route = "health";
           return answer_health(*rtp, ex);
         }
-        if (rtp->ui && rtp->ui->owns(ex->req().path)) return rtp->ui->handle(ex);
-        registry->handle(ex);
+        try {
+          if (rtp->ui && rtp->ui->owns(ex->req().path)) return rtp->ui->handle(ex);
+          registry->handle(ex);
+        } catch (const std::exception& e) {  // an index that cannot answer (database.dsn: server gone) throws
+          spdlog::error("{} {}: {}", ex->req().method, ex->req().path, e.what());
+          if (!ex->responded()) api::fail(ex, oci::ErrorCode::Unavailable, "the index is unavailable, retry later");
+        }
       },
       [access_log, rtp](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {
         rtp->metrics.request(req.method, req.route, status, secs, bytes, cache);

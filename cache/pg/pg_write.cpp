@@ -1,6 +1,7 @@
 // PgIndex's write side: one transaction per write under the writer advisory lock, update() and the
 // removals it offers. Each statement mirrors the LMDB index's (cache/index_write.cpp).
 #include <chrono>
+#include <map>
 #include <utility>
 
 #include "cache/pg/pg_index.hpp"
@@ -268,15 +269,43 @@ std::expected<void, std::string> PgIndex::touch(const std::vector<std::pair<std:
 
 std::expected<void, std::string> PgIndex::put_tags(const std::vector<TagEntry>& entries) {
   if (entries.empty()) return {};
+  // One statement per table for the whole batch (imports put many): the columns travel as newline-joined
+  // text, so an entry holding a newline (no valid name does) takes the row-by-row path instead.
+  std::map<std::pair<std::string, std::string>, std::string> last;  // (repo, tag) → digest; the last entry wins
+  bool plain = true;
+  for (const auto& e : entries) {
+    last[{e.repo, e.tag}] = e.digest;
+    for (const std::string* f : {&e.repo, &e.tag, &e.digest})
+      if (f->empty() || f->find('\n') != std::string::npos) plain = false;
+  }
   return write("put_tags", [&](PGconn* c) {
     const int64_t now = now_seconds();
-    for (const auto& e : entries) {
-      ensure_repo(c, e.repo, now);
-      exec(c,
-           "INSERT INTO tags (repo, tag, digest) VALUES ($1::text, $2::text, $3::text) "
-           "ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest",
-           {e.repo, e.tag, e.digest});
+    if (!plain) {
+      for (const auto& [key, digest] : last) {
+        ensure_repo(c, key.first, now);
+        exec(c,
+             "INSERT INTO tags (repo, tag, digest) VALUES ($1::text, $2::text, $3::text) "
+             "ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest",
+             {key.first, key.second, digest});
+      }
+      return;
     }
+    std::vector<std::string> repos, tags, digests;
+    for (const auto& [key, digest] : last) {
+      repos.push_back(key.first);
+      tags.push_back(key.second);
+      digests.push_back(digest);
+    }
+    const std::string r = join_lines(repos), t = join_lines(tags), d = join_lines(digests);
+    exec(c,
+         "INSERT INTO repos (name, created) SELECT DISTINCT unnest(string_to_array($1::text, E'\\n')), $2::bigint "
+         "ON CONFLICT DO NOTHING",
+         {r, num(now)});
+    exec(c,
+         "INSERT INTO tags (repo, tag, digest) SELECT * FROM unnest(string_to_array($1::text, E'\\n'), "
+         "string_to_array($2::text, E'\\n'), string_to_array($3::text, E'\\n')) "
+         "ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest",
+         {r, t, d});
   });
 }
 

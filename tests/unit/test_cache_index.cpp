@@ -6,7 +6,10 @@
 #include <unistd.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -17,6 +20,8 @@
 
 #include "cache/index.hpp"
 #include "cache/index_lmdb.hpp"
+#include "cache/pg/pg_conn.hpp"
+#include "cache/pg/pg_index.hpp"
 #include "cache/index_check.hpp"
 #include "cache/index_records.hpp"
 #include "cache/lmdb.hpp"
@@ -46,6 +51,72 @@ std::unique_ptr<Index> open_index(const fs::path& dir, size_t map_size = size_t(
   auto idx = LmdbIndex::open(dir, map_size);
   REQUIRE_MESSAGE(idx.has_value(), (idx ? "" : idx.error()));
   return std::move(*idx);
+}
+
+// An index under test: the contract cases below run once per entry of indexes().
+struct IndexFixture {
+  std::unique_ptr<Index> idx;
+  std::function<std::unique_ptr<Index>()> reopen;  // a second handle on the same store
+  std::function<void()> cleanup = [] {};
+  ~IndexFixture() {
+    idx.reset();
+    cleanup();
+  }
+};
+
+std::unique_ptr<IndexFixture> make_lmdb() {
+  auto f = std::make_unique<IndexFixture>();
+  auto s = std::make_shared<Scratch>();
+  f->reopen = [s] { return open_index(s->dir); };
+  f->idx = f->reopen();
+  f->cleanup = [s]() mutable { s.reset(); };
+  return f;
+}
+
+// PostgreSQL (WHARF_TEST_PG_DSN, e.g. from tests/e2e/test_pg.py): each fixture in a fresh schema of that
+// database, named through the connection's search_path and dropped at the end.
+std::unique_ptr<IndexFixture> make_pg() {
+  const std::string dsn = std::getenv("WHARF_TEST_PG_DSN");
+  static std::atomic<int> seq{0};
+  const std::string schema = "contract_" + std::to_string(::getpid()) + "_" + std::to_string(seq++);
+  auto admin = wharf::cache::pg::connect(dsn, "WHARF_TEST_PG_DSN");
+  REQUIRE_MESSAGE(admin.has_value(), (admin ? "" : admin.error()));
+  wharf::cache::pg::exec_script(admin->get(), "DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema);
+  std::string scoped = dsn;
+  if (dsn.starts_with("postgres"))
+    scoped += std::string(dsn.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
+  else
+    scoped += " options='-csearch_path=" + schema + "'";
+  auto f = std::make_unique<IndexFixture>();
+  f->reopen = [scoped]() -> std::unique_ptr<Index> {
+    auto idx = PgIndex::open(scoped, 4);
+    REQUIRE_MESSAGE(idx.has_value(), (idx ? "" : idx.error()));
+    return std::move(*idx);
+  };
+  f->idx = f->reopen();
+  std::printf("Index contract: postgresql fixture in schema %s\n", schema.c_str());
+  f->cleanup = [dsn, schema] {
+    if (auto c = wharf::cache::pg::connect(dsn, "WHARF_TEST_PG_DSN"))
+      wharf::cache::pg::exec_script(c->get(), "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+  };
+  return f;
+}
+
+// Every index the contract is checked against: PostgreSQL joins when a server is given.
+std::vector<std::pair<const char*, std::unique_ptr<IndexFixture> (*)()>> indexes() {
+  std::vector<std::pair<const char*, std::unique_ptr<IndexFixture> (*)()>> all{{"lmdb", &make_lmdb}};
+  if (const char* dsn = std::getenv("WHARF_TEST_PG_DSN"); dsn && *dsn) all.emplace_back("postgresql", &make_pg);
+  return all;
+}
+
+// Runs `body` against each index, in its own subcase and fresh store.
+void for_each_index(const std::function<void(IndexFixture&)>& body) {
+  for (const auto& [name, make] : indexes()) {
+    SUBCASE(name) {
+      auto f = make();
+      body(*f);
+    }
+  }
 }
 
 std::string digest(int i) {
@@ -115,465 +186,433 @@ TEST_CASE("Index::open") {
 }
 
 TEST_CASE("Index::read") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("a snapshot does not see later writes") {
-    auto before = idx->read();
-    REQUIRE(idx->put_tags({{"r", "v1", digest(1)}}));
-    CHECK_FALSE(idx->tag(before, "r", "v1"));
-    CHECK(idx->tag(idx->read(), "r", "v1") == digest(1));
-  }
-  SUBCASE("several read transactions on one thread") {
-    auto a = idx->read();
-    auto b = idx->read();
-    auto c = std::move(a);
-    CHECK_FALSE(idx->repo_exists(b, "r"));
-    CHECK_FALSE(idx->repo_exists(c, "r"));
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("a snapshot does not see later writes") {
+      auto before = idx->read();
+      REQUIRE(idx->put_tags({{"r", "v1", digest(1)}}));
+      CHECK_FALSE(idx->tag(before, "r", "v1"));
+      CHECK(idx->tag(idx->read(), "r", "v1") == digest(1));
+    }
+    SUBCASE("several read transactions on one thread") {
+      auto a = idx->read();
+      auto b = idx->read();
+      auto c = std::move(a);
+      CHECK_FALSE(idx->repo_exists(b, "r"));
+      CHECK_FALSE(idx->repo_exists(c, "r"));
+    }
+  });
 }
 
 TEST_CASE("Index::manifest") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("round-trips every field") {
-    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(digest(9)), std::nullopt));
-    auto m = idx->manifest(idx->read(), digest(1));
-    REQUIRE(m);
-    auto want = manifest_rec(digest(9));
-    CHECK(m->media_type == want.media_type);
-    CHECK(m->size == want.size);
-    CHECK(m->blobs == want.blobs);
-    CHECK(m->children == want.children);
-    CHECK(m->subject == want.subject);
-    CHECK(m->artifact_type == want.artifact_type);
-    CHECK(m->annotations_json == want.annotations_json);
-    CHECK(m->origin == Origin::Proxied);
-    CHECK(m->created == want.created);
-  }
-  SUBCASE("absent") { CHECK_FALSE(idx->manifest(idx->read(), digest(1))); }
-  SUBCASE("a truncated record refuses the open, and reads as absent when opened anyway") {
-    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), std::nullopt));
-    idx.reset();
-    // Truncate the stored value through the raw LMDB API.
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    mdb_env_set_maxdbs(env, 16);
-    REQUIRE(mdb_env_open(env, s.dir.c_str(), MDB_NOTLS, 0644) == 0);
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-    MDB_dbi dbi;
-    REQUIRE(mdb_dbi_open(txn, "manifests", 0, &dbi) == 0);
-    std::string k = digest(1);
-    MDB_val key{k.size(), k.data()}, val{};
-    REQUIRE(mdb_get(txn, dbi, &key, &val) == 0);
-    std::string cut(static_cast<const char*>(val.mv_data), val.mv_size / 2);
-    MDB_val shorter{cut.size(), cut.data()};
-    REQUIRE(mdb_put(txn, dbi, &key, &shorter, 0) == 0);
-    REQUIRE(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
-
-    auto refused = LmdbIndex::open(s.dir, size_t(1) << 30);
-    REQUIRE_FALSE(refused);
-    CHECK(refused.error().find("manifests record '" + digest(1) + "': does not decode") != std::string::npos);
-    auto opened = LmdbIndex::open(s.dir, size_t(1) << 30, Damaged::Open);
-    REQUIRE(opened);
-    idx = std::move(*opened);
-    auto t = idx->read();
-    CHECK_FALSE(idx->manifest(t, digest(1)));
-    CHECK(idx->manifest_in_repo(t, "r", digest(1)));
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("round-trips every field") {
+      REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(digest(9)), std::nullopt));
+      auto m = idx->manifest(idx->read(), digest(1));
+      REQUIRE(m);
+      auto want = manifest_rec(digest(9));
+      CHECK(m->media_type == want.media_type);
+      CHECK(m->size == want.size);
+      CHECK(m->blobs == want.blobs);
+      CHECK(m->children == want.children);
+      CHECK(m->subject == want.subject);
+      CHECK(m->artifact_type == want.artifact_type);
+      CHECK(m->annotations_json == want.annotations_json);
+      CHECK(m->origin == Origin::Proxied);
+      CHECK(m->created == want.created);
+    }
+    SUBCASE("absent") { CHECK_FALSE(idx->manifest(idx->read(), digest(1))); }
+  });
 }
 
 TEST_CASE("Index::put_manifest") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("creates the repository, the membership and the tag") {
-    REQUIRE(idx->put_manifest("library/alpine", digest(1), manifest_rec(), "3.19"));
-    auto txn = idx->read();
-    CHECK(idx->repo_exists(txn, "library/alpine"));
-    CHECK(idx->manifest_in_repo(txn, "library/alpine", digest(1)));
-    CHECK_FALSE(idx->manifest_in_repo(txn, "library/other", digest(1)));
-    CHECK_FALSE(idx->blob_linked(txn, "library/alpine", digest(1)));
-    CHECK(idx->tag(txn, "library/alpine", "3.19") == digest(1));
-    CHECK(idx->last_access(txn, digest(1)));
-  }
-  SUBCASE("without a tag no tag is set") {
-    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), std::nullopt));
-    CHECK(idx->tags(idx->read(), "r", "", 0, nullptr).empty());
-  }
-  SUBCASE("a second put keeps the first origin and creation time") {
-    REQUIRE(idx->put_manifest("a", digest(1), manifest_rec(), std::nullopt));
-    auto again = manifest_rec();
-    again.origin = Origin::Pushed;
-    again.created = 5;
-    REQUIRE(idx->put_manifest("b", digest(1), again, std::nullopt));
-    auto txn = idx->read();
-    auto m = idx->manifest(txn, digest(1));
-    REQUIRE(m);
-    CHECK(m->origin == Origin::Proxied);
-    CHECK(m->created == 1700000000);
-    CHECK(idx->manifest_in_repo(txn, "b", digest(1)));
-  }
-  SUBCASE("a zero creation time becomes now") {
-    auto rec = manifest_rec();
-    rec.created = 0;
-    REQUIRE(idx->put_manifest("r", digest(1), rec, std::nullopt));
-    auto m = idx->manifest(idx->read(), digest(1));
-    REQUIRE(m);
-    CHECK(m->created >= std::time(nullptr) - 60);
-  }
-  SUBCASE("a tag is moved by a later put") {
-    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), "latest"));
-    REQUIRE(idx->put_manifest("r", digest(2), manifest_rec(), "latest"));
-    CHECK(idx->tag(idx->read(), "r", "latest") == digest(2));
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("creates the repository, the membership and the tag") {
+      REQUIRE(idx->put_manifest("library/alpine", digest(1), manifest_rec(), "3.19"));
+      auto txn = idx->read();
+      CHECK(idx->repo_exists(txn, "library/alpine"));
+      CHECK(idx->manifest_in_repo(txn, "library/alpine", digest(1)));
+      CHECK_FALSE(idx->manifest_in_repo(txn, "library/other", digest(1)));
+      CHECK_FALSE(idx->blob_linked(txn, "library/alpine", digest(1)));
+      CHECK(idx->tag(txn, "library/alpine", "3.19") == digest(1));
+      CHECK(idx->last_access(txn, digest(1)));
+    }
+    SUBCASE("without a tag no tag is set") {
+      REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), std::nullopt));
+      CHECK(idx->tags(idx->read(), "r", "", 0, nullptr).empty());
+    }
+    SUBCASE("a second put keeps the first origin and creation time") {
+      REQUIRE(idx->put_manifest("a", digest(1), manifest_rec(), std::nullopt));
+      auto again = manifest_rec();
+      again.origin = Origin::Pushed;
+      again.created = 5;
+      REQUIRE(idx->put_manifest("b", digest(1), again, std::nullopt));
+      auto txn = idx->read();
+      auto m = idx->manifest(txn, digest(1));
+      REQUIRE(m);
+      CHECK(m->origin == Origin::Proxied);
+      CHECK(m->created == 1700000000);
+      CHECK(idx->manifest_in_repo(txn, "b", digest(1)));
+    }
+    SUBCASE("a zero creation time becomes now") {
+      auto rec = manifest_rec();
+      rec.created = 0;
+      REQUIRE(idx->put_manifest("r", digest(1), rec, std::nullopt));
+      auto m = idx->manifest(idx->read(), digest(1));
+      REQUIRE(m);
+      CHECK(m->created >= std::time(nullptr) - 60);
+    }
+    SUBCASE("a tag is moved by a later put") {
+      REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), "latest"));
+      REQUIRE(idx->put_manifest("r", digest(2), manifest_rec(), "latest"));
+      CHECK(idx->tag(idx->read(), "r", "latest") == digest(2));
+    }
+  });
 }
 
 TEST_CASE("Index::tags") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  std::vector<TagEntry> entries;
-  for (int i = 0; i < 25; ++i) entries.push_back({"r", tag_name(i), digest(i)});
-  entries.push_back({"r/sub", "other", digest(99)});  // a repository whose name extends "r"
-  entries.push_back({"q", "zzz", digest(98)});        // a repository sorting just before "r"
-  REQUIRE(idx->put_tags(entries));
-  auto txn = idx->read();
-  SUBCASE("pages of 10 cover every tag once, with more on all but the last") {
-    std::vector<std::string> all;
-    std::string last;
-    std::vector<bool> mores;
-    for (int guard = 0; guard < 10; ++guard) {
-      bool more = false;
-      auto page = idx->tags(txn, "r", last, 10, &more);
-      all.insert(all.end(), page.begin(), page.end());
-      mores.push_back(more);
-      if (!more) break;
-      last = page.back();
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    std::vector<TagEntry> entries;
+    for (int i = 0; i < 25; ++i) entries.push_back({"r", tag_name(i), digest(i)});
+    entries.push_back({"r/sub", "other", digest(99)});  // a repository whose name extends "r"
+    entries.push_back({"q", "zzz", digest(98)});        // a repository sorting just before "r"
+    REQUIRE(idx->put_tags(entries));
+    auto txn = idx->read();
+    SUBCASE("pages of 10 cover every tag once, with more on all but the last") {
+      std::vector<std::string> all;
+      std::string last;
+      std::vector<bool> mores;
+      for (int guard = 0; guard < 10; ++guard) {
+        bool more = false;
+        auto page = idx->tags(txn, "r", last, 10, &more);
+        all.insert(all.end(), page.begin(), page.end());
+        mores.push_back(more);
+        if (!more) break;
+        last = page.back();
+      }
+      CHECK(mores == std::vector<bool>{true, true, false});
+      REQUIRE(all.size() == 25);
+      for (int i = 0; i < 25; ++i) CHECK(all[size_t(i)] == tag_name(i));
     }
-    CHECK(mores == std::vector<bool>{true, true, false});
-    REQUIRE(all.size() == 25);
-    for (int i = 0; i < 25; ++i) CHECK(all[size_t(i)] == tag_name(i));
-  }
-  SUBCASE("n == 0 returns everything") {
-    bool more = true;
-    CHECK(idx->tags(txn, "r", "", 0, &more).size() == 25);
-    CHECK_FALSE(more);
-  }
-  SUBCASE("an exact final page reports no more") {
-    bool more = true;
-    auto page = idx->tags(txn, "r", tag_name(19), 5, &more);
-    CHECK(page.size() == 5);
-    CHECK_FALSE(more);
-  }
-  SUBCASE("last need not be a tag") {
-    auto page = idx->tags(txn, "r", "t000004x", 2, nullptr);
-    CHECK(page == std::vector<std::string>{tag_name(5), tag_name(6)});
-  }
-  SUBCASE("last after every tag gives an empty page") {
-    bool more = true;
-    CHECK(idx->tags(txn, "r", "zzz", 10, &more).empty());
-    CHECK_FALSE(more);
-  }
-  SUBCASE("an overlong last gives an empty page instead of failing") {
-    CHECK(idx->tags(txn, "r", std::string(2000, 'z'), 10, nullptr).empty());
-    CHECK(idx->tags(txn, "r", "t" + std::string(2000, '0'), 1, nullptr) == std::vector<std::string>{tag_name(1)});
-  }
-  SUBCASE("unknown repository") { CHECK(idx->tags(txn, "nope", "", 10, nullptr).empty()); }
-  SUBCASE("other repositories are not mixed in") {
-    CHECK(idx->tags(txn, "r/sub", "", 0, nullptr) == std::vector<std::string>{"other"});
-    CHECK(idx->tags(txn, "q", "", 0, nullptr) == std::vector<std::string>{"zzz"});
-  }
+    SUBCASE("n == 0 returns everything") {
+      bool more = true;
+      CHECK(idx->tags(txn, "r", "", 0, &more).size() == 25);
+      CHECK_FALSE(more);
+    }
+    SUBCASE("an exact final page reports no more") {
+      bool more = true;
+      auto page = idx->tags(txn, "r", tag_name(19), 5, &more);
+      CHECK(page.size() == 5);
+      CHECK_FALSE(more);
+    }
+    SUBCASE("last need not be a tag") {
+      auto page = idx->tags(txn, "r", "t000004x", 2, nullptr);
+      CHECK(page == std::vector<std::string>{tag_name(5), tag_name(6)});
+    }
+    SUBCASE("last after every tag gives an empty page") {
+      bool more = true;
+      CHECK(idx->tags(txn, "r", "zzz", 10, &more).empty());
+      CHECK_FALSE(more);
+    }
+    SUBCASE("an overlong last gives an empty page instead of failing") {
+      CHECK(idx->tags(txn, "r", std::string(2000, 'z'), 10, nullptr).empty());
+      CHECK(idx->tags(txn, "r", "t" + std::string(2000, '0'), 1, nullptr) == std::vector<std::string>{tag_name(1)});
+    }
+    SUBCASE("unknown repository") { CHECK(idx->tags(txn, "nope", "", 10, nullptr).empty()); }
+    SUBCASE("other repositories are not mixed in") {
+      CHECK(idx->tags(txn, "r/sub", "", 0, nullptr) == std::vector<std::string>{"other"});
+      CHECK(idx->tags(txn, "q", "", 0, nullptr) == std::vector<std::string>{"zzz"});
+    }
+  });
 }
 
 TEST_CASE("Index::repos") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  std::vector<TagEntry> entries;
-  std::vector<std::string> names;
-  for (int i = 0; i < 10000; ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "ns/repo%05d", i);
-    names.push_back(buf);
-    entries.push_back({buf, "latest", digest(i)});
-  }
-  REQUIRE(idx->put_tags(entries));
-  auto txn = idx->read();
-  SUBCASE("pages walk all repositories in order") {
-    std::vector<std::string> all;
-    std::string last;
-    bool more = true;
-    int pages = 0;
-    while (more && pages < 200) {
-      auto page = idx->repos(txn, last, 100, &more);
-      REQUIRE_FALSE(page.empty());
-      all.insert(all.end(), page.begin(), page.end());
-      last = page.back();
-      ++pages;
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    std::vector<TagEntry> entries;
+    std::vector<std::string> names;
+    for (int i = 0; i < 10000; ++i) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "ns/repo%05d", i);
+      names.push_back(buf);
+      entries.push_back({buf, "latest", digest(i)});
     }
-    CHECK(pages == 100);
-    CHECK(all == names);
-  }
-  SUBCASE("strictly after last") {
-    bool more = false;
-    auto page = idx->repos(txn, names[9997], 5, &more);
-    CHECK(page == std::vector<std::string>{names[9998], names[9999]});
-    CHECK_FALSE(more);
-  }
-  SUBCASE("first page and more") {
-    bool more = false;
-    CHECK(idx->repos(txn, "", 2, &more) == std::vector<std::string>{names[0], names[1]});
-    CHECK(more);
-  }
+    REQUIRE(idx->put_tags(entries));
+    auto txn = idx->read();
+    SUBCASE("pages walk all repositories in order") {
+      std::vector<std::string> all;
+      std::string last;
+      bool more = true;
+      int pages = 0;
+      while (more && pages < 200) {
+        auto page = idx->repos(txn, last, 100, &more);
+        REQUIRE_FALSE(page.empty());
+        all.insert(all.end(), page.begin(), page.end());
+        last = page.back();
+        ++pages;
+      }
+      CHECK(pages == 100);
+      CHECK(all == names);
+    }
+    SUBCASE("strictly after last") {
+      bool more = false;
+      auto page = idx->repos(txn, names[9997], 5, &more);
+      CHECK(page == std::vector<std::string>{names[9998], names[9999]});
+      CHECK_FALSE(more);
+    }
+    SUBCASE("first page and more") {
+      bool more = false;
+      CHECK(idx->repos(txn, "", 2, &more) == std::vector<std::string>{names[0], names[1]});
+      CHECK(more);
+    }
+  });
 }
 
 TEST_CASE("Index::put_tags") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("100k tags insert and page quickly") {
-    std::vector<TagEntry> entries;
-    entries.reserve(100000);
-    for (int i = 0; i < 100000; ++i) entries.push_back({"big/repo", tag_name((i * 7919) % 100000), digest(i)});
-    auto t0 = std::chrono::steady_clock::now();
-    REQUIRE(idx->put_tags(entries));
-    auto txn = idx->read();
-    bool more = false;
-    auto page = idx->tags(txn, "big/repo", tag_name(49999), 100, &more);
-    REQUIRE(page.size() == 100);
-    CHECK(page.front() == tag_name(50000));
-    CHECK(page.back() == tag_name(50099));
-    CHECK(more);
-    auto last = idx->tags(txn, "big/repo", tag_name(99989), 100, &more);
-    CHECK(last.size() == 10);
-    CHECK_FALSE(more);
-    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
-  }
-  SUBCASE("nothing is written when the map is full") {
-    auto small = open_index(s.dir / "small", size_t(1) << 20);
-    std::vector<TagEntry> entries;
-    for (int i = 0; i < 20000; ++i) entries.push_back({"r", tag_name(i), digest(i)});
-    auto r = small->put_tags(entries);
-    REQUIRE_FALSE(r);
-    CHECK(r.error().find("put_tags") != std::string::npos);
-    CHECK(r.error().find("full") != std::string::npos);
-    CHECK_FALSE(small->repo_exists(small->read(), "r"));
-    CHECK(small->put_tags({{"r", "one", digest(1)}}));
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("100k tags insert and page quickly") {
+      std::vector<TagEntry> entries;
+      entries.reserve(100000);
+      for (int i = 0; i < 100000; ++i) entries.push_back({"big/repo", tag_name((i * 7919) % 100000), digest(i)});
+      auto t0 = std::chrono::steady_clock::now();
+      REQUIRE(idx->put_tags(entries));
+      auto txn = idx->read();
+      bool more = false;
+      auto page = idx->tags(txn, "big/repo", tag_name(49999), 100, &more);
+      REQUIRE(page.size() == 100);
+      CHECK(page.front() == tag_name(50000));
+      CHECK(page.back() == tag_name(50099));
+      CHECK(more);
+      auto last = idx->tags(txn, "big/repo", tag_name(99989), 100, &more);
+      CHECK(last.size() == 10);
+      CHECK_FALSE(more);
+      CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+    }
+  });
 }
 
 TEST_CASE("Index::referrers") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  const std::string subject = digest(1);
-  REQUIRE(idx->put_manifest("r", subject, manifest_rec(), "v1"));
-  REQUIRE(idx->put_manifest("r", digest(2), manifest_rec(subject), std::nullopt));
-  REQUIRE(idx->put_manifest("r", digest(3), manifest_rec(subject), std::nullopt));
-  REQUIRE(idx->put_manifest("other", digest(4), manifest_rec(subject), std::nullopt));
-  REQUIRE(idx->put_manifest("r", digest(5), manifest_rec(digest(6)), std::nullopt));
-  auto txn = idx->read();
-  SUBCASE("lists the referrers of a subject in a repository") {
-    auto refs = idx->referrers(txn, "r", subject);
-    REQUIRE(refs.size() == 2);
-    CHECK(refs[0].digest == digest(2));
-    CHECK(refs[1].digest == digest(3));
-    CHECK(refs[0].media_type == manifest_rec().media_type);
-    CHECK(refs[0].size == 1234);
-    CHECK(refs[0].artifact_type == "application/vnd.example.sbom");
-    CHECK(refs[0].annotations_json == R"({"org.example":"x"})");
-  }
-  SUBCASE("other repositories have their own") {
-    auto refs = idx->referrers(txn, "other", subject);
-    REQUIRE(refs.size() == 1);
-    CHECK(refs[0].digest == digest(4));
-  }
-  SUBCASE("a subject without referrers") { CHECK(idx->referrers(txn, "r", digest(5)).empty()); }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    const std::string subject = digest(1);
+    REQUIRE(idx->put_manifest("r", subject, manifest_rec(), "v1"));
+    REQUIRE(idx->put_manifest("r", digest(2), manifest_rec(subject), std::nullopt));
+    REQUIRE(idx->put_manifest("r", digest(3), manifest_rec(subject), std::nullopt));
+    REQUIRE(idx->put_manifest("other", digest(4), manifest_rec(subject), std::nullopt));
+    REQUIRE(idx->put_manifest("r", digest(5), manifest_rec(digest(6)), std::nullopt));
+    auto txn = idx->read();
+    SUBCASE("lists the referrers of a subject in a repository") {
+      auto refs = idx->referrers(txn, "r", subject);
+      REQUIRE(refs.size() == 2);
+      CHECK(refs[0].digest == digest(2));
+      CHECK(refs[1].digest == digest(3));
+      CHECK(refs[0].media_type == manifest_rec().media_type);
+      CHECK(refs[0].size == 1234);
+      CHECK(refs[0].artifact_type == "application/vnd.example.sbom");
+      CHECK(refs[0].annotations_json == R"({"org.example":"x"})");
+    }
+    SUBCASE("other repositories have their own") {
+      auto refs = idx->referrers(txn, "other", subject);
+      REQUIRE(refs.size() == 1);
+      CHECK(refs[0].digest == digest(4));
+    }
+    SUBCASE("a subject without referrers") { CHECK(idx->referrers(txn, "r", digest(5)).empty()); }
+  });
 }
 
 TEST_CASE("Index::delete_tag") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), "a"));
-  REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), "b"));
-  SUBCASE("removes only the tag") {
-    REQUIRE(idx->delete_tag("r", "a") == true);
-    auto txn = idx->read();
-    CHECK_FALSE(idx->tag(txn, "r", "a"));
-    CHECK(idx->tag(txn, "r", "b") == digest(1));
-    CHECK(idx->manifest_in_repo(txn, "r", digest(1)));
-    CHECK(idx->manifest(txn, digest(1)));
-  }
-  SUBCASE("false when absent") {
-    CHECK(idx->delete_tag("r", "zzz") == false);
-    CHECK(idx->delete_tag("nope", "a") == false);
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), "a"));
+    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), "b"));
+    SUBCASE("removes only the tag") {
+      REQUIRE(idx->delete_tag("r", "a") == true);
+      auto txn = idx->read();
+      CHECK_FALSE(idx->tag(txn, "r", "a"));
+      CHECK(idx->tag(txn, "r", "b") == digest(1));
+      CHECK(idx->manifest_in_repo(txn, "r", digest(1)));
+      CHECK(idx->manifest(txn, digest(1)));
+    }
+    SUBCASE("false when absent") {
+      CHECK(idx->delete_tag("r", "zzz") == false);
+      CHECK(idx->delete_tag("nope", "a") == false);
+    }
+  });
 }
 
 TEST_CASE("Index::delete_manifest") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(digest(9)), "a"));
-  REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(digest(9)), "b"));
-  REQUIRE(idx->put_manifest("r", digest(2), manifest_rec(), "c"));
-  REQUIRE(idx->put_manifest("r2", digest(1), manifest_rec(digest(9)), "a"));
-  SUBCASE("removes membership, tags pointing at it and the referrer entry") {
-    REQUIRE(idx->delete_manifest("r", digest(1)) == true);
-    auto txn = idx->read();
-    CHECK_FALSE(idx->manifest_in_repo(txn, "r", digest(1)));
-    CHECK(idx->tags(txn, "r", "", 0, nullptr) == std::vector<std::string>{"c"});
-    CHECK(idx->referrers(txn, "r", digest(9)).empty());
-    CHECK(idx->manifest(txn, digest(1)));  // the record stays for GC
-    CHECK(idx->manifest_in_repo(txn, "r2", digest(1)));
-    CHECK(idx->tag(txn, "r2", "a") == digest(1));
-    CHECK(idx->referrers(txn, "r2", digest(9)).size() == 1);
-  }
-  SUBCASE("false when not in the repository") {
-    CHECK(idx->delete_manifest("r", digest(3)) == false);
-    CHECK(idx->delete_manifest("r3", digest(1)) == false);
-    CHECK(idx->tag(idx->read(), "r", "a") == digest(1));
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(digest(9)), "a"));
+    REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(digest(9)), "b"));
+    REQUIRE(idx->put_manifest("r", digest(2), manifest_rec(), "c"));
+    REQUIRE(idx->put_manifest("r2", digest(1), manifest_rec(digest(9)), "a"));
+    SUBCASE("removes membership, tags pointing at it and the referrer entry") {
+      REQUIRE(idx->delete_manifest("r", digest(1)) == true);
+      auto txn = idx->read();
+      CHECK_FALSE(idx->manifest_in_repo(txn, "r", digest(1)));
+      CHECK(idx->tags(txn, "r", "", 0, nullptr) == std::vector<std::string>{"c"});
+      CHECK(idx->referrers(txn, "r", digest(9)).empty());
+      CHECK(idx->manifest(txn, digest(1)));  // the record stays for GC
+      CHECK(idx->manifest_in_repo(txn, "r2", digest(1)));
+      CHECK(idx->tag(txn, "r2", "a") == digest(1));
+      CHECK(idx->referrers(txn, "r2", digest(9)).size() == 1);
+    }
+    SUBCASE("false when not in the repository") {
+      CHECK(idx->delete_manifest("r", digest(3)) == false);
+      CHECK(idx->delete_manifest("r3", digest(1)) == false);
+      CHECK(idx->tag(idx->read(), "r", "a") == digest(1));
+    }
+  });
 }
 
 TEST_CASE("Index::Update::add_blob") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("creates the record, the repository and the link") {
-    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Proxied));
-    auto txn = idx->read();
-    auto b = idx->blob(txn, digest(1));
-    REQUIRE(b);
-    CHECK(b->size == 42);
-    CHECK(b->refcount == 1);
-    CHECK(b->origin == Origin::Proxied);
-    CHECK(b->created > 0);
-    CHECK(idx->repo_exists(txn, "r"));
-    CHECK(idx->blob_linked(txn, "r", digest(1)));
-    CHECK_FALSE(idx->blob_linked(txn, "r2", digest(1)));
-    CHECK(idx->last_access(txn, digest(1)));
-  }
-  SUBCASE("adding twice is a no-op, a second repository counts") {
-    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
-    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
-    CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
-    REQUIRE(add_blob(*idx, "r2", digest(1), 99, Origin::Proxied));
-    auto b = idx->blob(idx->read(), digest(1));
-    CHECK(b->refcount == 2);
-    CHECK(b->size == 42);
-    CHECK(b->origin == Origin::Pushed);
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("creates the record, the repository and the link") {
+      REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Proxied));
+      auto txn = idx->read();
+      auto b = idx->blob(txn, digest(1));
+      REQUIRE(b);
+      CHECK(b->size == 42);
+      CHECK(b->refcount == 1);
+      CHECK(b->origin == Origin::Proxied);
+      CHECK(b->created > 0);
+      CHECK(idx->repo_exists(txn, "r"));
+      CHECK(idx->blob_linked(txn, "r", digest(1)));
+      CHECK_FALSE(idx->blob_linked(txn, "r2", digest(1)));
+      CHECK(idx->last_access(txn, digest(1)));
+    }
+    SUBCASE("adding twice is a no-op, a second repository counts") {
+      REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+      REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+      CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
+      REQUIRE(add_blob(*idx, "r2", digest(1), 99, Origin::Proxied));
+      auto b = idx->blob(idx->read(), digest(1));
+      CHECK(b->refcount == 2);
+      CHECK(b->size == 42);
+      CHECK(b->origin == Origin::Pushed);
+    }
+  });
 }
 
 TEST_CASE("Index::link_blob") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("links a stored blob into another repository") {
-    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
-    REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
-    REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
-    auto txn = idx->read();
-    CHECK(idx->blob_linked(txn, "r2", digest(1)));
-    CHECK(idx->blob(txn, digest(1))->refcount == 2);
-    CHECK(idx->blob(txn, digest(1))->size == 42);
-  }
-  SUBCASE("a blob without a record (collected meanwhile) is an error, and nothing is written") {
-    auto r = idx->link_blob("r", digest(1), 42, Origin::Pushed);
-    REQUIRE_FALSE(r);
-    CHECK(r.error().find(digest(1)) != std::string::npos);
-    auto txn = idx->read();
-    CHECK_FALSE(idx->blob(txn, digest(1)));
-    CHECK_FALSE(idx->repo_exists(txn, "r"));
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("links a stored blob into another repository") {
+      REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+      REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
+      REQUIRE(idx->link_blob("r2", digest(1), 99, Origin::Proxied));
+      auto txn = idx->read();
+      CHECK(idx->blob_linked(txn, "r2", digest(1)));
+      CHECK(idx->blob(txn, digest(1))->refcount == 2);
+      CHECK(idx->blob(txn, digest(1))->size == 42);
+    }
+    SUBCASE("a blob without a record (collected meanwhile) is an error, and nothing is written") {
+      auto r = idx->link_blob("r", digest(1), 42, Origin::Pushed);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().find(digest(1)) != std::string::npos);
+      auto txn = idx->read();
+      CHECK_FALSE(idx->blob(txn, digest(1)));
+      CHECK_FALSE(idx->repo_exists(txn, "r"));
+    }
+  });
 }
 
 TEST_CASE("Index::link_blobs") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
-  REQUIRE(add_blob(*idx, "r", digest(2), 7, Origin::Proxied));
-  REQUIRE(idx->link_blobs({{"r", digest(1), 42, Origin::Proxied},  // already linked: no-op
-                           {"other", digest(1), 42, Origin::Proxied},
-                           {"other", digest(2), 7, Origin::Proxied}}));
-  auto txn = idx->read();
-  CHECK(idx->blob(txn, digest(1))->refcount == 2);
-  CHECK(idx->blob(txn, digest(1))->origin == Origin::Pushed);
-  CHECK(idx->blob(txn, digest(2))->refcount == 2);
-  CHECK(idx->blob(txn, digest(2))->size == 7);
-  CHECK(idx->blob_linked(txn, "other", digest(2)));
-  CHECK(idx->repo_exists(txn, "other"));
-  REQUIRE(idx->link_blobs({}));
-  CHECK_FALSE(idx->link_blobs({{"third", digest(1), 42, Origin::Pushed}, {"third", digest(3), 1, Origin::Pushed}}));
-  CHECK_FALSE(idx->blob_linked(idx->read(), "third", digest(1)));  // all or nothing
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    REQUIRE(add_blob(*idx, "r", digest(1), 42, Origin::Pushed));
+    REQUIRE(add_blob(*idx, "r", digest(2), 7, Origin::Proxied));
+    REQUIRE(idx->link_blobs({{"r", digest(1), 42, Origin::Proxied},  // already linked: no-op
+                             {"other", digest(1), 42, Origin::Proxied},
+                             {"other", digest(2), 7, Origin::Proxied}}));
+    auto txn = idx->read();
+    CHECK(idx->blob(txn, digest(1))->refcount == 2);
+    CHECK(idx->blob(txn, digest(1))->origin == Origin::Pushed);
+    CHECK(idx->blob(txn, digest(2))->refcount == 2);
+    CHECK(idx->blob(txn, digest(2))->size == 7);
+    CHECK(idx->blob_linked(txn, "other", digest(2)));
+    CHECK(idx->repo_exists(txn, "other"));
+    REQUIRE(idx->link_blobs({}));
+    CHECK_FALSE(idx->link_blobs({{"third", digest(1), 42, Origin::Pushed}, {"third", digest(3), 1, Origin::Pushed}}));
+    CHECK_FALSE(idx->blob_linked(idx->read(), "third", digest(1)));  // all or nothing
+  });
 }
 
 TEST_CASE("Index::unlink_blob") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  REQUIRE(add_blob(*idx, "a", digest(1), 42, Origin::Pushed));
-  REQUIRE(add_blob(*idx, "b", digest(1), 42, Origin::Pushed));
-  SUBCASE("decrements down to zero and keeps the record") {
-    REQUIRE(idx->unlink_blob("a", digest(1)) == true);
-    CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
-    CHECK_FALSE(idx->blob_linked(idx->read(), "a", digest(1)));
-    REQUIRE(idx->unlink_blob("b", digest(1)) == true);
-    auto b = idx->blob(idx->read(), digest(1));
-    REQUIRE(b);
-    CHECK(b->refcount == 0);
-  }
-  SUBCASE("false when not linked") {
-    CHECK(idx->unlink_blob("c", digest(1)) == false);
-    REQUIRE(idx->unlink_blob("a", digest(1)) == true);
-    CHECK(idx->unlink_blob("a", digest(1)) == false);
-    CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    REQUIRE(add_blob(*idx, "a", digest(1), 42, Origin::Pushed));
+    REQUIRE(add_blob(*idx, "b", digest(1), 42, Origin::Pushed));
+    SUBCASE("decrements down to zero and keeps the record") {
+      REQUIRE(idx->unlink_blob("a", digest(1)) == true);
+      CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
+      CHECK_FALSE(idx->blob_linked(idx->read(), "a", digest(1)));
+      REQUIRE(idx->unlink_blob("b", digest(1)) == true);
+      auto b = idx->blob(idx->read(), digest(1));
+      REQUIRE(b);
+      CHECK(b->refcount == 0);
+    }
+    SUBCASE("false when not linked") {
+      CHECK(idx->unlink_blob("c", digest(1)) == false);
+      REQUIRE(idx->unlink_blob("a", digest(1)) == true);
+      CHECK(idx->unlink_blob("a", digest(1)) == false);
+      CHECK(idx->blob(idx->read(), digest(1))->refcount == 1);
+    }
+  });
 }
 
 TEST_CASE("Index::put_upload") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  REQUIRE(idx->put_upload("u1", UploadRecord{"library/a", 10}));
-  REQUIRE(idx->put_upload("u2", UploadRecord{"library/b", 20}));
-  SUBCASE("readable by id") {
-    auto u = idx->upload(idx->read(), "u2");
-    REQUIRE(u);
-    CHECK(u->repo == "library/b");
-    CHECK(u->started == 20);
-    CHECK_FALSE(idx->upload(idx->read(), "u3"));
-  }
-  SUBCASE("listed") {
-    auto all = idx->uploads(idx->read());
-    REQUIRE(all.size() == 2);
-    CHECK(all[0].first == "u1");
-    CHECK(all[0].second.repo == "library/a");
-    CHECK(all[1].first == "u2");
-  }
-  SUBCASE("deleted") {
-    REQUIRE(idx->delete_upload("u1"));
-    REQUIRE(idx->delete_upload("never"));
-    CHECK_FALSE(idx->upload(idx->read(), "u1"));
-    CHECK(idx->uploads(idx->read()).size() == 1);
-  }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    REQUIRE(idx->put_upload("u1", UploadRecord{"library/a", 10}));
+    REQUIRE(idx->put_upload("u2", UploadRecord{"library/b", 20}));
+    SUBCASE("readable by id") {
+      auto u = idx->upload(idx->read(), "u2");
+      REQUIRE(u);
+      CHECK(u->repo == "library/b");
+      CHECK(u->started == 20);
+      CHECK_FALSE(idx->upload(idx->read(), "u3"));
+    }
+    SUBCASE("listed") {
+      auto all = idx->uploads(idx->read());
+      REQUIRE(all.size() == 2);
+      CHECK(all[0].first == "u1");
+      CHECK(all[0].second.repo == "library/a");
+      CHECK(all[1].first == "u2");
+    }
+    SUBCASE("deleted") {
+      REQUIRE(idx->delete_upload("u1"));
+      REQUIRE(idx->delete_upload("never"));
+      CHECK_FALSE(idx->upload(idx->read(), "u1"));
+      CHECK(idx->uploads(idx->read()).size() == 1);
+    }
+  });
 }
 
 TEST_CASE("Index::touch") {
-  Scratch s;
-  auto idx = open_index(s.dir);
-  SUBCASE("records the given times") {
-    REQUIRE(idx->touch({{digest(1), 100}, {digest(2), 200}}));
-    REQUIRE(idx->touch({{digest(1), 150}}));
-    auto txn = idx->read();
-    CHECK(idx->last_access(txn, digest(1)) == 150);
-    CHECK(idx->last_access(txn, digest(2)) == 200);
-    CHECK_FALSE(idx->last_access(txn, digest(3)));
-  }
-  SUBCASE("an empty batch succeeds") { CHECK(idx->touch({})); }
+  for_each_index([](IndexFixture& f) {
+    auto& idx = f.idx;
+    SUBCASE("records the given times") {
+      REQUIRE(idx->touch({{digest(1), 100}, {digest(2), 200}}));
+      REQUIRE(idx->touch({{digest(1), 150}}));
+      auto txn = idx->read();
+      CHECK(idx->last_access(txn, digest(1)) == 150);
+      CHECK(idx->last_access(txn, digest(2)) == 200);
+      CHECK_FALSE(idx->last_access(txn, digest(3)));
+    }
+    SUBCASE("an empty batch succeeds") { CHECK(idx->touch({})); }
+  });
 }
 
 TEST_CASE("Index::put_manifest_checked") {
-  char tmpl[] = "/tmp/wharf-idx-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  const std::string dir = tmpl;
-  {
-    auto index = wharf::cache::LmdbIndex::open(dir + "/index", size_t(64) << 20);
-    REQUIRE(index);
-    auto& idx = **index;
+  for_each_index([](IndexFixture& f) {
+    auto& idx = *f.idx;
     const std::string blob = "sha256:" + std::string(64, 'b'), gone = "sha256:" + std::string(64, 'c');
     const std::string m = "sha256:" + std::string(64, 'a');
     REQUIRE(add_blob(idx, "r", blob, 10, wharf::cache::Origin::Pushed));
@@ -598,8 +637,7 @@ TEST_CASE("Index::put_manifest_checked") {
       CHECK(idx.manifest_in_repo(txn, "r", m));
       CHECK(idx.tag(txn, "r", "t") == m);
     }
-  }
-  std::filesystem::remove_all(dir);
+  });
 }
 
 namespace {
@@ -739,15 +777,81 @@ TEST_CASE("blob records name their backend; records from before backends read as
 }
 
 TEST_CASE("Update::add_blob records the backend of the first publication") {
+  for_each_index([](IndexFixture& f) {
+    auto& idx = *f.idx;
+    REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("a", "sha256:" + std::string(64, '1'), 5, Origin::Pushed, Backend::S3); }));
+    REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("b", "sha256:" + std::string(64, '1'), 5, Origin::Pushed); }));
+    auto txn = idx.read();
+    auto rec = idx.blob(txn, "sha256:" + std::string(64, '1'));
+    REQUIRE(rec);
+    CHECK(rec->backend == Backend::S3);
+    CHECK(rec->refcount == 2u);
+  });
+}
+
+
+TEST_CASE("LmdbIndex: a truncated record refuses the open, and reads as absent when opened anyway") {
   Scratch s;
-  auto index = LmdbIndex::open(s.dir / "index");
-  REQUIRE(index);
-  auto& idx = **index;
-  REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("a", "sha256:" + std::string(64, '1'), 5, Origin::Pushed, Backend::S3); }));
-  REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("b", "sha256:" + std::string(64, '1'), 5, Origin::Pushed); }));
-  auto txn = idx.read();
-  auto rec = idx.blob(txn, "sha256:" + std::string(64, '1'));
-  REQUIRE(rec);
-  CHECK(rec->backend == Backend::S3);
-  CHECK(rec->refcount == 2u);
+  auto idx = open_index(s.dir);
+  REQUIRE(idx->put_manifest("r", digest(1), manifest_rec(), std::nullopt));
+  idx.reset();
+  // Truncate the stored value through the raw LMDB API.
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  mdb_env_set_maxdbs(env, 16);
+  REQUIRE(mdb_env_open(env, s.dir.c_str(), MDB_NOTLS, 0644) == 0);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  MDB_dbi dbi;
+  REQUIRE(mdb_dbi_open(txn, "manifests", 0, &dbi) == 0);
+  std::string k = digest(1);
+  MDB_val key{k.size(), k.data()}, val{};
+  REQUIRE(mdb_get(txn, dbi, &key, &val) == 0);
+  std::string cut(static_cast<const char*>(val.mv_data), val.mv_size / 2);
+  MDB_val shorter{cut.size(), cut.data()};
+  REQUIRE(mdb_put(txn, dbi, &key, &shorter, 0) == 0);
+  REQUIRE(mdb_txn_commit(txn) == 0);
+  mdb_env_close(env);
+
+  auto refused = LmdbIndex::open(s.dir, size_t(1) << 30);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().find("manifests record '" + digest(1) + "': does not decode") != std::string::npos);
+  auto opened = LmdbIndex::open(s.dir, size_t(1) << 30, Damaged::Open);
+  REQUIRE(opened);
+  idx = std::move(*opened);
+  auto t = idx->read();
+  CHECK_FALSE(idx->manifest(t, digest(1)));
+  CHECK(idx->manifest_in_repo(t, "r", digest(1)));
+}
+
+TEST_CASE("LmdbIndex: nothing is written when the map is full") {
+  Scratch s;
+  auto small = open_index(s.dir / "small", size_t(1) << 20);
+  std::vector<TagEntry> entries;
+  for (int i = 0; i < 20000; ++i) entries.push_back({"r", tag_name(i), digest(i)});
+  auto r = small->put_tags(entries);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().find("put_tags") != std::string::npos);
+  CHECK(r.error().find("full") != std::string::npos);
+  CHECK_FALSE(small->repo_exists(small->read(), "r"));
+  CHECK(small->put_tags({{"r", "one", digest(1)}}));
+}
+
+TEST_CASE("Index: data survives closing and reopening") {
+  for_each_index([](IndexFixture& f) {
+    REQUIRE(f.idx->put_manifest("library/alpine", digest(1), manifest_rec(), "latest"));
+    REQUIRE(add_blob(*f.idx, "library/alpine", digest(100), 42, Origin::Pushed));
+    REQUIRE(f.idx->put_upload("u-1", UploadRecord{"library/alpine", 77}));
+    f.idx.reset();
+    f.idx = f.reopen();
+    auto& idx = f.idx;
+    auto txn = idx->read();
+    CHECK(idx->tag(txn, "library/alpine", "latest") == digest(1));
+    CHECK(idx->manifest_in_repo(txn, "library/alpine", digest(1)));
+    CHECK(idx->blob_linked(txn, "library/alpine", digest(100)));
+    REQUIRE(idx->blob(txn, digest(100)));
+    CHECK(idx->blob(txn, digest(100))->refcount == 1u);
+    REQUIRE(idx->upload(txn, "u-1"));
+    CHECK(idx->upload(txn, "u-1")->started == 77);
+  });
 }
