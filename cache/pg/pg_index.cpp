@@ -1,6 +1,7 @@
 // PgIndex: opening (connect + migrate), read snapshots and the read-side queries. Writes: pg_write.cpp.
 #include "cache/pg/pg_index.hpp"
 
+#include "cache/pg/pg_conn.hpp"
 #include "cache/pg/pg_dsn.hpp"
 #include "cache/pg/pg_rows.hpp"
 #include "cache/pg/pg_schema.hpp"
@@ -11,13 +12,13 @@ using pg::exec;
 using namespace pg::rows;
 
 PgIndex::PgIndex(std::string dsn, size_t pool_size, std::chrono::milliseconds wait)
-    : pool_(std::move(dsn), pool_size, wait) {}
+    : pool_(std::make_unique<pg::Pool>(std::move(dsn), pool_size, wait)) {}
 
 PgIndex::~PgIndex() = default;
 
 std::expected<std::unique_ptr<PgIndex>, std::string> PgIndex::open(const std::string& dsn, size_t pool_size,
                                                                    std::chrono::milliseconds wait) {
-  const std::string where = "database.dsn (" + pg::redact_dsn(dsn) + ")";
+  const std::string where = std::string("database.dsn (").append(pg::redact_dsn(dsn)).append(")");
   auto c = pg::connect(dsn, where);
   if (!c) return std::unexpected(c.error());
   if (auto m = pg::migrate(c->get()); !m) return std::unexpected(where + ": " + m.error());
@@ -25,7 +26,7 @@ std::expected<std::unique_ptr<PgIndex>, std::string> PgIndex::open(const std::st
 }
 
 std::optional<std::string> PgIndex::probe(const std::string& dsn) {
-  const std::string where = "database.dsn (" + pg::redact_dsn(dsn) + ")";
+  const std::string where = std::string("database.dsn (").append(pg::redact_dsn(dsn)).append(")");
   auto c = pg::connect(dsn, where);
   if (!c) return c.error();
   auto version = pg::schema_version(c->get());
@@ -34,12 +35,12 @@ std::optional<std::string> PgIndex::probe(const std::string& dsn) {
   return std::nullopt;
 }
 
-pg::Pool::Lease PgIndex::begin(std::string_view begin_sql) const {
+std::unique_ptr<PgIndex::Session> PgIndex::begin(std::string_view begin_sql) const {
   for (int attempt = 0;; ++attempt) {
-    auto lease = pool_.acquire();
+    auto lease = pool_->acquire();
     try {
       pg::exec_script(lease.get(), begin_sql);
-      return lease;
+      return std::unique_ptr<Session>(new Session{std::move(lease)});
     } catch (const pg::PgError&) {
       // A connection the server dropped since its last use fails here first: one retry on a fresh one.
       if (attempt == 0 && PQstatus(lease.get()) != CONNECTION_OK) continue;
@@ -50,7 +51,7 @@ pg::Pool::Lease PgIndex::begin(std::string_view begin_sql) const {
 
 std::expected<void, std::string> PgIndex::ping(std::chrono::milliseconds timeout) const {
   try {
-    auto lease = pool_.acquire(timeout);
+    auto lease = pool_->acquire(timeout);
     pg::exec_script(lease.get(), "BEGIN; SET LOCAL statement_timeout = " + std::to_string(timeout.count()) +
                                      "; SELECT 1; COMMIT");
     return {};
@@ -61,8 +62,7 @@ std::expected<void, std::string> PgIndex::ping(std::chrono::milliseconds timeout
 
 Index::ReadTxn PgIndex::read() const {
   // The snapshot is taken by the first statement, so one runs now: later commits stay invisible.
-  auto* s = new Session{begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")};
-  return ReadTxn(this, s);
+  return ReadTxn(this, begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1").release());
 }
 
 void PgIndex::end_read(void* handle) const noexcept { delete static_cast<Session*>(handle); }

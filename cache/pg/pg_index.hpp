@@ -10,12 +10,18 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <string>
 
 #include "cache/index.hpp"
-#include "cache/pg/pg_conn.hpp"
+
+typedef struct pg_conn PGconn;  // libpq's connection (libpq-fe.h), opaque here
 
 namespace wharf::cache {
+
+namespace pg {
+class Pool;
+}
 
 class PgIndex final : public Index {
  public:
@@ -79,10 +85,8 @@ class PgIndex final : public Index {
   // Always empty: PostgreSQL keeps typed rows.
   std::vector<std::string> undecodable(std::string_view table) const override;
 
-  // One checked-out connection inside a transaction (a read snapshot or a write).
-  struct Session {
-    pg::Pool::Lease lease;
-  };
+  // One checked-out connection inside a transaction (a read snapshot or a write); cache/pg/pg_rows.hpp.
+  struct Session;
 
  protected:
   void end_read(void* handle) const noexcept override;
@@ -93,9 +97,10 @@ class PgIndex final : public Index {
   // "index <op>: <reason>" and rolls back.
   template <class F>
   auto write(std::string_view op, F&& f) -> std::expected<std::invoke_result_t<F, PGconn*>, std::string>;
-  // A pooled connection with `begin` run on it (retried once on a fresh connection if the server had gone).
-  pg::Pool::Lease begin(std::string_view begin_sql) const;
-  mutable pg::Pool pool_;
+  // A pooled connection with `begin_sql` run on it (retried once on a fresh connection if the server had
+  // gone); throws PgError.
+  std::unique_ptr<Session> begin(std::string_view begin_sql) const;
+  std::unique_ptr<pg::Pool> pool_;
 };
 
 }  // namespace wharf::cache

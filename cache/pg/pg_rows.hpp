@@ -8,6 +8,14 @@
 #include "cache/pg/pg_conn.hpp"
 #include "cache/pg/pg_index.hpp"
 
+namespace wharf::cache {
+
+struct PgIndex::Session {
+  pg::Pool::Lease lease;
+};
+
+}  // namespace wharf::cache
+
 namespace wharf::cache::pg::rows {
 
 // The connection of a snapshot or write transaction of a PgIndex.

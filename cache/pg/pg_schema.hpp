@@ -2,14 +2,14 @@
 // The PostgreSQL index's schema: numbered migrations, applied in order at open under a session
 // advisory lock (concurrent starts of several fronts wait for each other), and recorded in the
 // wharf_schema table. A database whose schema is newer than this wharf's is refused.
-#include <libpq-fe.h>
-
 #include <cstdint>
 #include <expected>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+typedef struct pg_conn PGconn;  // libpq's connection (libpq-fe.h), opaque here
 
 namespace wharf::cache::pg {
 

@@ -108,8 +108,8 @@ bool remove_from_repo(PGconn* c, std::string_view repo, std::string_view digest)
 template <class F>
 auto PgIndex::write(std::string_view op, F&& f) -> std::expected<std::invoke_result_t<F, PGconn*>, std::string> {
   try {
-    auto lease = begin("BEGIN");
-    PGconn* c = lease.get();
+    auto session = begin("BEGIN");
+    PGconn* c = session->lease.get();
     exec(c, "SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(pg::kWriterLock)});
     if constexpr (std::is_void_v<std::invoke_result_t<F, PGconn*>>) {
       f(c);
@@ -184,11 +184,11 @@ class PgUpdate final : public Index::Update {
 
 std::expected<void, std::string> PgIndex::update(std::string_view op, const std::function<void(Update&)>& f) {
   try {
-    Session s{begin("BEGIN")};
-    exec(s.lease.get(), "SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(pg::kWriterLock)});
-    PgUpdate u(s);
+    auto s = begin("BEGIN");
+    exec(s->lease.get(), "SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(pg::kWriterLock)});
+    PgUpdate u(*s);
     f(u);
-    exec(s.lease.get(), "COMMIT");
+    exec(s->lease.get(), "COMMIT");
     return {};
   } catch (const pg::PgError& e) {  // the lease rolls back whatever is open
     return std::unexpected(std::string("index ").append(op).append(": ").append(e.what()));

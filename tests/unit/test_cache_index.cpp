@@ -20,7 +20,7 @@
 
 #include "cache/index.hpp"
 #include "cache/index_lmdb.hpp"
-#include "cache/pg/pg_conn.hpp"
+#include "cache/pg/pg_admin.hpp"
 #include "cache/pg/pg_index.hpp"
 #include "cache/index_check.hpp"
 #include "cache/index_records.hpp"
@@ -79,9 +79,8 @@ std::unique_ptr<IndexFixture> make_pg() {
   const std::string dsn = std::getenv("WHARF_TEST_PG_DSN");
   static std::atomic<int> seq{0};
   const std::string schema = "contract_" + std::to_string(::getpid()) + "_" + std::to_string(seq++);
-  auto admin = wharf::cache::pg::connect(dsn, "WHARF_TEST_PG_DSN");
-  REQUIRE_MESSAGE(admin.has_value(), (admin ? "" : admin.error()));
-  wharf::cache::pg::exec_script(admin->get(), "DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema);
+  auto made = wharf::cache::pg::run_script(dsn, "DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema);
+  REQUIRE_MESSAGE(made.has_value(), (made ? "" : made.error()));
   std::string scoped = dsn;
   if (dsn.starts_with("postgres"))
     scoped += std::string(dsn.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
@@ -95,10 +94,7 @@ std::unique_ptr<IndexFixture> make_pg() {
   };
   f->idx = f->reopen();
   std::printf("Index contract: postgresql fixture in schema %s\n", schema.c_str());
-  f->cleanup = [dsn, schema] {
-    if (auto c = wharf::cache::pg::connect(dsn, "WHARF_TEST_PG_DSN"))
-      wharf::cache::pg::exec_script(c->get(), "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
-  };
+  f->cleanup = [dsn, schema] { (void)wharf::cache::pg::run_script(dsn, "DROP SCHEMA IF EXISTS " + schema + " CASCADE"); };
   return f;
 }
 

@@ -7,14 +7,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "cache/pg/pg_conn.hpp"
+#include "cache/pg/pg_admin.hpp"
 #include "cache/pg/pg_dsn.hpp"
 #include "cache/pg/pg_index.hpp"
 #include "cache/pg/pg_schema.hpp"
+#include "src/config/config.hpp"
 
 using namespace wharf::cache;
 using wharf::cache::pg::redact_dsn;
@@ -87,12 +89,11 @@ struct LiveSchema {
   explicit LiveSchema(const char* tag) {
     base = std::getenv("WHARF_TEST_PG_DSN");
     name = std::string("unit_") + tag + "_" + std::to_string(::getpid());
-    auto c = pg::connect(base, "WHARF_TEST_PG_DSN");
-    REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error()));
-    pg::exec_script(c->get(), "DROP SCHEMA IF EXISTS " + name + " CASCADE; CREATE SCHEMA " + name);
+    auto made = pg::run_script(base, "DROP SCHEMA IF EXISTS " + name + " CASCADE; CREATE SCHEMA " + name);
+    REQUIRE_MESSAGE(made.has_value(), (made ? "" : made.error()));
   }
   ~LiveSchema() {
-    if (auto c = pg::connect(base, "WHARF_TEST_PG_DSN")) pg::exec_script(c->get(), "DROP SCHEMA IF EXISTS " + name + " CASCADE");
+    (void)pg::run_script(base, "DROP SCHEMA IF EXISTS " + name + " CASCADE");
   }
   std::string dsn() const {
     if (base.starts_with("postgres"))
@@ -120,20 +121,15 @@ TEST_CASE("PgIndex::open against a live server" * doctest::skip(!live())) {
       });
     for (auto& t : threads) t.join();
     for (const auto& e : errors) CHECK_MESSAGE(e.empty(), e);
-    auto c = pg::connect(s.dsn(), "test");
-    REQUIRE(c);
-    auto v = pg::exec(c->get(), "SELECT count(*), max(version) FROM wharf_schema");
-    CHECK(v.int64(0, 0) == int64_t(pg::migrations().size()));
-    CHECK(v.int64(0, 1) == int64_t(pg::migrations().size()));
+    const std::string n = std::to_string(pg::migrations().size());
+    auto v = pg::query_row(s.dsn(), "SELECT count(*), max(version) FROM wharf_schema");
+    REQUIRE_MESSAGE(v.has_value(), (v ? "" : v.error()));
+    CHECK(*v == n + "|" + n);
   }
   SUBCASE("a database with a newer schema is refused") {
     LiveSchema s("newer");
     REQUIRE(PgIndex::open(s.dsn(), 1));
-    {
-      auto c = pg::connect(s.dsn(), "test");
-      REQUIRE(c);
-      pg::exec_script(c->get(), "INSERT INTO wharf_schema (version) VALUES (999)");
-    }
+    REQUIRE(pg::run_script(s.dsn(), "INSERT INTO wharf_schema (version) VALUES (999)"));
     auto again = PgIndex::open(s.dsn(), 1);
     REQUIRE_FALSE(again);
     CHECK(again.error().find("database.dsn") != std::string::npos);
@@ -157,4 +153,41 @@ TEST_CASE("PgIndex::open: an unreachable server names database.dsn and hides the
   REQUIRE_FALSE(idx);
   CHECK(idx.error().find("database.dsn") != std::string::npos);
   CHECK(idx.error().find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("database.* configuration keys") {
+  std::vector<std::string> warnings;
+  const std::string base = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/x\n";
+  SUBCASE("no database section: the embedded LMDB index") {
+    auto cfg = wharf::config::load_from_string(base, {}, warnings);
+    REQUIRE(cfg);
+    CHECK(cfg->database_dsn.empty());
+    CHECK(cfg->database_pool_size == 8);
+  }
+  SUBCASE("dsn and poolsize from the file") {
+    auto cfg = wharf::config::load_from_string(
+        base + "database:\n  dsn: postgresql://wharf@127.0.0.1:5432/wharf\n  poolsize: 3\n", {}, warnings);
+    REQUIRE(cfg);
+    CHECK(cfg->database_dsn == "postgresql://wharf@127.0.0.1:5432/wharf");
+    CHECK(cfg->database_pool_size == 3);
+  }
+  SUBCASE("the REGISTRY_DATABASE_* forms override the file") {
+    auto cfg = wharf::config::load_from_string(
+        base + "database:\n  dsn: postgresql://a@h/db\n",
+        {{"REGISTRY_DATABASE_DSN", "host=db dbname=wharf"}, {"REGISTRY_DATABASE_POOLSIZE", "16"}}, warnings);
+    REQUIRE(cfg);
+    CHECK(cfg->database_dsn == "host=db dbname=wharf");
+    CHECK(cfg->database_pool_size == 16);
+  }
+  SUBCASE("a poolsize out of range names the key") {
+    auto cfg = wharf::config::load_from_string(base + "database:\n  dsn: postgresql://h/db\n  poolsize: 0\n", {},
+                                               warnings);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.error().str().find("database.poolsize") != std::string::npos);
+  }
+  SUBCASE("a dsn that is not a connection string names the key") {
+    auto cfg = wharf::config::load_from_string(base + "database:\n  dsn: mysql-server\n", {}, warnings);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.error().str().find("database.dsn") != std::string::npos);
+  }
 }
