@@ -69,6 +69,8 @@ std::expected<Conn, std::string> connect(const std::string& dsn, std::string_vie
   if (!c) return std::unexpected(std::string(what) + ": cannot connect: out of memory");
   if (PQstatus(c.get()) != CONNECTION_OK)
     return std::unexpected(std::string(what) + ": cannot connect: " + one_line(PQerrorMessage(c.get())));
+  // NOTICEs ("relation ... already exists, skipping") are expected chatter, not for stderr.
+  PQsetNoticeProcessor(c.get(), [](void*, const char*) {}, nullptr);
   return c;
 }
 
