@@ -2,7 +2,8 @@
 and shared; each test uses its own database): the index contract of tests/unit/test_cache_index.cpp runs
 against the server; three fronts starting at once on an empty database create the schema once; skopeo
 pushes and pulls through `wharf serve` with the index in PostgreSQL; a PostgreSQL restart under wharf
-gives 503 with an OCI error, then service resumes; check-config names database.dsn and hides the password."""
+gives 503 with an OCI error, then service resumes; garbage-collect works on the database and backup refuses
+it (pg_dump); check-config names database.dsn and hides the password."""
 import os
 
 import harness
@@ -88,8 +89,16 @@ def test_pg_skopeo_push_and_pull_round_trip(ctx):
     ctx.skopeo("copy", "--src-tls-verify=false", dest, "oci:" + out)
     for digest in img["layers"] + [img["config_digest"], img["manifest_digest"]]:
         check(files_equal(blob_path(img["dir"], digest), blob_path(out, digest)), "blob %s after the round trip" % digest)
-    # A restart reads everything back from the database.
+    # Offline verbs use the database too: garbage-collect keeps the tagged image; backup, which copies an
+    # LMDB file, refuses and says what to use instead.
     reg.stop()
+    res = run([SERVER_BIN, "garbage-collect", reg.config_path], check_rc=False, timeout=120)
+    check_eq(res.returncode, 0, "garbage-collect with the index in PostgreSQL: %s" % (res.stdout + res.stderr)[-400:])
+    check_eq(rows(pg, db, "SELECT count(*) FROM blobs"), "4", "blob records after garbage-collect (all referenced)")
+    res = run([SERVER_BIN, "backup", reg.config_path, ctx.path("backup")], check_rc=False, timeout=120)
+    check(res.returncode != 0 and "pg_dump" in res.stdout + res.stderr,
+          "backup refuses a PostgreSQL index and names pg_dump: %r" % (res.stdout + res.stderr)[-400:])
+    # A restart reads everything back from the database.
     reg.start()
     res = reg.manifest("e2e/pg", "v1")
     check_eq(res.status, 200, "manifest GET after a restart")
