@@ -26,12 +26,14 @@ class PgError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Closes a connection (PQfinish).
 struct ConnFree {
   void operator()(PGconn* c) const noexcept { PQfinish(c); }
 };
 // The one owner of a connection.
 using Conn = std::unique_ptr<PGconn, ConnFree>;
 
+// Frees a result (PQclear).
 struct ResultFree {
   void operator()(PGresult* r) const noexcept { PQclear(r); }
 };
@@ -39,6 +41,7 @@ struct ResultFree {
 // The one owner of a query result; rows and columns are read as text.
 class Result {
  public:
+  // Takes ownership of `r` (may be null: libpq out of memory).
   explicit Result(PGresult* r) : r_(r) {}
   // Number of rows returned.
   int rows() const { return PQntuples(r_.get()); }
@@ -82,6 +85,7 @@ class Pool {
   // inside a transaction that cannot be rolled back).
   class Lease {
    public:
+    // A connection of `pool`, handed back when this is destroyed.
     Lease(Pool* pool, Conn c) : pool_(pool), conn_(std::move(c)) {}
     Lease(Lease&&) noexcept = default;
     Lease& operator=(Lease&&) = delete;
