@@ -120,14 +120,13 @@ class S3Tree final : public RegistryTree {
   // Directories are key prefixes: the distinct next components of the keys under rel/.
   std::expected<std::vector<std::string>, std::string> list(const std::string& rel) override {
     const std::string prefix = rel + "/";
-    std::vector<std::string> names;
+    std::set<std::string> names;
     for (auto it = keys_.lower_bound(prefix); it != keys_.end() && it->starts_with(prefix); ++it) {
       const size_t slash = it->find('/', prefix.size());
       std::string name = it->substr(prefix.size(), slash == std::string::npos ? std::string::npos : slash - prefix.size());
-      if (name.empty()) continue;  // "a//b": no entry
-      if (names.empty() || names.back() != name) names.push_back(std::move(name));
+      if (!name.empty()) names.insert(std::move(name));  // "a//b": no entry
     }
-    return names;
+    return std::vector<std::string>(names.begin(), names.end());
   }
 
   std::expected<std::string, std::string> read_link(const std::string& rel) override {

@@ -139,6 +139,7 @@ def test_s3_backup_restore_export_import_and_check(ctx):
     check_eq(sorted(stored_files(ctx.path("bk-full"))), sorted(digests), "blobs of the full backup")
     rc, out = wharf_in(reg, "export", reg.config_path, ctx.path("app.tar"), "e2e/bk/app:v1")
     check_eq(rc, 0, "exit status of the export (%s)" % out[-400:])
+    orphan = reg.push_blob("e2e/bk/app", os.urandom(4096))  # recorded, but no manifest needs it
     reg.stop()
 
     # Restore of the full backup into a new bucket and root: the blobs are uploaded from the backup.
@@ -177,12 +178,26 @@ def test_s3_backup_restore_export_import_and_check(ctx):
     stray_digest = "sha256:" + hashlib.sha256(stray).hexdigest()
     status, _ = ceph.s3_request(gw, "PUT", "/%s/%s" % (name, object_key(stray_digest)), stray)
     check_eq(status, 200, "PUT of a stray object")
-    rc, out = wharf_in(reg, "check", reg.config_path)
+    status, _ = ceph.s3_request(gw, "DELETE", "/%s/%s" % (name, object_key(orphan)))
+    check_eq(status, 204, "DELETE of the orphan blob's object")
+    config = img["config_digest"]
+    status, data = ceph.s3_request(gw, "GET", "/%s/%s" % (name, object_key(config)))
+    check_eq(status, 200, "GET of the config's object")
+    status, _ = ceph.s3_request(gw, "PUT", "/%s/%s" % (name, object_key(config)), bytes([data[0] ^ 1]) + data[1:])
+    check_eq(status, 200, "PUT of a damaged config object (same size)")
+    rc, out = wharf_in(reg, "check", reg.config_path, "--verify-content")
     check_eq(rc, 1, "exit status of check with a missing object (%s)" % out[-600:])
-    check("blob %s: its file is missing" % layer in out, "the deleted object is not reported: %s" % out[-600:])
+    check("blob %s: its file is missing; manifest" % layer in out, "the deleted layer is not reported: %s" % out[-900:])
+    check("blob %s: its file's content does not hash to its digest" % config in out,
+          "the damaged config object is not reported: %s" % out[-900:])
+    check("blob %s: its file is missing; no manifest needs it" % orphan in out and "[repairable]" in out,
+          "the orphan's missing object is not reported repairable: %s" % out[-900:])
     check("stray: %s" % stray_digest in out and "1 objects in the bucket without a record" in out,
-          "the stray object is not reported: %s" % out[-600:])
-    rc, out = wharf_in(reg, "check", reg.config_path, "--repair")
-    check_eq(rc, 1, "a missing layer a manifest needs cannot be repaired (%s)" % out[-600:])
-    check("cannot be repaired" in out, "check --repair output: %s" % out[-600:])
+          "the stray object is not reported: %s" % out[-900:])
+    rc, out = wharf_in(reg, "check", reg.config_path, "--verify-content", "--repair")
+    check_eq(rc, 1, "a missing layer a manifest needs cannot be repaired (%s)" % out[-900:])
+    check("[repaired]" in out and "cannot be repaired" in out, "check --repair output: %s" % out[-900:])
+    rc, out = wharf_in(reg, "check", reg.config_path, "--verify-content")
+    check(orphan not in out, "the orphan's record is still there after --repair: %s" % out[-900:])
+    check(layer in out and config in out, "what --repair cannot fix is still reported: %s" % out[-900:])
     check_eq(object_status(gw, name, stray_digest), 200, "check --repair removed the stray (garbage-collect does)")
