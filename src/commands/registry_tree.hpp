@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ bool is_s3_source(const std::string& source);
 // $AWS_SECRET_ACCESS_KEY (and $AWS_SESSION_TOKEN). Lists repositories/ once (at most 4 million keys);
 // fails with a message naming the bucket, the option or the variable.
 std::expected<std::unique_ptr<RegistryTree>, std::string> open_s3_tree(const std::string& source, const S3TreeOptions&);
+
+// The entries of "directory" `dir` of a bucket listed into `keys` (keys are paths, directories are key
+// prefixes): the distinct first components after "dir/", sorted; empty components ("a//b") are no entry.
+std::vector<std::string> key_children(const std::set<std::string>& keys, const std::string& dir);
 
 // The digest a link file names ("sha256:<hex>", surrounding whitespace allowed), or nullopt.
 std::optional<oci::Digest> parse_link(const std::string& text);

@@ -117,16 +117,8 @@ class S3Tree final : public RegistryTree {
     return out;
   }
 
-  // Directories are key prefixes: the distinct next components of the keys under rel/.
   std::expected<std::vector<std::string>, std::string> list(const std::string& rel) override {
-    const std::string prefix = rel + "/";
-    std::set<std::string> names;
-    for (auto it = keys_.lower_bound(prefix); it != keys_.end() && it->starts_with(prefix); ++it) {
-      const size_t slash = it->find('/', prefix.size());
-      std::string name = it->substr(prefix.size(), slash == std::string::npos ? std::string::npos : slash - prefix.size());
-      if (!name.empty()) names.insert(std::move(name));  // "a//b": no entry
-    }
-    return std::vector<std::string>(names.begin(), names.end());
+    return key_children(keys_, rel);
   }
 
   std::expected<std::string, std::string> read_link(const std::string& rel) override {
@@ -151,6 +143,17 @@ class S3Tree final : public RegistryTree {
 };
 
 }  // namespace
+
+std::vector<std::string> key_children(const std::set<std::string>& keys, const std::string& dir) {
+  const std::string prefix = dir + "/";
+  std::set<std::string> names;
+  for (auto it = keys.lower_bound(prefix); it != keys.end() && it->starts_with(prefix); ++it) {
+    const size_t slash = it->find('/', prefix.size());
+    std::string name = it->substr(prefix.size(), slash == std::string::npos ? std::string::npos : slash - prefix.size());
+    if (!name.empty()) names.insert(std::move(name));
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
 
 bool is_s3_source(const std::string& source) { return source.starts_with("s3://"); }
 
