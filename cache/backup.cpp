@@ -145,6 +145,27 @@ std::expected<bool, std::string> download(const BlobBackend& store, const oci::D
   return true;
 }
 
+// Records `backend` as the holder of every blob `index` records (a restore onto another backend).
+std::expected<void, std::string> mark_backend(Index& index, Backend backend) {
+  std::vector<std::pair<std::string, BlobRecord>> blobs;
+  try {
+    auto txn = index.read();
+    blobs = index.all_blobs(txn);
+  } catch (const std::exception& e) {
+    return std::unexpected(std::string("cannot read the restored index: ") + e.what());
+  }
+  std::erase_if(blobs, [backend](const auto& b) { return b.second.backend == backend; });
+  if (blobs.empty()) return {};
+  auto marked = index.update("restore", [&](Index::Update& u) {
+    for (auto [d, rec] : blobs) {
+      rec.backend = backend;
+      u.put_blob_record(d, rec);
+    }
+  });
+  if (!marked) return std::unexpected("cannot record the blobs' backend in the restored index: " + marked.error());
+  return {};
+}
+
 }  // namespace
 
 std::expected<BackupResult, std::string> backup(const Index& index, const FsBlobStore& store, const fs::path& dir) {
@@ -206,6 +227,8 @@ std::expected<BackupResult, std::string> restore(const fs::path& dir, const fs::
   if (auto store = FsBlobStore::open(root); !store) return std::unexpected(store.error());
   auto index = Index::open(root / "index");
   if (!index) return std::unexpected("the restored index does not open: " + index.error());
+  // A backup of an S3-backed wharf (--include-blobs) restored onto the filesystem.
+  if (auto marked = mark_backend(**index, Backend::Filesystem); !marked) return std::unexpected(marked.error());
   return result;
 }
 
@@ -280,14 +303,7 @@ std::expected<BackupResult, std::string> restore_blobs(const fs::path& dir, Inde
     ++result.copied;
     result.bytes += size;
   }
-  auto marked = index.update("restore", [&](Index::Update& u) {
-    for (auto [d, rec] : blobs) {
-      if (rec.backend == store.kind()) continue;
-      rec.backend = store.kind();
-      u.put_blob_record(d, rec);
-    }
-  });
-  if (!marked) return std::unexpected("cannot record the blobs' backend: " + marked.error());
+  if (auto marked = mark_backend(index, store.kind()); !marked) return std::unexpected(marked.error());
   return result;
 }
 

@@ -159,6 +159,31 @@ def test_s3_backup_restore_export_import_and_check(ctx):
     pull_and_compare(sub, reg2.host, "e2e/bk/app:v1", img, "pulled-restored")
     reg2.stop()
 
+    # The full backup restores onto the filesystem too; a filesystem backup of that restores into S3
+    # (how a filesystem wharf moves onto a bucket), every blob then served from the bucket.
+    fs_sub = harness.Context(ctx.name + "-fs", ctx.mkdir("on-fs"))
+    ctx.cleanups.append(fs_sub.close)
+    on_fs = fs_sub.registry(name="wharf-fs")
+    rc, out = wharf_in(on_fs, "restore", on_fs.config_path, ctx.path("bk-full"), "--force")
+    check_eq(rc, 0, "exit status of the restore onto the filesystem (%s)" % out[-400:])
+    rc, out = wharf_in(on_fs, "backup", on_fs.config_path, ctx.path("bk-fs"))
+    check_eq(rc, 0, "exit status of the filesystem backup (%s)" % out[-400:])
+    on_fs.start()
+    pull_and_compare(fs_sub, on_fs.host, "e2e/bk/app:v1", img, "pulled-fs")
+    on_fs.stop()
+    name4 = bucket(ctx, gw)
+    sub4 = harness.Context(ctx.name + "-moved", ctx.mkdir("moved"))
+    ctx.cleanups.append(sub4.close)
+    reg4 = s3_registry(sub4, gw, name4)
+    rc, out = wharf_in(reg4, "restore", reg4.config_path, ctx.path("bk-fs"))
+    check_eq(rc, 0, "exit status of the filesystem backup restored into S3 (%s)" % out[-400:])
+    check("4 uploaded" in out, "restore of the filesystem backup into S3: %s" % out[-400:])
+    reg4.start()
+    res = reg4.req("GET", "/v2/e2e/bk/app/blobs/" + img["layers"][0])
+    check_eq(res.status, 307, "a moved blob is served from the bucket (redirect)")
+    pull_and_compare(sub4, reg4.host, "e2e/bk/app:v1", img, "pulled-moved")
+    reg4.stop()
+
     # Import of the exported bundle into a third bucket and root.
     name3 = bucket(ctx, gw)
     sub3 = harness.Context(ctx.name + "-imported", ctx.mkdir("imported"))
