@@ -11,7 +11,7 @@ import harness
 from harness import check, check_eq, run, SERVER_BIN, wharf_only
 from registry import to_yaml
 from test_gc import pull_and_compare, push, stored_files
-from test_import_registry import REFERENCE, start_reference
+from test_import_registry import OCI_INDEX, OCI_MANIFEST, REFERENCE, start_reference
 from test_s3 import S3_TIMEOUT, bucket, object_key, object_status, rgw, s3_registry
 
 
@@ -49,9 +49,14 @@ def test_s3_import_registry_from_a_docker_registry_directory(ctx):
     src = start_reference(ctx, "origin")
     app = ctx.image("app", layers=3, size=96 << 10, seed=2101)
     tool = ctx.image("tool", layers=1, size=64 << 10, seed=2102)
-    images = {"e2e/mig/app:v1": app, "e2e/mig/app:stable": app, "e2e/mig/tool:1.0": tool}
+    images = {"e2e/mig/app:v1": app, "e2e/mig/app:stable": app, "e2e/mig/app:arm64": tool, "e2e/mig/tool:1.0": tool}
     for ref, img in images.items():
         push(ctx, src, img, ref)
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": img["manifest_digest"], "size": img["manifest_size"],
+         "platform": {"architecture": arch, "os": "linux"}} for img, arch in ((app, "amd64"), (tool, "arm64"))]}
+    r, index_digest = src.push_manifest("e2e/mig/app", "multi", index)
+    check_eq(r.status, 201, "index PUT to docker-registry (%r)" % r)
     src.stop()
 
     name = bucket(ctx, gw)
@@ -59,6 +64,7 @@ def test_s3_import_registry_from_a_docker_registry_directory(ctx):
     rc, out = wharf_in(dst, "import-registry", dst.config_path, src.root)
     check_eq(rc, 0, "exit status of the import into S3 (%s)" % out[-600:])
     check("2 repositories" in out and "0 skipped" in out, "import summary: %s" % out[-400:])
+    check_eq(object_status(gw, name, index_digest), 200, "object of the index in the bucket")
     for img in (app, tool):
         for d in [img["manifest_digest"], img["config_digest"]] + img["layers"]:
             check_eq(object_status(gw, name, d), 200, "object of %s in the bucket after the import" % d)
@@ -72,8 +78,11 @@ def test_s3_import_registry_from_a_docker_registry_directory(ctx):
     dst.start()
     for n, (ref, img) in enumerate(images.items()):
         pull_and_compare(ctx, dst.host, ref, img, "pulled-%d" % n)
+    got = dst.manifest("e2e/mig/app", "multi")
+    check_eq(got.status, 200, "GET of the imported multi-arch index (%r)" % got)
+    check_eq(hashlib.sha256(got.body).hexdigest(), index_digest.split(":", 1)[1], "digest of the index bytes")
     tags = dst.req("GET", "/v2/e2e/mig/app/tags/list").json()["tags"]
-    check_eq(sorted(tags), ["stable", "v1"], "tags of e2e/mig/app")
+    check_eq(sorted(tags), ["arm64", "multi", "stable", "v1"], "tags of e2e/mig/app")
 
 
 @wharf_only("wharf import-registry is wharf's")
