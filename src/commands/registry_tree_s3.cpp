@@ -1,10 +1,13 @@
 // A registry:2 storage tree in a bucket (the s3 driver's layout under its rootdirectory), read through the
 // S3 client on a private event loop: repositories/ is listed once into a sorted key set (directories are
-// key prefixes), link files are small GETs, blob data is read in ranged GETs as the importer pulls it.
+// key prefixes), link files are small GETs, blob data is read in ranged GETs (4 x 8 MiB in flight) as the
+// importer pulls it.
 #include <event2/event.h>
 
 #include <cstdlib>
+#include <functional>
 #include <set>
+#include <vector>
 
 #include "cache/s3/s3_bridge.hpp"
 #include "proxy/http_client.hpp"
@@ -18,6 +21,7 @@ constexpr std::string_view kV2 = "docker/registry/v2/";
 constexpr size_t kMaxKeys = size_t(4) << 20;     // keys under repositories/
 constexpr size_t kMaxLink = 256;                // "sha256:<64 hex>" is 71 bytes
 constexpr uint64_t kRangeBytes = 8ull << 20;    // one ranged GET of blob data
+constexpr size_t kParallelRanges = 4;           // ranged GETs in flight for one blob (32 MiB buffered)
 constexpr int kMaxRepoDepth = 16;
 
 std::string env(const char* name) {
@@ -42,28 +46,45 @@ struct Conn {
   std::string where(const std::string& rel) const {
     return "s3://" + client->config().bucket + "/" + client->full_key(std::string(kV2) + rel);
   }
-  // GET of `key` (or a range of it) into memory, at most `max` bytes; a message naming the key on failure.
+  // GET of `rel` (or a range of it) into memory, at most `max` bytes; a message naming the key on failure.
   std::expected<std::string, std::string> get(const std::string& rel, std::optional<s3::ByteRange> range, size_t max) const {
-    auto bytes = std::make_shared<std::string>();
-    auto too_big = std::make_shared<bool>(false);
+    return get_all(rel, {range}, max);
+  }
+  // GETs of `ranges` of `rel` at once (each at most `max` bytes), concatenated in order.
+  std::expected<std::string, std::string> get_all(const std::string& rel, const std::vector<std::optional<s3::ByteRange>>& ranges,
+                                                  size_t max) const {
+    struct Piece {
+      std::string bytes;
+      bool too_big = false;
+    };
+    std::vector<std::shared_ptr<Piece>> pieces;
+    std::vector<std::function<uint64_t(s3::Client&, s3::Done<void>)>> starts;
     const std::string key = std::string(kV2) + rel;
-    auto r = bridge->call<void>([=](s3::Client& c, s3::Done<void> done) {
-      s3::GetHandlers h;
-      h.on_head = [](const s3::ObjectInfo&) {};
-      h.on_data = [bytes, too_big, max](const char* p, size_t n) {
-        if (bytes->size() + n > max) {
-          *too_big = true;
-          return false;
-        }
-        bytes->append(p, n);
-        return true;
-      };
-      h.on_done = std::move(done);
-      return c.get_object(key, range, std::move(h));
-    });
-    if (*too_big) return std::unexpected(where(rel) + " is larger than " + std::to_string(max) + " bytes");
-    if (!r) return std::unexpected("cannot read " + where(rel) + ": " + r.error().str());
-    return std::move(*bytes);
+    for (const auto& range : ranges) {
+      auto piece = pieces.emplace_back(std::make_shared<Piece>());
+      starts.push_back([piece, key, range, max](s3::Client& c, s3::Done<void> done) {
+        s3::GetHandlers h;
+        h.on_head = [](const s3::ObjectInfo&) {};
+        h.on_data = [piece, max](const char* p, size_t n) {
+          if (piece->bytes.size() + n > max) {
+            piece->too_big = true;
+            return false;
+          }
+          piece->bytes.append(p, n);
+          return true;
+        };
+        h.on_done = std::move(done);
+        return c.get_object(key, range, std::move(h));
+      });
+    }
+    auto results = bridge->call_all<void>(std::move(starts));
+    std::string out;
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (pieces[i]->too_big) return std::unexpected(where(rel) + " is larger than " + std::to_string(max) + " bytes");
+      if (!results[i]) return std::unexpected("cannot read " + where(rel) + ": " + results[i].error().str());
+      out += pieces[i]->bytes;
+    }
+    return out;
   }
 };
 
@@ -74,8 +95,10 @@ class S3Reader final : public TreeReader {
   std::expected<size_t, std::string> read(char* buf, size_t n) override {
     if (at_ == buffer_.size()) {
       if (offset_ >= size_) return 0;
-      const uint64_t last = std::min(size_, offset_ + kRangeBytes) - 1;
-      auto got = conn_.get(rel_, s3::ByteRange{offset_, last}, size_t(last - offset_ + 1));
+      std::vector<std::optional<s3::ByteRange>> ranges;  // up to kParallelRanges at once
+      for (uint64_t at = offset_; at < size_ && ranges.size() < kParallelRanges; at += kRangeBytes)
+        ranges.emplace_back(s3::ByteRange{at, std::min(size_, at + kRangeBytes) - 1});
+      auto got = conn_.get_all(rel_, ranges, size_t(kRangeBytes));
       if (!got) return std::unexpected(got.error());
       if (got->empty()) return std::unexpected(conn_.where(rel_) + " ended before its size");
       buffer_ = std::move(*got);

@@ -91,7 +91,7 @@ def test_s3_import_registry_from_a_bucket_refuses_a_damaged_blob(ctx):
     gw = rgw()
     origin = bucket(ctx, gw)
     src = start_reference_s3(ctx, gw, origin)
-    good = ctx.image("good", layers=2, size=64 << 10, seed=2201)
+    good = ctx.image("good", layers=2, size=10 << 20, seed=2201)  # over 8 MiB: read in several ranged GETs
     bad = ctx.image("bad", layers=2, size=32 << 10, seed=2202)
     push(ctx, src, good, "e2e/mig/good:v1")
     push(ctx, src, good, "e2e/mig/good:latest")
