@@ -8,6 +8,7 @@
 #include <set>
 #include <system_error>
 
+#include "cache/index_lmdb.hpp"
 #include "src/oci/digest.hpp"
 
 namespace wharf::cache {
@@ -58,7 +59,7 @@ std::expected<Recorded, std::string> copy_index(const Index& index, const fs::pa
   if (ec) return std::unexpected("cannot create '" + (dir / "index").string() + "': " + ec.message());
   if (auto c = index.copy_to(dir / "index"); !c) return std::unexpected(c.error());
 
-  auto copy = Index::open(dir / "index", size_t(1) << 30);
+  auto copy = LmdbIndex::open(dir / "index", size_t(1) << 30);
   if (!copy) return std::unexpected(copy.error());
   Recorded rec;
   try {
@@ -225,7 +226,7 @@ std::expected<BackupResult, std::string> restore(const fs::path& dir, const fs::
   }
   if (ec) return std::unexpected("cannot read '" + blobs.string() + "': " + ec.message());
   if (auto store = FsBlobStore::open(root); !store) return std::unexpected(store.error());
-  auto index = Index::open(root / "index");
+  auto index = LmdbIndex::open(root / "index");
   if (!index) return std::unexpected("the restored index does not open: " + index.error());
   // A backup of an S3-backed wharf (--include-blobs) restored onto the filesystem.
   if (auto marked = mark_backend(**index, Backend::Filesystem); !marked) return std::unexpected(marked.error());

@@ -43,7 +43,7 @@ struct FsckReport {
   size_t left() const;
 };
 
-// Checks (and with Repair::Yes repairs) the store; `damage` is what Index::open(…, Damaged::Open)
+// Checks (and with Repair::Yes repairs) the store; `damage` is what LmdbIndex::open(…, Damaged::Open)
 // found undecodable. Never throws; LMDB failures end the check with report.fatal set. Blocking.
 FsckReport fsck(Index&, const BlobBackend&, const std::vector<std::string>& damage, const FsckOptions&);
 

@@ -1,6 +1,6 @@
-// The LMDB index: opening the environment, read transactions and the read-side queries.
+// LmdbIndex: opening the environment, read transactions and the read-side queries.
 // The table layout and record encodings are in index_records.hpp, the writes in index_write.cpp.
-#include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 
 #include <utility>
 
@@ -15,30 +15,20 @@ using namespace index_detail;
 
 // ---- ReadTxn ----
 
-Index::ReadTxn::ReadTxn(ReadTxn&& o) noexcept : txn_(std::exchange(o.txn_, nullptr)) {}
-
-Index::ReadTxn& Index::ReadTxn::operator=(ReadTxn&& o) noexcept {
-  if (this != &o) {
-    if (txn_) mdb_txn_abort(static_cast<MDB_txn*>(txn_));
-    txn_ = std::exchange(o.txn_, nullptr);
-  }
-  return *this;
+LmdbIndex::ReadTxn LmdbIndex::read() const {
+  return ReadTxn(this, lmdb::Txn::begin(impl_->env.get(), MDB_RDONLY).release());
 }
 
-Index::ReadTxn::~ReadTxn() {
-  if (txn_) mdb_txn_abort(static_cast<MDB_txn*>(txn_));
-}
-
-Index::ReadTxn Index::read() const { return ReadTxn(lmdb::Txn::begin(impl_->env.get(), MDB_RDONLY).release()); }
+void LmdbIndex::end_read(void* handle) const noexcept { mdb_txn_abort(static_cast<MDB_txn*>(handle)); }
 
 // ---- open ----
 
-std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesystem::path& dir, size_t map_size,
+std::expected<std::unique_ptr<LmdbIndex>, std::string> LmdbIndex::open(const std::filesystem::path& dir, size_t map_size,
                                                                Damaged damaged) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return std::unexpected("cannot create index directory '" + dir.string() + "': " + ec.message());
-  std::unique_ptr<Index> index(new Index());
+  std::unique_ptr<LmdbIndex> index(new LmdbIndex());
   index->impl_ = std::make_unique<Impl>();
   Impl& im = *index->impl_;
   const std::string damaged_hint = "; run `wharf check CONFIG --repair`, or restore the index from a backup";
@@ -103,11 +93,11 @@ std::expected<std::unique_ptr<Index>, std::string> Index::open(const std::filesy
   return index;
 }
 
-Index::~Index() = default;
+LmdbIndex::~LmdbIndex() = default;
 
 // ---- reads ----
 
-std::vector<std::string> Index::Impl::page(MDB_txn* t, MDB_dbi dbi, std::string_view prefix, std::string_view last,
+std::vector<std::string> LmdbIndex::Impl::page(MDB_txn* t, MDB_dbi dbi, std::string_view prefix, std::string_view last,
                                            size_t n, bool* more) const {
   if (more) *more = false;
   std::vector<std::string> out;
@@ -132,46 +122,46 @@ std::vector<std::string> Index::Impl::page(MDB_txn* t, MDB_dbi dbi, std::string_
   return out;
 }
 
-bool Index::repo_exists(const ReadTxn& t, std::string_view repo) const {
+bool LmdbIndex::repo_exists(const ReadTxn& t, std::string_view repo) const {
   return lmdb::get(raw(t), impl_->repos, repo, nullptr);
 }
 
-std::optional<BlobRecord> Index::blob(const ReadTxn& t, std::string_view digest) const {
+std::optional<BlobRecord> LmdbIndex::blob(const ReadTxn& t, std::string_view digest) const {
   std::string_view v;
   if (!lmdb::get(raw(t), impl_->blobs, digest, &v)) return std::nullopt;
   return decode_blob(v);
 }
 
-bool Index::blob_linked(const ReadTxn& t, std::string_view repo, std::string_view digest) const {
+bool LmdbIndex::blob_linked(const ReadTxn& t, std::string_view repo, std::string_view digest) const {
   return lmdb::get(raw(t), impl_->links, key(repo, digest), nullptr);
 }
 
-std::optional<std::string> Index::tag(const ReadTxn& t, std::string_view repo, std::string_view tag) const {
+std::optional<std::string> LmdbIndex::tag(const ReadTxn& t, std::string_view repo, std::string_view tag) const {
   std::string_view v;
   if (!lmdb::get(raw(t), impl_->tags, key(repo, tag), &v)) return std::nullopt;
   return std::string(v);
 }
 
-std::optional<ManifestRecord> Index::manifest(const ReadTxn& t, std::string_view digest) const {
+std::optional<ManifestRecord> LmdbIndex::manifest(const ReadTxn& t, std::string_view digest) const {
   std::string_view v;
   if (!lmdb::get(raw(t), impl_->manifests, digest, &v)) return std::nullopt;
   return decode_manifest(v);
 }
 
-bool Index::manifest_in_repo(const ReadTxn& t, std::string_view repo, std::string_view digest) const {
+bool LmdbIndex::manifest_in_repo(const ReadTxn& t, std::string_view repo, std::string_view digest) const {
   return lmdb::get(raw(t), impl_->repo_manifests, key(repo, digest), nullptr);
 }
 
-std::vector<std::string> Index::tags(const ReadTxn& t, std::string_view repo, std::string_view last, size_t n,
+std::vector<std::string> LmdbIndex::tags(const ReadTxn& t, std::string_view repo, std::string_view last, size_t n,
                                      bool* more) const {
   return impl_->page(raw(t), impl_->tags, key(repo, ""), last, n, more);
 }
 
-std::vector<std::string> Index::repos(const ReadTxn& t, std::string_view last, size_t n, bool* more) const {
+std::vector<std::string> LmdbIndex::repos(const ReadTxn& t, std::string_view last, size_t n, bool* more) const {
   return impl_->page(raw(t), impl_->repos, "", last, n, more);
 }
 
-std::vector<Referrer> Index::referrers(const ReadTxn& t, std::string_view repo, std::string_view subject) const {
+std::vector<Referrer> LmdbIndex::referrers(const ReadTxn& t, std::string_view repo, std::string_view subject) const {
   std::vector<Referrer> out;
   std::string prefix = key(repo, subject, "");
   if (prefix.size() > impl_->max_key) return out;
@@ -185,19 +175,19 @@ std::vector<Referrer> Index::referrers(const ReadTxn& t, std::string_view repo, 
   return out;
 }
 
-std::optional<UploadRecord> Index::upload(const ReadTxn& t, std::string_view uuid) const {
+std::optional<UploadRecord> LmdbIndex::upload(const ReadTxn& t, std::string_view uuid) const {
   std::string_view v;
   if (!lmdb::get(raw(t), impl_->uploads, uuid, &v)) return std::nullopt;
   return decode_upload(v);
 }
 
-std::optional<int64_t> Index::last_access(const ReadTxn& t, std::string_view digest) const {
+std::optional<int64_t> LmdbIndex::last_access(const ReadTxn& t, std::string_view digest) const {
   std::string_view v;
   if (!lmdb::get(raw(t), impl_->access, digest, &v)) return std::nullopt;
   return decode_i64(v);
 }
 
-std::vector<std::pair<std::string, UploadRecord>> Index::uploads(const ReadTxn& t) const {
+std::vector<std::pair<std::string, UploadRecord>> LmdbIndex::uploads(const ReadTxn& t) const {
   std::vector<std::pair<std::string, UploadRecord>> out;
   lmdb::Cursor cur(raw(t), impl_->uploads);
   MDB_val k{}, v{};
@@ -209,7 +199,7 @@ std::vector<std::pair<std::string, UploadRecord>> Index::uploads(const ReadTxn& 
 
 // ---- enumeration ----
 
-std::vector<TagEntry> Index::all_tags(const ReadTxn& t) const {
+std::vector<TagEntry> LmdbIndex::all_tags(const ReadTxn& t) const {
   std::vector<TagEntry> out;
   impl_->each(raw(t), impl_->tags, [&](std::string_view k, std::string_view v) {
     std::string_view repo, tag;
@@ -218,7 +208,7 @@ std::vector<TagEntry> Index::all_tags(const ReadTxn& t) const {
   return out;
 }
 
-std::vector<RepoManifest> Index::all_repo_manifests(const ReadTxn& t) const {
+std::vector<RepoManifest> LmdbIndex::all_repo_manifests(const ReadTxn& t) const {
   std::vector<RepoManifest> out;
   impl_->each(raw(t), impl_->repo_manifests, [&](std::string_view k, std::string_view v) {
     std::string_view repo, digest;
@@ -227,7 +217,7 @@ std::vector<RepoManifest> Index::all_repo_manifests(const ReadTxn& t) const {
   return out;
 }
 
-std::vector<std::pair<std::string, ManifestRecord>> Index::all_manifests(const ReadTxn& t) const {
+std::vector<std::pair<std::string, ManifestRecord>> LmdbIndex::all_manifests(const ReadTxn& t) const {
   std::vector<std::pair<std::string, ManifestRecord>> out;
   impl_->each(raw(t), impl_->manifests, [&](std::string_view k, std::string_view v) {
     if (auto m = decode_manifest(v)) out.emplace_back(std::string(k), std::move(*m));
@@ -235,7 +225,7 @@ std::vector<std::pair<std::string, ManifestRecord>> Index::all_manifests(const R
   return out;
 }
 
-std::vector<std::pair<std::string, BlobRecord>> Index::all_blobs(const ReadTxn& t) const {
+std::vector<std::pair<std::string, BlobRecord>> LmdbIndex::all_blobs(const ReadTxn& t) const {
   std::vector<std::pair<std::string, BlobRecord>> out;
   impl_->each(raw(t), impl_->blobs, [&](std::string_view k, std::string_view v) {
     if (auto b = decode_blob(v)) out.emplace_back(std::string(k), *b);
@@ -243,7 +233,7 @@ std::vector<std::pair<std::string, BlobRecord>> Index::all_blobs(const ReadTxn& 
   return out;
 }
 
-std::vector<BlobLink> Index::all_links(const ReadTxn& t) const {
+std::vector<BlobLink> LmdbIndex::all_links(const ReadTxn& t) const {
   std::vector<BlobLink> out;
   impl_->each(raw(t), impl_->links, [&](std::string_view k, std::string_view) {
     std::string_view repo, digest;
@@ -252,7 +242,7 @@ std::vector<BlobLink> Index::all_links(const ReadTxn& t) const {
   return out;
 }
 
-std::vector<std::pair<std::string, int64_t>> Index::all_access(const ReadTxn& t) const {
+std::vector<std::pair<std::string, int64_t>> LmdbIndex::all_access(const ReadTxn& t) const {
   std::vector<std::pair<std::string, int64_t>> out;
   impl_->each(raw(t), impl_->access, [&](std::string_view k, std::string_view v) {
     if (auto when = decode_i64(v)) out.emplace_back(std::string(k), *when);
@@ -262,12 +252,12 @@ std::vector<std::pair<std::string, int64_t>> Index::all_access(const ReadTxn& t)
 
 // ---- repair ----
 
-std::vector<std::string> Index::undecodable(std::string_view table) const {
+std::vector<std::string> LmdbIndex::undecodable(std::string_view table) const {
   auto txn = read();
   return undecodable_keys(*impl_, raw(txn), table);
 }
 
-std::expected<bool, std::string> Index::drop_raw(std::string_view table, std::string_view key) {
+std::expected<bool, std::string> LmdbIndex::drop_raw(std::string_view table, std::string_view key) {
   auto dbi = table_named(*impl_, table);
   if (!dbi) return false;
   return impl_->write("drop_raw", [&](MDB_txn* t) { return lmdb::del(t, *dbi, key); });
@@ -275,7 +265,7 @@ std::expected<bool, std::string> Index::drop_raw(std::string_view table, std::st
 
 // ---- backup ----
 
-std::expected<void, std::string> Index::copy_to(const std::filesystem::path& dir) const {
+std::expected<void, std::string> LmdbIndex::copy_to(const std::filesystem::path& dir) const {
   int rc = mdb_env_copy2(impl_->env.get(), dir.c_str(), MDB_CP_COMPACT);
   if (rc != MDB_SUCCESS)
     return std::unexpected("cannot copy the index to '" + dir.string() + "': " + mdb_strerror(rc));

@@ -1,8 +1,11 @@
 #pragma once
-// The LMDB index under <root>/index: repositories, tags, manifests, blobs, per-repository links,
-// referrers, upload sessions and last-access times. Every mutation is one write transaction.
-// Thread-safety: any thread may read or write (env opened with MDB_NOTLS); LMDB serializes writers.
-// Reads take a ReadTxn; values returned are copies (safe after the txn ends).
+// The index seam: repositories, tags, manifests, blobs, per-repository links, referrers, upload
+// sessions and last-access times. Every mutation is one transaction, and writers are serialized (the
+// publication rule of cache/publish.hpp relies on it). Implementations: cache/index_lmdb.hpp (LMDB
+// under <root>/index, the embedded default) and cache/pg/ (PostgreSQL, shared by several fronts).
+// Thread-safety: any thread may read or write. Reads take a ReadTxn (a consistent snapshot); values
+// returned are copies (safe after the txn ends). An index whose calls wait on the network says so
+// with blocks(): callers on the event loop then run them on the work pool.
 #include <cstdint>
 #include <expected>
 #include <filesystem>
@@ -11,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace wharf::cache {
@@ -74,165 +78,169 @@ struct UploadRecord {
   int64_t started = 0;  // unix seconds
 };
 
-// What Index::open does with records that do not decode.
-enum class Damaged { Refuse, Open };
-
+// The index interface. Calls that fail for reasons of the store itself (disk full, connection lost)
+// return the message in std::expected; reads throw std::runtime_error when the store cannot answer.
 class Index {
  public:
-  // Opens (creating) the LMDB environment in `dir` with the given map size, after checking it: data.mdb
-  // must hold every page its meta page names, the schema record must be wharf's (it is written into a
-  // fresh or older index), and every record must decode (all are read, up to kCheckLimit). Fails with
-  // a message naming the problems; with Damaged::Open, records that do not decode are only listed in
-  // damage() (for `wharf check --repair`), while a truncated file or a foreign schema still fail.
-  static std::expected<std::unique_ptr<Index>, std::string> open(const std::filesystem::path& dir,
-                                                                 size_t map_size = size_t(64) << 30,
-                                                                 Damaged damaged = Damaged::Refuse);
-  // Records read by the open-time check, at most.
-  static constexpr size_t kCheckLimit = size_t(8) << 20;
-  // The problems the open-time check found (only with Damaged::Open; empty when sound).
-  const std::vector<std::string>& damage() const { return damage_; }
-  ~Index();
-  // The environment and its tables (opaque outside cache/index*.cpp: cache/index_impl.hpp).
-  struct Impl;
+  virtual ~Index() = default;
+  Index() = default;
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
 
-  // A read-only snapshot; aborts (releases) in its destructor. Move-only.
+  // A read-only snapshot; released in its destructor. Move-only. The handle is the implementation's.
   class ReadTxn {
    public:
-    ReadTxn(ReadTxn&&) noexcept;
-    ReadTxn& operator=(ReadTxn&&) noexcept;
-    ~ReadTxn();
-    void* raw() const { return txn_; }  // MDB_txn*
+    // A snapshot `handle` that `owner` releases (end_read) when this is destroyed; a null owner only
+    // borrows the handle (a view of a write transaction).
+    ReadTxn(const Index* owner, void* handle) : owner_(owner), handle_(handle) {}
+    ReadTxn(ReadTxn&& o) noexcept : owner_(o.owner_), handle_(std::exchange(o.handle_, nullptr)) {}
+    ReadTxn& operator=(ReadTxn&& o) noexcept {
+      if (this != &o) {
+        release();
+        owner_ = o.owner_;
+        handle_ = std::exchange(o.handle_, nullptr);
+      }
+      return *this;
+    }
+    ~ReadTxn() { release(); }
+    // The implementation's handle (an MDB_txn* for LMDB).
+    void* raw() const { return handle_; }
+
    private:
-    friend class Index;
-    explicit ReadTxn(void* txn) : txn_(txn) {}
-    void* txn_ = nullptr;
+    void release() noexcept {
+      if (handle_ && owner_) owner_->end_read(handle_);
+      handle_ = nullptr;
+    }
+    const Index* owner_ = nullptr;
+    void* handle_ = nullptr;
   };
-  // Begins a read transaction; throws std::runtime_error only if LMDB itself fails.
-  ReadTxn read() const;
+  // Begins a read snapshot; throws std::runtime_error if the store cannot.
+  virtual ReadTxn read() const = 0;
+
+  // What this index is, for health and logs ("lmdb", "postgresql").
+  virtual std::string_view kind() const = 0;
+  // True if calls wait on the network: callers on the event loop must run them on the work pool.
+  virtual bool blocks() const { return false; }
 
   // ---- reads ----
-  bool repo_exists(const ReadTxn&, std::string_view repo) const;
-  std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const;
-  bool blob_linked(const ReadTxn&, std::string_view repo, std::string_view digest) const;
-  std::optional<std::string> tag(const ReadTxn&, std::string_view repo, std::string_view tag) const;
-  std::optional<ManifestRecord> manifest(const ReadTxn&, std::string_view digest) const;
-  bool manifest_in_repo(const ReadTxn&, std::string_view repo, std::string_view digest) const;
-  // Tags of `repo` sorted lexically, strictly after `last` (empty: from the start), at most `n` (0: no limit).
+  virtual bool repo_exists(const ReadTxn&, std::string_view repo) const = 0;
+  virtual std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const = 0;
+  virtual bool blob_linked(const ReadTxn&, std::string_view repo, std::string_view digest) const = 0;
+  virtual std::optional<std::string> tag(const ReadTxn&, std::string_view repo, std::string_view tag) const = 0;
+  virtual std::optional<ManifestRecord> manifest(const ReadTxn&, std::string_view digest) const = 0;
+  virtual bool manifest_in_repo(const ReadTxn&, std::string_view repo, std::string_view digest) const = 0;
+  // Tags of `repo` sorted bytewise, strictly after `last` (empty: from the start), at most `n` (0: no limit).
   // *more is set when further tags exist.
-  std::vector<std::string> tags(const ReadTxn&, std::string_view repo, std::string_view last, size_t n,
-                                bool* more) const;
-  // Repository names sorted lexically, same paging rules.
-  std::vector<std::string> repos(const ReadTxn&, std::string_view last, size_t n, bool* more) const;
-  // Manifests in `repo` whose subject is `subject`.
-  std::vector<Referrer> referrers(const ReadTxn&, std::string_view repo, std::string_view subject) const;
-  std::optional<UploadRecord> upload(const ReadTxn&, std::string_view uuid) const;
-  std::optional<int64_t> last_access(const ReadTxn&, std::string_view digest) const;
+  virtual std::vector<std::string> tags(const ReadTxn&, std::string_view repo, std::string_view last, size_t n,
+                                        bool* more) const = 0;
+  // Repository names sorted bytewise, same paging rules.
+  virtual std::vector<std::string> repos(const ReadTxn&, std::string_view last, size_t n, bool* more) const = 0;
+  // Manifests in `repo` whose subject is `subject`, by digest.
+  virtual std::vector<Referrer> referrers(const ReadTxn&, std::string_view repo, std::string_view subject) const = 0;
+  virtual std::optional<UploadRecord> upload(const ReadTxn&, std::string_view uuid) const = 0;
+  virtual std::optional<int64_t> last_access(const ReadTxn&, std::string_view digest) const = 0;
 
-  // ---- writes: each is one committed (durable) write transaction ----
+  // ---- writes: each is one committed (durable) transaction ----
   // Links the stored blob `digest` into `repo` (creating the repo) and sets its last access to now;
   // linking twice is a no-op. Fails, writing nothing, if the blob has no record (never stored, or
   // collected since the caller looked): records are created only with their file, by cache/publish.hpp.
   // `size` and `origin` are not used (the record's own are kept).
   std::expected<void, std::string> link_blob(std::string_view repo, std::string_view digest, uint64_t size,
-                                             Origin origin);
+                                             Origin origin) {
+    return link_blobs({NewLink{std::string(repo), std::string(digest), size, origin}});
+  }
   // link_blob() for several blobs in one transaction; fails for all if one has no record.
   struct NewLink {
     std::string repo, digest;
     uint64_t size = 0;
     Origin origin = Origin::Pushed;
   };
-  std::expected<void, std::string> link_blobs(const std::vector<NewLink>& links);
+  virtual std::expected<void, std::string> link_blobs(const std::vector<NewLink>& links) = 0;
   // Removes the link of `digest` in `repo` (refcount--); false if not linked. The record stays at refcount 0 (GC removes it).
-  std::expected<bool, std::string> unlink_blob(std::string_view repo, std::string_view digest);
+  virtual std::expected<bool, std::string> unlink_blob(std::string_view repo, std::string_view digest) = 0;
   // Stores the manifest record (if new; origin/created of the first put are kept), puts it in `repo`
   // (visible through manifest_in_repo, not blob_linked), points `tag` at it when given, and registers it
   // as a referrer of its subject. One transaction; nothing is written on failure.
-  std::expected<void, std::string> put_manifest(std::string_view repo, std::string_view digest,
-                                                const ManifestRecord& rec, std::optional<std::string_view> tag);
+  virtual std::expected<void, std::string> put_manifest(std::string_view repo, std::string_view digest,
+                                                        const ManifestRecord& rec,
+                                                        std::optional<std::string_view> tag) = 0;
   // As put_manifest, but first checks inside the same transaction that every digest in `required` is
   // still a blob linked in `repo` or a manifest of `repo` (a concurrent garbage collection may have
   // removed it since the caller looked): returns the first missing digest, writing nothing, or nullopt.
-  std::expected<std::optional<std::string>, std::string> put_manifest_checked(
+  virtual std::expected<std::optional<std::string>, std::string> put_manifest_checked(
       std::string_view repo, std::string_view digest, const ManifestRecord& rec, std::optional<std::string_view> tag,
-      const std::vector<std::string>& required);
+      const std::vector<std::string>& required) = 0;
   // Removes tag only; false if absent.
-  std::expected<bool, std::string> delete_tag(std::string_view repo, std::string_view tag);
+  virtual std::expected<bool, std::string> delete_tag(std::string_view repo, std::string_view tag) = 0;
   // Removes the manifest from `repo`: every tag of `repo` pointing at it and its referrer entry. False if absent.
-  std::expected<bool, std::string> delete_manifest(std::string_view repo, std::string_view digest);
-  std::expected<void, std::string> put_upload(std::string_view uuid, const UploadRecord& rec);
-  std::expected<void, std::string> delete_upload(std::string_view uuid);
+  virtual std::expected<bool, std::string> delete_manifest(std::string_view repo, std::string_view digest) = 0;
+  virtual std::expected<void, std::string> put_upload(std::string_view uuid, const UploadRecord& rec) = 0;
+  virtual std::expected<void, std::string> delete_upload(std::string_view uuid) = 0;
   // All upload sessions (for purging).
-  std::vector<std::pair<std::string, UploadRecord>> uploads(const ReadTxn&) const;
+  virtual std::vector<std::pair<std::string, UploadRecord>> uploads(const ReadTxn&) const = 0;
   // Records last-access times for many digests in one transaction (batched by the caller).
-  std::expected<void, std::string> touch(const std::vector<std::pair<std::string, int64_t>>& accesses);
+  virtual std::expected<void, std::string> touch(const std::vector<std::pair<std::string, int64_t>>& accesses) = 0;
   // ---- whole-table enumeration (GC, eviction, backup); each walks one table in key order ----
-  std::vector<TagEntry> all_tags(const ReadTxn&) const;
-  std::vector<RepoManifest> all_repo_manifests(const ReadTxn&) const;
-  std::vector<std::pair<std::string, ManifestRecord>> all_manifests(const ReadTxn&) const;
-  std::vector<std::pair<std::string, BlobRecord>> all_blobs(const ReadTxn&) const;
-  std::vector<BlobLink> all_links(const ReadTxn&) const;
+  virtual std::vector<TagEntry> all_tags(const ReadTxn&) const = 0;
+  virtual std::vector<RepoManifest> all_repo_manifests(const ReadTxn&) const = 0;
+  virtual std::vector<std::pair<std::string, ManifestRecord>> all_manifests(const ReadTxn&) const = 0;
+  virtual std::vector<std::pair<std::string, BlobRecord>> all_blobs(const ReadTxn&) const = 0;
+  virtual std::vector<BlobLink> all_links(const ReadTxn&) const = 0;
   // Every recorded last-access time, by digest.
-  std::vector<std::pair<std::string, int64_t>> all_access(const ReadTxn&) const;
+  virtual std::vector<std::pair<std::string, int64_t>> all_access(const ReadTxn&) const = 0;
 
-  // Removals available inside update(); each returns false if there was nothing to remove.
+  // Removals and additions available inside update(); each returns false if there was nothing to do.
   class Update {
    public:
+    virtual ~Update() = default;
     // The write transaction, usable wherever a ReadTxn is asked for (sees this update's own changes).
-    const ReadTxn& txn() const { return view_; }
+    virtual const ReadTxn& txn() const = 0;
     // Removes the manifest from `repo` (as delete_manifest does).
-    bool remove_from_repo(std::string_view repo, std::string_view digest);
+    virtual bool remove_from_repo(std::string_view repo, std::string_view digest) = 0;
     // Removes the manifest record and its last-access entry (not its repository memberships).
-    bool remove_manifest_record(std::string_view digest);
+    virtual bool remove_manifest_record(std::string_view digest) = 0;
     // Removes the blob record, its last-access entry and the given links of it.
-    bool remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos);
+    virtual bool remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos) = 0;
     // Removes the tag `tag` of `repo`; false if absent.
-    bool remove_tag(std::string_view repo, std::string_view tag);
+    virtual bool remove_tag(std::string_view repo, std::string_view tag) = 0;
     // Writes the blob record of `digest` as given (for `wharf check --repair`: refcounts, re-indexing).
-    void put_blob_record(std::string_view digest, const BlobRecord& rec);
+    virtual void put_blob_record(std::string_view digest, const BlobRecord& rec) = 0;
     // True if `digest` has a blob or a manifest record.
-    bool has_record(std::string_view digest) const;
+    virtual bool has_record(std::string_view digest) const = 0;
     // Records blob `digest` (creating its record with `size`/`origin` if new) and links it into `repo`
     // (creating the repo); linking twice is a no-op. Sets last access to now. Only for the file's publisher.
     // `backend` names the store that holds the bytes (kept from the first record).
-    void add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
-                  Backend backend = Backend::Filesystem);
+    virtual void add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+                          Backend backend = Backend::Filesystem) = 0;
     // The first digest of `required` that is neither a blob linked in `repo` nor a manifest of `repo`.
-    std::optional<std::string> first_missing(std::string_view repo, const std::vector<std::string>& required) const;
+    virtual std::optional<std::string> first_missing(std::string_view repo,
+                                                     const std::vector<std::string>& required) const = 0;
     // put_manifest's writes, inside this transaction.
-    void add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
-                      std::optional<std::string_view> tag);
-
-   private:
-    friend class Index;
-    Update(Index& index, ReadTxn view) : index_(index), view_(std::move(view)) {}
-    Index& index_;
-    ReadTxn view_;
+    virtual void add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+                              std::optional<std::string_view> tag) = 0;
   };
-  // Runs `f` in one write transaction and commits it if `f` returns normally; nothing is written if
-  // LMDB fails (the error names `op`). Other exceptions from `f` abort the transaction and propagate.
-  std::expected<void, std::string> update(std::string_view op, const std::function<void(Update&)>& f);
+  // Runs `f` in one write transaction (serialized with every other writer) and commits it if `f`
+  // returns normally; nothing is written if the store fails (the error names `op`). Other exceptions
+  // from `f` abort the transaction and propagate.
+  virtual std::expected<void, std::string> update(std::string_view op, const std::function<void(Update&)>& f) = 0;
 
-  // Writes a compacted copy of the environment into the existing empty directory `dir`
-  // (mdb_env_copy2 with MDB_CP_COMPACT, a consistent snapshot); the message names the problem.
-  std::expected<void, std::string> copy_to(const std::filesystem::path& dir) const;
+  // Writes a consistent copy of the index into the existing empty directory `dir` (backup); fails with
+  // a message where the implementation has its own tools for that (PostgreSQL: pg_dump).
+  virtual std::expected<void, std::string> copy_to(const std::filesystem::path& dir) const = 0;
 
   // Points each entry's tag at its digest (creating repositories) in one transaction, for bulk imports;
   // does not check that the manifests exist. Nothing is written on failure.
-  std::expected<void, std::string> put_tags(const std::vector<TagEntry>& entries);
+  virtual std::expected<void, std::string> put_tags(const std::vector<TagEntry>& entries) = 0;
 
- private:
-  Index() = default;
-  std::unique_ptr<Impl> impl_;
-  std::vector<std::string> damage_;
-
- public:
   // Removes the record `key` of table `table` ("blobs", "manifests", ...) whatever its value; false if
-  // absent or the table is unknown. For `wharf check --repair` of records that do not decode.
-  std::expected<bool, std::string> drop_raw(std::string_view table, std::string_view key);
+  // absent, the table is unknown, or the store keeps typed rows only. For `wharf check --repair`.
+  virtual std::expected<bool, std::string> drop_raw(std::string_view table, std::string_view key) = 0;
   // The raw keys of every record of `table` that does not decode (as the open-time check judges).
-  std::vector<std::string> undecodable(std::string_view table) const;
+  virtual std::vector<std::string> undecodable(std::string_view table) const = 0;
+
+ protected:
+  // Releases a snapshot handle made by read().
+  virtual void end_read(void* handle) const noexcept = 0;
 };
 
 }  // namespace wharf::cache

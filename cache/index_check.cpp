@@ -79,7 +79,7 @@ std::string printable(std::string_view k) {
 }
 
 struct Walk {
-  const Index::Impl* im = nullptr;
+  const LmdbIndex::Impl* im = nullptr;
   size_t limit = 0;
   size_t seen = 0;
   size_t problems = 0;
@@ -92,24 +92,24 @@ struct Walk {
 
 struct Table {
   const char* name;
-  MDB_dbi Index::Impl::*dbi;
+  MDB_dbi LmdbIndex::Impl::*dbi;
   Kind kind;
 };
 constexpr Table kTables[] = {
-    {"repos", &Index::Impl::repos, Kind::Repo},
-    {"tags", &Index::Impl::tags, Kind::Tag},
-    {"manifests", &Index::Impl::manifests, Kind::Manifest},
-    {"repo_manifests", &Index::Impl::repo_manifests, Kind::RepoManifest},
-    {"blobs", &Index::Impl::blobs, Kind::Blob},
-    {"links", &Index::Impl::links, Kind::Link},
-    {"referrers", &Index::Impl::referrers, Kind::Referrer},
-    {"uploads", &Index::Impl::uploads, Kind::Upload},
-    {"access", &Index::Impl::access, Kind::Access},
+    {"repos", &LmdbIndex::Impl::repos, Kind::Repo},
+    {"tags", &LmdbIndex::Impl::tags, Kind::Tag},
+    {"manifests", &LmdbIndex::Impl::manifests, Kind::Manifest},
+    {"repo_manifests", &LmdbIndex::Impl::repo_manifests, Kind::RepoManifest},
+    {"blobs", &LmdbIndex::Impl::blobs, Kind::Blob},
+    {"links", &LmdbIndex::Impl::links, Kind::Link},
+    {"referrers", &LmdbIndex::Impl::referrers, Kind::Referrer},
+    {"uploads", &LmdbIndex::Impl::uploads, Kind::Upload},
+    {"access", &LmdbIndex::Impl::access, Kind::Access},
 };
 
 void walk(void* arg) {
   auto& w = *static_cast<Walk*>(arg);
-  const Index::Impl& im = *w.im;
+  const LmdbIndex::Impl& im = *w.im;
   try {
     auto txn = lmdb::Txn::begin(im.env.get(), MDB_RDONLY);
     for (const auto& table : kTables) {
@@ -181,7 +181,7 @@ int guard_faults(void (*f)(void*), void* arg) {
   return sig;
 }
 
-std::vector<std::string> check_records(const Index::Impl& im, size_t limit) {
+std::vector<std::string> check_records(const LmdbIndex::Impl& im, size_t limit) {
   Walk w;
   w.im = &im;
   w.limit = limit;
@@ -192,13 +192,13 @@ std::vector<std::string> check_records(const Index::Impl& im, size_t limit) {
   return w.lines;
 }
 
-std::optional<MDB_dbi> table_named(const Index::Impl& im, std::string_view name) {
+std::optional<MDB_dbi> table_named(const LmdbIndex::Impl& im, std::string_view name) {
   for (const auto& table : kTables)
     if (name == table.name) return im.*table.dbi;
   return std::nullopt;
 }
 
-std::vector<std::string> undecodable_keys(const Index::Impl& im, MDB_txn* txn, std::string_view name) {
+std::vector<std::string> undecodable_keys(const LmdbIndex::Impl& im, MDB_txn* txn, std::string_view name) {
   std::vector<std::string> out;
   for (const auto& table : kTables) {
     if (name != table.name) continue;

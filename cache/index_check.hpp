@@ -1,5 +1,5 @@
 #pragma once
-// Internal to cache/index: the checks Index::open runs before anything else reads the map, so a
+// Internal to cache/index: the checks LmdbIndex::open runs before anything else reads the map, so a
 // damaged data.mdb is refused with a message instead of crashing (SIGBUS) or serving garbage later.
 #include <cstddef>
 #include <filesystem>
@@ -23,11 +23,11 @@ int guard_faults(void (*f)(void*), void* arg);
 // Walks every table (at most `limit` records in all), decoding every record of every kind; returns
 // one line per problem (at most 20, then a count), empty when every record read decodes. LMDB errors
 // (MDB_CORRUPTED, MDB_PAGE_NOTFOUND) and faults while reading the map are problems too.
-std::vector<std::string> check_records(const Index::Impl& im, size_t limit);
+std::vector<std::string> check_records(const LmdbIndex::Impl& im, size_t limit);
 
 // The handle of table `name` ("blobs", ...); nullopt for a name that is not one of the record tables.
-std::optional<MDB_dbi> table_named(const Index::Impl& im, std::string_view name);
+std::optional<MDB_dbi> table_named(const LmdbIndex::Impl& im, std::string_view name);
 // Raw keys of the records of table `name` that do not decode (the walk's judgement), in key order.
-std::vector<std::string> undecodable_keys(const Index::Impl& im, MDB_txn* txn, std::string_view name);
+std::vector<std::string> undecodable_keys(const LmdbIndex::Impl& im, MDB_txn* txn, std::string_view name);
 
 }  // namespace wharf::cache::index_detail

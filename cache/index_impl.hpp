@@ -1,5 +1,5 @@
 #pragma once
-// Internal to cache/index: Index::Impl, the environment, its table handles and the shared helpers.
+// Internal to cache/index: LmdbIndex::Impl, the environment, its table handles and the shared helpers.
 #include <cstdint>
 #include <expected>
 #include <optional>
@@ -8,12 +8,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/lmdb.hpp"
 
 namespace wharf::cache {
 
-struct Index::Impl {
+struct LmdbIndex::Impl {
   lmdb::Env env;
   size_t max_key = 0;
   MDB_dbi repos = 0, tags = 0, manifests = 0, repo_manifests = 0, blobs = 0, links = 0, referrers = 0,

@@ -14,14 +14,14 @@
 //   meta            "schema"              → kSchema (what this index is and its layout version)
 // Records are little-endian, length-prefixed and start with a version byte. Decoding is strict and
 // bounded by the value: a value that is truncated, has bytes left over, an unknown version or an
-// unknown origin does not decode (nullopt), and readers treat it as absent; Index::open refuses an
+// unknown origin does not decode (nullopt), and readers treat it as absent; LmdbIndex::open refuses an
 // index whose records do not all decode.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 
 namespace wharf::cache::index_detail {
 

@@ -2,7 +2,7 @@
 #include <chrono>
 #include <utility>
 
-#include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/index_impl.hpp"
 #include "cache/index_records.hpp"
 #include "cache/lmdb.hpp"
@@ -20,7 +20,7 @@ int64_t now_seconds() {
 
 }  // namespace
 
-std::string Index::Impl::describe(std::string_view op, const lmdb::Error& e) const {
+std::string LmdbIndex::Impl::describe(std::string_view op, const lmdb::Error& e) const {
   std::string msg = "index " + std::string(op) + ": ";
   if (e.code() != MDB_MAP_FULL) return msg + e.what();
   MDB_envinfo info{};
@@ -29,11 +29,11 @@ std::string Index::Impl::describe(std::string_view op, const lmdb::Error& e) con
          " MiB exhausted); raise the index map size";
 }
 
-void Index::Impl::ensure_repo(MDB_txn* t, std::string_view repo, int64_t now) const {
+void LmdbIndex::Impl::ensure_repo(MDB_txn* t, std::string_view repo, int64_t now) const {
   lmdb::put(t, repos, repo, encode_i64(now), MDB_NOOVERWRITE);
 }
 
-bool Index::Impl::remove_from_repo(MDB_txn* t, std::string_view repo, std::string_view digest) const {
+bool LmdbIndex::Impl::remove_from_repo(MDB_txn* t, std::string_view repo, std::string_view digest) const {
   if (!lmdb::del(t, repo_manifests, key(repo, digest))) return false;
   std::vector<std::string> doomed;  // tags of `repo` pointing at `digest`
   {
@@ -54,7 +54,7 @@ bool Index::Impl::remove_from_repo(MDB_txn* t, std::string_view repo, std::strin
   return true;
 }
 
-void Index::Impl::add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+void LmdbIndex::Impl::add_blob(MDB_txn* t, std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
                            int64_t now, Backend backend) {
   ensure_repo(t, repo, now);
   std::string_view v;
@@ -68,14 +68,14 @@ void Index::Impl::add_blob(MDB_txn* t, std::string_view repo, std::string_view d
   lmdb::put(t, access, digest, encode_i64(now));
 }
 
-std::optional<std::string> Index::Impl::first_missing(MDB_txn* t, std::string_view repo,
+std::optional<std::string> LmdbIndex::Impl::first_missing(MDB_txn* t, std::string_view repo,
                                                       const std::vector<std::string>& required) const {
   for (const auto& d : required)
     if (!lmdb::get(t, links, key(repo, d), nullptr) && !lmdb::get(t, repo_manifests, key(repo, d), nullptr)) return d;
   return std::nullopt;
 }
 
-void Index::Impl::store_manifest(MDB_txn* t, std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+void LmdbIndex::Impl::store_manifest(MDB_txn* t, std::string_view repo, std::string_view digest, const ManifestRecord& rec,
                                  std::optional<std::string_view> tag) {
   {
     const int64_t now = now_seconds();
@@ -92,70 +92,82 @@ void Index::Impl::store_manifest(MDB_txn* t, std::string_view repo, std::string_
 
 // ---- update ----
 
-bool Index::Update::remove_from_repo(std::string_view repo, std::string_view digest) {
-  return index_.impl_->remove_from_repo(raw(view_), repo, digest);
+// Index::Update over one LMDB write transaction.
+class LmdbUpdate final : public Index::Update {
+ public:
+  LmdbUpdate(LmdbIndex::Impl& im, MDB_txn* t) : im_(im), t_(t), view_(nullptr, t) {}
+  const Index::ReadTxn& txn() const override { return view_; }
+  bool remove_from_repo(std::string_view repo, std::string_view digest) override;
+  bool remove_manifest_record(std::string_view digest) override;
+  bool remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos) override;
+  bool remove_tag(std::string_view repo, std::string_view tag) override;
+  void put_blob_record(std::string_view digest, const BlobRecord& rec) override;
+  bool has_record(std::string_view digest) const override;
+  void add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+                Backend backend) override;
+  std::optional<std::string> first_missing(std::string_view repo,
+                                           const std::vector<std::string>& required) const override;
+  void add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+                    std::optional<std::string_view> tag) override;
+
+ private:
+  LmdbIndex::Impl& im_;
+  MDB_txn* t_;
+  Index::ReadTxn view_;  // borrows t_ (null owner: never aborts it)
+};
+
+bool LmdbUpdate::remove_from_repo(std::string_view repo, std::string_view digest) {
+  return im_.remove_from_repo(t_, repo, digest);
 }
 
-bool Index::Update::remove_manifest_record(std::string_view digest) {
-  const auto& im = *index_.impl_;
-  lmdb::del(raw(view_), im.access, digest);
-  return lmdb::del(raw(view_), im.manifests, digest);
+bool LmdbUpdate::remove_manifest_record(std::string_view digest) {
+    lmdb::del(t_, im_.access, digest);
+  return lmdb::del(t_, im_.manifests, digest);
 }
 
-bool Index::Update::remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos) {
-  const auto& im = *index_.impl_;
-  for (const auto& repo : linked_repos) lmdb::del(raw(view_), im.links, key(repo, digest));
-  lmdb::del(raw(view_), im.access, digest);
-  return lmdb::del(raw(view_), im.blobs, digest);
+bool LmdbUpdate::remove_blob_record(std::string_view digest, const std::vector<std::string>& linked_repos) {
+    for (const auto& repo : linked_repos) lmdb::del(t_, im_.links, key(repo, digest));
+  lmdb::del(t_, im_.access, digest);
+  return lmdb::del(t_, im_.blobs, digest);
 }
 
-bool Index::Update::remove_tag(std::string_view repo, std::string_view tag) {
-  return lmdb::del(raw(view_), index_.impl_->tags, key(repo, tag));
+bool LmdbUpdate::remove_tag(std::string_view repo, std::string_view tag) {
+  return lmdb::del(t_, im_.tags, key(repo, tag));
 }
 
-void Index::Update::put_blob_record(std::string_view digest, const BlobRecord& rec) {
-  lmdb::put(raw(view_), index_.impl_->blobs, digest, encode(rec));
+void LmdbUpdate::put_blob_record(std::string_view digest, const BlobRecord& rec) {
+  lmdb::put(t_, im_.blobs, digest, encode(rec));
 }
 
-bool Index::Update::has_record(std::string_view digest) const {
-  const auto& im = *index_.impl_;
-  return lmdb::get(raw(view_), im.blobs, digest, nullptr) || lmdb::get(raw(view_), im.manifests, digest, nullptr);
+bool LmdbUpdate::has_record(std::string_view digest) const {
+    return lmdb::get(t_, im_.blobs, digest, nullptr) || lmdb::get(t_, im_.manifests, digest, nullptr);
 }
 
-void Index::Update::add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
+void LmdbUpdate::add_blob(std::string_view repo, std::string_view digest, uint64_t size, Origin origin,
                              Backend backend) {
-  index_.impl_->add_blob(raw(view_), repo, digest, size, origin, now_seconds(), backend);
+  im_.add_blob(t_, repo, digest, size, origin, now_seconds(), backend);
 }
 
-std::optional<std::string> Index::Update::first_missing(std::string_view repo,
+std::optional<std::string> LmdbUpdate::first_missing(std::string_view repo,
                                                         const std::vector<std::string>& required) const {
-  return index_.impl_->first_missing(raw(view_), repo, required);
+  return im_.first_missing(t_, repo, required);
 }
 
-void Index::Update::add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
+void LmdbUpdate::add_manifest(std::string_view repo, std::string_view digest, const ManifestRecord& rec,
                                  std::optional<std::string_view> tag) {
-  index_.impl_->store_manifest(raw(view_), repo, digest, rec, tag);
+  im_.store_manifest(t_, repo, digest, rec, tag);
 }
 
-std::expected<void, std::string> Index::update(std::string_view op, const std::function<void(Update&)>& f) {
+std::expected<void, std::string> LmdbIndex::update(std::string_view op, const std::function<void(Update&)>& f) {
   return impl_->write(op, [&](MDB_txn* t) {
-    Update u(*this, ReadTxn(t));
-    struct Detach {  // the view must not abort the write transaction it borrows
-      Update& u;
-      ~Detach() { u.view_.txn_ = nullptr; }
-    } detach{u};
+    LmdbUpdate u(*impl_, t);
     f(u);
   });
 }
 
 // ---- writes ----
 
-std::expected<void, std::string> Index::link_blob(std::string_view repo, std::string_view digest, uint64_t size,
-                                                  Origin origin) {
-  return link_blobs({NewLink{std::string(repo), std::string(digest), size, origin}});
-}
-
-std::expected<void, std::string> Index::link_blobs(const std::vector<NewLink>& links) {
+std::expected<void, std::string> LmdbIndex::link_blobs(const std::vector<NewLink>& links) {
   auto missing = impl_->write("link_blob", [&](MDB_txn* t) -> std::string {
     for (const auto& l : links)
       if (!lmdb::get(t, impl_->blobs, l.digest, nullptr)) return l.digest;
@@ -168,7 +180,7 @@ std::expected<void, std::string> Index::link_blobs(const std::vector<NewLink>& l
   return {};
 }
 
-std::expected<bool, std::string> Index::unlink_blob(std::string_view repo, std::string_view digest) {
+std::expected<bool, std::string> LmdbIndex::unlink_blob(std::string_view repo, std::string_view digest) {
   return impl_->write("unlink_blob", [&](MDB_txn* t) {
     if (!lmdb::del(t, impl_->links, key(repo, digest))) return false;
     std::string_view v;
@@ -182,12 +194,12 @@ std::expected<bool, std::string> Index::unlink_blob(std::string_view repo, std::
   });
 }
 
-std::expected<void, std::string> Index::put_manifest(std::string_view repo, std::string_view digest,
+std::expected<void, std::string> LmdbIndex::put_manifest(std::string_view repo, std::string_view digest,
                                                      const ManifestRecord& rec, std::optional<std::string_view> tag) {
   return impl_->write("put_manifest", [&](MDB_txn* t) { impl_->store_manifest(t, repo, digest, rec, tag); });
 }
 
-std::expected<std::optional<std::string>, std::string> Index::put_manifest_checked(
+std::expected<std::optional<std::string>, std::string> LmdbIndex::put_manifest_checked(
     std::string_view repo, std::string_view digest, const ManifestRecord& rec, std::optional<std::string_view> tag,
     const std::vector<std::string>& required) {
   return impl_->write("put_manifest", [&](MDB_txn* t) -> std::optional<std::string> {
@@ -197,30 +209,30 @@ std::expected<std::optional<std::string>, std::string> Index::put_manifest_check
   });
 }
 
-std::expected<bool, std::string> Index::delete_tag(std::string_view repo, std::string_view tag) {
+std::expected<bool, std::string> LmdbIndex::delete_tag(std::string_view repo, std::string_view tag) {
   return impl_->write("delete_tag", [&](MDB_txn* t) { return lmdb::del(t, impl_->tags, key(repo, tag)); });
 }
 
-std::expected<bool, std::string> Index::delete_manifest(std::string_view repo, std::string_view digest) {
+std::expected<bool, std::string> LmdbIndex::delete_manifest(std::string_view repo, std::string_view digest) {
   return impl_->write("delete_manifest", [&](MDB_txn* t) { return impl_->remove_from_repo(t, repo, digest); });
 }
 
-std::expected<void, std::string> Index::put_upload(std::string_view uuid, const UploadRecord& rec) {
+std::expected<void, std::string> LmdbIndex::put_upload(std::string_view uuid, const UploadRecord& rec) {
   return impl_->write("put_upload", [&](MDB_txn* t) { lmdb::put(t, impl_->uploads, uuid, encode(rec)); });
 }
 
-std::expected<void, std::string> Index::delete_upload(std::string_view uuid) {
+std::expected<void, std::string> LmdbIndex::delete_upload(std::string_view uuid) {
   return impl_->write("delete_upload", [&](MDB_txn* t) { lmdb::del(t, impl_->uploads, uuid); });
 }
 
-std::expected<void, std::string> Index::touch(const std::vector<std::pair<std::string, int64_t>>& accesses) {
+std::expected<void, std::string> LmdbIndex::touch(const std::vector<std::pair<std::string, int64_t>>& accesses) {
   if (accesses.empty()) return {};
   return impl_->write("touch", [&](MDB_txn* t) {
     for (const auto& [digest, when] : accesses) lmdb::put(t, impl_->access, digest, encode_i64(when));
   });
 }
 
-std::expected<void, std::string> Index::put_tags(const std::vector<TagEntry>& entries) {
+std::expected<void, std::string> LmdbIndex::put_tags(const std::vector<TagEntry>& entries) {
   if (entries.empty()) return {};
   return impl_->write("put_tags", [&](MDB_txn* t) {
     const int64_t now = now_seconds();

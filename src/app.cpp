@@ -20,6 +20,7 @@
 #include "cache/evict.hpp"
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/preflight.hpp"
@@ -351,7 +352,7 @@ int serve(const config::Config& cfg) {
     return 1;
   }
   store->clean_temp();
-  auto index = cache::Index::open(root / "index");
+  auto index = cache::LmdbIndex::open(root / "index");
   if (!index) {
     spdlog::critical("storage.filesystem.rootdirectory: cannot open the index: {}", index.error());
     return 1;

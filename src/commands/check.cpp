@@ -7,6 +7,7 @@
 #include "cache/fs/fs_store.hpp"
 #include "cache/fsck.hpp"
 #include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/stores.hpp"
 
@@ -58,7 +59,7 @@ int check(const config::Config& cfg, const std::vector<std::string>& args) {
     std::printf("problem: %s\n", store.error().c_str());
     return 1;
   }
-  auto index = cache::Index::open(root / "index", size_t(64) << 30, cache::Damaged::Open);
+  auto index = cache::LmdbIndex::open(root / "index", size_t(64) << 30, cache::Damaged::Open);
   if (!index) {
     std::printf("problem: %s (cannot be repaired)\n", index.error().c_str());
     return 1;

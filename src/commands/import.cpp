@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/fs/fs_store.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/publish.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/progress.hpp"

@@ -10,6 +10,7 @@
 
 #include "cache/fs/fs_store.hpp"
 #include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/s3/s3_env.hpp"
 #include "src/config/config.hpp"
 
@@ -42,7 +43,7 @@ inline std::expected<Stores, std::string> open_stores(const config::Config& cfg)
   std::filesystem::path root = cfg.root_directory;
   auto store = cache::FsBlobStore::open(root);
   if (!store) return std::unexpected("storage.filesystem.rootdirectory: " + store.error());
-  auto index = cache::Index::open(root / "index");
+  auto index = cache::LmdbIndex::open(root / "index");
   if (!index) return std::unexpected("storage.filesystem.rootdirectory: cannot open the index: " + index.error());
   Stores stores{std::make_unique<cache::FsBlobStore>(std::move(*store)), std::move(*index), nullptr};
   if (auto s3 = attach_s3(cfg, stores); !s3) return std::unexpected(s3.error());

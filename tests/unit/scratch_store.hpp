@@ -11,6 +11,7 @@
 
 #include "cache/fs/fs_store.hpp"
 #include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 
 namespace wharf::testing {
 
@@ -29,7 +30,7 @@ struct ScratchStore {
     std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     dir = tmpl;
-    auto i = cache::Index::open(dir / "index", size_t(1) << 30);
+    auto i = cache::LmdbIndex::open(dir / "index", size_t(1) << 30);
     REQUIRE(i.has_value());
     index = std::move(*i);
     auto b = cache::FsBlobStore::open(dir);

@@ -17,6 +17,7 @@
 
 #include "cache/blob_backend.hpp"
 #include "cache/fs/fs_store.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/s3/s3_env.hpp"
 #include "src/oci/digest.hpp"
 
@@ -74,7 +75,7 @@ std::unique_ptr<Fixture> make_s3() {
   cfg.s3.secret_key = env_or_empty("WHARF_TEST_S3_SECRET_KEY");
   cfg.s3.region_endpoint = env_or_empty("WHARF_TEST_S3_ENDPOINT");
   cfg.s3.root_directory = "/contract-" + std::to_string(std::random_device{}());
-  auto index = Index::open(dir / "index");
+  auto index = LmdbIndex::open(dir / "index");
   REQUIRE(index.has_value());
   struct S3Fixture : Fixture {
     std::unique_ptr<Index> index;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cache/index.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/index_check.hpp"
 #include "cache/index_records.hpp"
 #include "cache/lmdb.hpp"
@@ -42,7 +43,7 @@ struct Scratch {
 };
 
 std::unique_ptr<Index> open_index(const fs::path& dir, size_t map_size = size_t(1) << 30) {
-  auto idx = Index::open(dir, map_size);
+  auto idx = LmdbIndex::open(dir, map_size);
   REQUIRE_MESSAGE(idx.has_value(), (idx ? "" : idx.error()));
   return std::move(*idx);
 }
@@ -107,7 +108,7 @@ TEST_CASE("Index::open") {
   SUBCASE("fails with a message when the directory is a file") {
     fs::path file = s.dir / "file";
     std::fclose(std::fopen(file.c_str(), "w"));
-    auto idx = Index::open(file);
+    auto idx = LmdbIndex::open(file);
     REQUIRE_FALSE(idx);
     CHECK(idx.error().find(file.string()) != std::string::npos);
   }
@@ -171,10 +172,10 @@ TEST_CASE("Index::manifest") {
     REQUIRE(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
 
-    auto refused = Index::open(s.dir, size_t(1) << 30);
+    auto refused = LmdbIndex::open(s.dir, size_t(1) << 30);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().find("manifests record '" + digest(1) + "': does not decode") != std::string::npos);
-    auto opened = Index::open(s.dir, size_t(1) << 30, Damaged::Open);
+    auto opened = LmdbIndex::open(s.dir, size_t(1) << 30, Damaged::Open);
     REQUIRE(opened);
     idx = std::move(*opened);
     auto t = idx->read();
@@ -570,7 +571,7 @@ TEST_CASE("Index::put_manifest_checked") {
   REQUIRE(mkdtemp(tmpl) != nullptr);
   const std::string dir = tmpl;
   {
-    auto index = wharf::cache::Index::open(dir + "/index", size_t(64) << 20);
+    auto index = wharf::cache::LmdbIndex::open(dir + "/index", size_t(64) << 20);
     REQUIRE(index);
     auto& idx = **index;
     const std::string blob = "sha256:" + std::string(64, 'b'), gone = "sha256:" + std::string(64, 'c');
@@ -628,7 +629,7 @@ TEST_CASE("Index::open checks the index before using it") {
     const auto data = s.dir / "data.mdb";
     REQUIRE(fs::file_size(data) > 8 * 4096);
     fs::resize_file(data, 4 * 4096);
-    auto idx = Index::open(s.dir, size_t(1) << 30);
+    auto idx = LmdbIndex::open(s.dir, size_t(1) << 30);
     REQUIRE_FALSE(idx);
     CHECK(idx.error().find("truncated") != std::string::npos);
   }
@@ -652,31 +653,31 @@ TEST_CASE("Index::open checks the index before using it") {
       std::ofstream out(s.dir / "data.mdb", std::ios::binary | std::ios::trunc);
       out << bytes;
     }
-    auto idx = Index::open(s.dir, size_t(1) << 30);
+    auto idx = LmdbIndex::open(s.dir, size_t(1) << 30);
     REQUIRE_FALSE(idx);
     CHECK(idx.error().find("blobs record '" + d + "'") != std::string::npos);
     SUBCASE("Damaged::Open lists it, and drop_raw removes it") {
-      auto opened = Index::open(s.dir, size_t(1) << 30, Damaged::Open);
+      auto opened = LmdbIndex::open(s.dir, size_t(1) << 30, Damaged::Open);
       REQUIRE(opened);
       REQUIRE((*opened)->damage().size() == 1);
       CHECK((*opened)->undecodable("blobs") == std::vector<std::string>{d});
       REQUIRE((*opened)->drop_raw("blobs", d).value_or(false));
       CHECK((*opened)->undecodable("blobs").empty());
       opened->reset();
-      CHECK(Index::open(s.dir, size_t(1) << 30));
+      CHECK(LmdbIndex::open(s.dir, size_t(1) << 30));
     }
   }
   SUBCASE("records that do not decode: trailing bytes, unknown origin, bad keys") {
     { open_index(s.dir); }
     SUBCASE("trailing bytes") {
       put_raw(s.dir, "access", digest(1), std::string(9, '\0'));
-      auto idx = Index::open(s.dir, size_t(1) << 30);
+      auto idx = LmdbIndex::open(s.dir, size_t(1) << 30);
       REQUIRE_FALSE(idx);
       CHECK(idx.error().find("access record") != std::string::npos);
     }
     SUBCASE("a tag that does not point at a digest") {
       put_raw(s.dir, "tags", std::string("r\0t", 3), "not-a-digest");
-      auto idx = Index::open(s.dir, size_t(1) << 30);
+      auto idx = LmdbIndex::open(s.dir, size_t(1) << 30);
       REQUIRE_FALSE(idx);
       CHECK(idx.error().find("tags record 'r/t': value is not a digest") != std::string::npos);
     }
@@ -684,7 +685,7 @@ TEST_CASE("Index::open checks the index before using it") {
   SUBCASE("an index of another schema is refused") {
     { open_index(s.dir); }
     put_raw(s.dir, "meta", "schema", "wharf-index 99");
-    auto idx = Index::open(s.dir, size_t(1) << 30);
+    auto idx = LmdbIndex::open(s.dir, size_t(1) << 30);
     REQUIRE_FALSE(idx);
     CHECK(idx.error().find("wharf-index 99") != std::string::npos);
   }
@@ -739,7 +740,7 @@ TEST_CASE("blob records name their backend; records from before backends read as
 
 TEST_CASE("Update::add_blob records the backend of the first publication") {
   Scratch s;
-  auto index = Index::open(s.dir / "index");
+  auto index = LmdbIndex::open(s.dir / "index");
   REQUIRE(index);
   auto& idx = **index;
   REQUIRE(idx.update("t", [](Index::Update& u) { u.add_blob("a", "sha256:" + std::string(64, '1'), 5, Origin::Pushed, Backend::S3); }));
