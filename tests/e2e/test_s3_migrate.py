@@ -1,8 +1,10 @@
 """The offline verbs on an S3-backed wharf, against the shared Ceph RGW (tests/e2e/ceph.py, a bucket per
-use): import-registry from Debian's docker-registry with its filesystem driver into wharf on S3, and from
+use): import-registry from Debian's docker-registry with its filesystem driver (two images, four tags, a
+multi-arch index) into wharf on S3, and from
 docker-registry with its s3 driver (a bucket of the same RGW) into wharf on the filesystem, a damaged
 source blob refused by digest with nothing half-imported visible; backup + restore and export + import
-round trips on S3; check finding an object deleted from the bucket and a stray one."""
+round trips on S3 (and a backup moved between the filesystem and S3 both ways); check finding an object
+deleted from the bucket, a damaged one and a stray one, and --repair fixing what it can."""
 import hashlib
 import os
 
