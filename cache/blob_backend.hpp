@@ -13,7 +13,11 @@
 // the index lock; place() makes blobs visible under their content address inside the index write
 // transaction that records them; remove() is only called inside a write transaction that found no
 // record (cache/gc.hpp).
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <expected>
 #include <filesystem>
 #include <functional>
@@ -160,6 +164,25 @@ class BlobBackend {
   virtual int open_local(const oci::Digest&) const = 0;
   // True if the stored blob exists and hashes to its digest (reads it all); blocking.
   virtual bool intact(const oci::Digest&) const = 0;
+  // Streams the whole stored blob to `sink` in order (offline verbs: export, backup); `sink` returning
+  // false stops it. Fails with a message if the blob is absent, unreadable or `sink` stopped. Blocking.
+  // The default reads open_local()'s descriptor.
+  virtual std::expected<void, std::string> read_all(const oci::Digest& d,
+                                                    const std::function<bool(const char*, size_t)>& sink) const {
+    const int fd = open_local(d);
+    if (fd < 0) return std::unexpected("blob " + d.str() + " is not in the store");
+    std::vector<char> buf(size_t(1) << 20);
+    std::expected<void, std::string> r;
+    for (;;) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) r = std::unexpected("cannot read blob " + d.str() + ": " + std::strerror(errno));
+      else if (n > 0 && !sink(buf.data(), size_t(n))) r = std::unexpected("reading blob " + d.str() + " was stopped");
+      if (n <= 0 || !r) break;
+    }
+    ::close(fd);
+    return r;
+  }
 
   // ---- deletion and listing ----
   // Removes a stored blob; false if it was absent. Only inside an index write transaction that found

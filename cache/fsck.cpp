@@ -216,7 +216,8 @@ void Checker::check_repos(const Snapshot& s) {
 void Checker::count_strays(const Snapshot& s) {
   store_.list([&](const StoredBlob& b) {
     const std::string d = b.digest.str();
-    if (!s.blobs.count(d) && !s.manifests.count(d) && !s.links.count(d)) ++report_.strays;
+    if (s.blobs.count(d) || s.manifests.count(d) || s.links.count(d)) return;
+    if (++report_.strays <= kMaxStrayList) report_.stray_list.push_back(d + " (" + std::to_string(b.size) + " bytes)");
   });
 }
 

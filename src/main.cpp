@@ -29,14 +29,22 @@ const char* kUsage =
     "                                 prints what it freed (--dry-run: what it would free)\n"
     "  wharf check CONFIG.yml [--verify-content] [--repair]\n"
     "                                 check the store's consistency, repair it (wharf check --help)\n"
-    "  wharf backup CONFIG.yml DIR    consistent snapshot of the store, also while serving\n"
+    "  wharf backup CONFIG.yml DIR [--include-blobs]\n"
+    "                                 consistent snapshot of the store, also while serving; with\n"
+    "                                 storage.s3 the index (blobs checked in the bucket), and the\n"
+    "                                 blobs too with --include-blobs\n"
     "  wharf restore CONFIG.yml DIR [--force]\n"
-    "                                 fill an empty root directory from a backup\n"
+    "                                 fill an empty root directory from a backup (storage.s3: the\n"
+    "                                 index, and the blobs the bucket lacks uploaded from the backup)\n"
     "  wharf export CONFIG.yml OUT.tar IMAGE... [--images-file FILE] [--platform OS/ARCH]\n"
     "                                 write images as one OCI layout tar (fetching what is missing)\n"
     "  wharf import CONFIG.yml BUNDLE.tar\n"
-    "  wharf import-registry CONFIG.yml SOURCE   (SOURCE: a registry:2 rootdirectory; wharf stopped)\n"
     "                                 verify a bundle whole, then add its images\n"
+    "  wharf import-registry CONFIG.yml SOURCE [--s3-endpoint URL] [--s3-region R] [--s3-insecure]\n"
+    "                                 (wharf stopped) add every repository, tag, manifest and blob\n"
+    "                                 of a registry:2 storage tree, verified. SOURCE: its\n"
+    "                                 rootdirectory, or s3://BUCKET[/ROOTDIRECTORY] (credentials from\n"
+    "                                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; docs/migration.md)\n"
     "  wharf prefetch CONFIG.yml IMAGE... [--images-file FILE]\n"
     "                                 warm the cache from the upstreams\n"
     "  wharf healthcheck CONFIG.yml [URL]\n"
@@ -135,10 +143,6 @@ int main(int argc, char** argv) {
     }
     auto cfg = load(args[1]);
     if (!cfg) return 1;
-    if (cfg->storage_driver == wharf::config::StorageDriver::S3 && verb != "garbage-collect") {  // filesystem only
-      std::fprintf(stderr, "invalid configuration: storage.s3: wharf %s does not support the S3 blob store in this build\n", name);
-      return 1;
-    }
     wharf::setup_logging(*cfg);
     return fn(*cfg, std::vector<std::string>(args.begin() + 2, args.end()));
   }

@@ -71,6 +71,9 @@ class S3BlobStore final : public BlobBackend {
   std::optional<std::string> read_small(const oci::Digest&, uint64_t max) const override;
   int open_local(const oci::Digest&) const override { return -1; }
   bool intact(const oci::Digest&) const override;
+  // A GetObject of the blob's key, streamed to `sink` (s3_read_all.cpp).
+  std::expected<void, std::string> read_all(const oci::Digest& d,
+                                            const std::function<bool(const char*, size_t)>& sink) const override;
   bool remove(const oci::Digest&) const override;
   void list(const std::function<void(const StoredBlob&)>& each) const override;
 

@@ -1,4 +1,4 @@
-// wharf backup CONFIG DIR (online) and wharf restore CONFIG DIR [--force] (offline).
+// wharf backup CONFIG DIR [--include-blobs] (online) and wharf restore CONFIG DIR [--force] (offline).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -8,10 +8,35 @@
 #include "src/commands/stores.hpp"
 
 namespace wharf::commands {
+namespace {
+
+// Logs what a backup or restore could not find or verify; the exit code (1 if a referenced blob is missing
+// or a blob is damaged).
+int report_gaps(const char* verb, const cache::BackupResult& r) {
+  for (const auto& d : r.missing) spdlog::warn("{}: {} is recorded in the index but missing from the store", verb, d);
+  for (const auto& d : r.damaged) spdlog::error("{}: {} does not hash to its digest: not copied", verb, d);
+  if (r.missing_referenced > 0)
+    spdlog::error("{} incomplete: {} referenced blob(s) missing from the store", verb, r.missing_referenced);
+  return r.missing_referenced > 0 || !r.damaged.empty() ? 1 : 0;
+}
+
+}  // namespace
 
 int backup(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() != 1 || args[0].starts_with("-")) {
-    std::fprintf(stderr, "usage: wharf backup CONFIG DIR\n");
+  std::string dir;
+  cache::IncludeBlobs include = cache::IncludeBlobs::No;
+  for (const auto& a : args) {
+    if (a == "--include-blobs") {
+      include = cache::IncludeBlobs::Yes;
+    } else if (dir.empty() && !a.starts_with("-")) {
+      dir = a;
+    } else {
+      dir.clear();
+      break;
+    }
+  }
+  if (dir.empty()) {
+    std::fprintf(stderr, "usage: wharf backup CONFIG DIR [--include-blobs]\n");
     return 2;
   }
   auto stores = open_stores(cfg);
@@ -19,19 +44,22 @@ int backup(const config::Config& cfg, const std::vector<std::string>& args) {
     spdlog::error("{}", stores.error());
     return 1;
   }
-  auto r = cache::backup(*stores->index, *stores->store, args[0]);
+  if (stores->s3) {  // the bucket keeps the blobs: the index, and the blobs only when asked
+    auto r = cache::backup_remote(*stores->index, stores->blobs(), dir, include);
+    if (!r) return spdlog::error("backup failed: {}", r.error()), 1;
+    std::printf("backup of the index of %s in %s: %zu blobs checked in bucket %s, %zu downloaded (%llu bytes)\n",
+                cfg.root_directory.c_str(), dir.c_str(), r->present, cfg.s3.bucket.c_str(), r->copied,
+                static_cast<unsigned long long>(r->bytes));
+    return report_gaps("backup", *r);
+  }
+  auto r = cache::backup(*stores->index, *stores->store, dir);
   if (!r) {
     spdlog::error("backup failed: {}", r.error());
     return 1;
   }
-  for (const auto& d : r->missing) spdlog::warn("backup: {} is recorded in the index but missing from the store", d);
-  std::printf("backup of %s in %s: %zu files linked, %zu copied, %llu bytes\n", cfg.root_directory.c_str(), args[0].c_str(),
+  std::printf("backup of %s in %s: %zu files linked, %zu copied, %llu bytes\n", cfg.root_directory.c_str(), dir.c_str(),
               r->linked, r->copied, static_cast<unsigned long long>(r->bytes));
-  if (r->missing_referenced > 0) {
-    spdlog::error("backup incomplete: {} referenced blob(s) missing from the store", r->missing_referenced);
-    return 1;
-  }
-  return 0;
+  return report_gaps("backup", *r);
 }
 
 int restore(const config::Config& cfg, const std::vector<std::string>& args) {
@@ -50,6 +78,18 @@ int restore(const config::Config& cfg, const std::vector<std::string>& args) {
   if (dir.empty()) {
     std::fprintf(stderr, "usage: wharf restore CONFIG DIR [--force]\n");
     return 2;
+  }
+  if (cfg.storage_driver == config::StorageDriver::S3) {  // the index goes to the root, missing blobs to the bucket
+    if (auto r = cache::restore_index(dir, cfg.root_directory, force); !r)
+      return spdlog::error("restore failed: {}", r.error()), 1;
+    auto stores = open_stores(cfg);
+    if (!stores) return spdlog::error("restore failed: {}", stores.error()), 1;
+    auto r = cache::restore_blobs(dir, *stores->index, stores->blobs());
+    if (!r) return spdlog::error("restore failed: {}", r.error()), 1;
+    std::printf("restored the index of %s from %s: %zu blobs already in bucket %s, %zu uploaded (%llu bytes)\n",
+                cfg.root_directory.c_str(), dir.c_str(), r->present, cfg.s3.bucket.c_str(), r->copied,
+                static_cast<unsigned long long>(r->bytes));
+    return report_gaps("restore", *r);
   }
   auto r = cache::restore(dir, cfg.root_directory, force);
   if (!r) {

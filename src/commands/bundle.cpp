@@ -146,7 +146,6 @@ std::expected<void, std::string> write_bundle(const std::string& out, const json
   TarWriter tar(fd.fd);
   if (auto w = tar.add("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"); !w) return fail(w.error());
   if (auto w = tar.add("index.json", index_json.dump()); !w) return fail(w.error());
-  std::vector<char> buf(1 << 20);
   for (const auto& b : blobs) {
     progress.item(blob_name(b.digest), b.size);
     if (auto w = tar.begin(blob_name(b.digest), b.size); !w) return fail(w.error());
@@ -154,17 +153,25 @@ std::expected<void, std::string> write_bundle(const std::string& out, const json
       if (auto w = tar.write(b.body.data(), b.body.size()); !w) return fail(w.error());
       progress.advance(b.size);
     } else {
-      Fd in(store.open_local(b.digest));
-      if (in.fd < 0) return fail("blob " + b.digest.str() + " vanished from the store");
-      uint64_t left = b.size;
-      while (left > 0) {
-        ssize_t n = ::read(in.fd, buf.data(), std::min<uint64_t>(left, buf.size()));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return fail("reading blob " + b.digest.str() + ": " + (n < 0 ? std::strerror(errno) : "file shorter than expected"));
-        if (auto w = tar.write(buf.data(), size_t(n)); !w) return fail(w.error());
-        progress.advance(uint64_t(n));
-        left -= uint64_t(n);
-      }
+      // Streamed through the backend (a file here, a GetObject from the bucket with storage.s3).
+      uint64_t got = 0;
+      std::string write_error;
+      auto r = store.read_all(b.digest, [&](const char* p, size_t n) {
+        if (got + n > b.size) {
+          write_error = "blob " + b.digest.str() + " is larger in the store than its descriptor says";
+          return false;
+        }
+        if (auto w = tar.write(p, n); !w) {
+          write_error = w.error();
+          return false;
+        }
+        got += n;
+        progress.advance(n);
+        return true;
+      });
+      if (!write_error.empty()) return fail(write_error);
+      if (!r) return fail(r.error());
+      if (got != b.size) return fail("reading blob " + b.digest.str() + ": shorter in the store than its descriptor says");
     }
     if (auto w = tar.end(); !w) return fail(w.error());
   }
@@ -200,7 +207,7 @@ int export_images(const config::Config& cfg, const std::vector<std::string>& arg
   auto stores = open_stores(cfg);
   if (!stores) return failed("export", stores.error());
   Progress progress("export");
-  auto src = ImageSource::create(cfg, *stores->index, *stores->store, progress);
+  auto src = ImageSource::create(cfg, *stores->index, stores->blobs(), progress);
   if (!src) return failed("export", src.error());
 
   std::vector<BundleBlob> blobs;
@@ -242,7 +249,7 @@ int export_images(const config::Config& cfg, const std::vector<std::string>& arg
   }
   json index{{"schemaVersion", 2}, {"mediaType", oci::media::kOciIndex}, {"manifests", manifests}};
   progress.add_total(total);
-  if (auto w = write_bundle(out, index, blobs, *stores->store, progress); !w) return failed("export", w.error());
+  if (auto w = write_bundle(out, index, blobs, stores->blobs(), progress); !w) return failed("export", w.error());
   progress.finish();
   spdlog::info("export: wrote {} image(s), {} blob(s) to {}", images->size(), blobs.size(), out);
   return 0;
@@ -268,7 +275,7 @@ int prefetch(const config::Config& cfg, const std::vector<std::string>& args) {
   auto stores = open_stores(cfg);
   if (!stores) return failed("prefetch", stores.error());
   Progress progress("prefetch");
-  auto src = ImageSource::create(cfg, *stores->index, *stores->store, progress);
+  auto src = ImageSource::create(cfg, *stores->index, stores->blobs(), progress);
   if (!src) return failed("prefetch", src.error());
   for (const auto& ref : *images) {
     auto d = (*src)->route(ref.name);

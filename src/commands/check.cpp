@@ -10,14 +10,15 @@
 #include "cache/index_lmdb.hpp"
 #include "cache/pg/open_index.hpp"
 #include "src/commands/commands.hpp"
+#include "src/commands/stores.hpp"
 
 namespace wharf::commands {
 
 const char* const kCheckHelp =
     "usage: wharf check CONFIG.yml [--verify-content] [--repair]\n"
     "\n"
-    "Checks the store under storage.filesystem.rootdirectory, offline (stop the server first when\n"
-    "repairing):\n"
+    "Checks the store under storage.filesystem.rootdirectory (with storage.s3: the index there and the\n"
+    "blobs in the bucket), offline (stop the server first when repairing):\n"
     "  - the index opens: data.mdb is not truncated, its schema is wharf's, every record decodes;\n"
     "  - the index is consistent: every tag, repository entry and link points at a record, every\n"
     "    blob's refcount matches its links, every pushed manifest's blobs and children are stored;\n"
@@ -30,7 +31,8 @@ const char* const kCheckHelp =
     "and records whose content is gone are dropped when no manifest needs them (a proxied manifest is\n"
     "fetched again from the upstream). What a manifest still needs (a missing layer, a damaged pushed\n"
     "manifest) cannot be repaired: it is reported, and pushing the image again fixes it.\n"
-    "Files in blobs/ that no record names are counted, not removed (garbage-collect removes them).\n"
+    "Files in blobs/ (objects in the bucket) that no record names are listed as strays, not removed\n"
+    "(garbage-collect removes them).\n"
     "\n"
     "Exit status: 0 when no problem is left (none found, or all repaired), 1 when problems are left\n"
     "or the index cannot be opened, 2 for a usage error.\n";
@@ -64,7 +66,13 @@ int check(const config::Config& cfg, const std::vector<std::string>& args) {
     return 1;
   }
   const auto* lmdb = dynamic_cast<const cache::LmdbIndex*>(index->get());
-  auto report = cache::fsck(**index, *store, lmdb ? lmdb->damage() : std::vector<std::string>{}, opts);
+  const std::vector<std::string> damage = lmdb ? lmdb->damage() : std::vector<std::string>{};
+  Stores stores{std::make_unique<cache::FsBlobStore>(std::move(*store)), std::move(*index), nullptr};
+  if (auto s3 = attach_s3(cfg, stores); !s3) {
+    std::printf("problem: %s\n", s3.error().c_str());
+    return 1;
+  }
+  auto report = cache::fsck(*stores.index, stores.blobs(), damage, opts);
   for (const auto& f : report.findings) {
     const char* state = f.repaired ? "repaired" : f.repairable ? (opts.repair == cache::Repair::Yes ? "NOT repaired" : "repairable")
                                                                : "cannot be repaired";
@@ -75,10 +83,12 @@ int check(const config::Config& cfg, const std::vector<std::string>& args) {
     return 1;
   }
   const size_t left = report.left();
+  for (const auto& s : report.stray_list)
+    std::printf("stray: %s has no record (harmless; garbage-collect removes it)\n", s.c_str());
   std::printf("checked %zu blobs, %zu links, %zu manifests, %zu tags: %zu problems, %zu repaired, %zu left; "
-              "%zu files in blobs/ without a record\n",
+              "%zu %s without a record\n",
               report.blobs, report.links, report.manifests, report.tags, report.findings.size(),
-              report.findings.size() - left, left, report.strays);
+              report.findings.size() - left, left, report.strays, stores.s3 ? "objects in the bucket" : "files in blobs/");
   return left == 0 ? 0 : 1;
 }
 

@@ -23,7 +23,7 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
 int check(const config::Config& cfg, const std::vector<std::string>& args);
 // The text of `wharf check --help`.
 extern const char* const kCheckHelp;
-// wharf import-registry CONFIG SOURCE: adds a registry:2 storage tree's content (verified); exit 1 if
+// wharf import-registry CONFIG SOURCE [--s3-...]: adds a registry:2 storage tree's content (verified); exit 1 if
 // anything was skipped (each named), or if a running server holds the store.
 int import_registry(const config::Config& cfg, const std::vector<std::string>& args);
 // wharf prefetch CONFIG IMAGE... [--images-file FILE]

@@ -7,7 +7,6 @@
 #include "cache/fs/fs_store.hpp"
 #include "cache/gc.hpp"
 #include "cache/index.hpp"
-#include "cache/s3/s3_env.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/stores.hpp"
 
@@ -32,18 +31,7 @@ int garbage_collect(const config::Config& cfg, const std::vector<std::string>& a
     spdlog::error("{}", stores.error());
     return 1;
   }
-  const cache::BlobBackend* store = stores->store.get();
-  std::unique_ptr<cache::S3Env> s3;  // storage.s3: blobs in the bucket, on a private event loop
-  if (cfg.storage_driver == config::StorageDriver::S3) {
-    auto env = cache::open_s3_store(cfg, nullptr, *stores->store, *stores->index);
-    if (!env) {
-      spdlog::error("{}", env.error());
-      return 1;
-    }
-    s3 = std::move(*env);
-    store = s3->store.get();
-  }
-  auto r = cache::collect(*stores->index, *store, opts);
+  auto r = cache::collect(*stores->index, stores->blobs(), opts);
   if (!r) {
     spdlog::error("{}", r.error());
     return 1;

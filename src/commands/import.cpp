@@ -19,6 +19,7 @@
 #include "cache/publish.hpp"
 #include "src/commands/commands.hpp"
 #include "src/commands/progress.hpp"
+#include "src/commands/stores.hpp"
 #include "src/commands/source.hpp"
 #include "src/commands/tar.hpp"
 #include "src/util/json.hpp"
@@ -199,13 +200,16 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
   struct stat st {};
   ::fstat(raw, &st);
 
-  fs::path root = cfg.root_directory;
-  auto store = cache::FsBlobStore::open(root);
-  if (!store) return fail(store.error());
+  // Staging is local (storage.filesystem.rootdirectory/tmp) also with storage.s3: only verified blobs
+  // go to the bucket, through the publish path.
+  auto stores = open_stores(cfg);
+  if (!stores) return fail(stores.error());
+  const cache::BlobBackend& store = stores->blobs();
   StagingDir staging;
   {
-    std::string tmpl = (store->tmp_dir() / "import-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) return fail("cannot create a staging directory in " + store->tmp_dir().string() + ": " + std::strerror(errno));
+    std::string tmpl = (stores->store->tmp_dir() / "import-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data()))
+      return fail("cannot create a staging directory in " + stores->store->tmp_dir().string() + ": " + std::strerror(errno));
     staging.path = tmpl;
   }
 
@@ -276,19 +280,18 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
     spdlog::error("import: {} (blobs already published stay in the store until garbage collection)", msg);
     return 1;
   };
-  auto index = cache::LmdbIndex::open(root / "index");
-  if (!index) return fail(index.error());
+  cache::Index& index = *stores->index;
   // A file goes into blobs/ in the same index transaction that records it (cache/publish.hpp); content
   // shared by several images is published once and linked for the others.
   for (auto& img : images) {
     for (const auto& [digest, size] : img.blobs) {
       auto& s = staged.at(digest);
       if (s.published) {
-        if (auto l = (*index)->link_blob(img.repo, digest, size, cache::Origin::Pushed); !l)
+        if (auto l = index.link_blob(img.repo, digest, size, cache::Origin::Pushed); !l)
           return fail_late("indexing " + digest + " in " + img.repo + ": " + l.error());
         continue;
       }
-      auto e = cache::publish_blobs(**index, *store, {{s.path, *oci::parse_digest(digest), img.repo, size, cache::Origin::Pushed}});
+      auto e = cache::publish_blobs(index, store, {{s.path, *oci::parse_digest(digest), img.repo, size, cache::Origin::Pushed}});
       if (!e[0].empty()) return fail_late("publishing " + digest + ": " + e[0]);
       s.published = true;
     }
@@ -299,8 +302,8 @@ int import_bundle(const config::Config& cfg, const std::vector<std::string>& arg
       auto& s = staged.at(digest);
       std::expected<void, std::string> p;
       if (s.published) {
-        p = (*index)->put_manifest(img.repo, digest, rec, tag ? std::optional<std::string_view>(*tag) : std::nullopt);
-      } else if (auto m = cache::publish_manifest(**index, *store, {s.path, *oci::parse_digest(digest), img.repo, rec, tag, {}}); !m) {
+        p = index.put_manifest(img.repo, digest, rec, tag ? std::optional<std::string_view>(*tag) : std::nullopt);
+      } else if (auto m = cache::publish_manifest(index, store, {s.path, *oci::parse_digest(digest), img.repo, rec, tag, {}}); !m) {
         p = std::unexpected(m.error());
       } else {
         s.published = true;

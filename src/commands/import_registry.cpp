@@ -1,5 +1,6 @@
 // wharf import-registry CONFIG SOURCE: every repository, tag, manifest and blob of a registry:2 storage
-// tree, verified and added through the normal publish path. Offline: refused while a server holds the store.
+// tree (a directory, or a bucket written by registry:2's s3 driver), verified and added through the normal
+// publish path into whichever blob store the config names. Offline: refused while a server holds the store.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -240,11 +241,29 @@ class Importer {
 }  // namespace
 
 int import_registry(const config::Config& cfg, const std::vector<std::string>& args) {
-  if (args.size() != 1 || args[0].starts_with("--")) {
-    spdlog::error("usage: wharf import-registry CONFIG SOURCE (SOURCE: a registry:2 rootdirectory)");
+  std::string source;
+  S3TreeOptions s3;
+  bool bad = false;
+  for (size_t i = 0; i < args.size() && !bad; ++i) {
+    const std::string& a = args[i];
+    if ((a == "--s3-endpoint" || a == "--s3-region") && i + 1 < args.size()) {
+      (a == "--s3-endpoint" ? s3.endpoint : s3.region) = args[++i];
+    } else if (a == "--s3-insecure") {
+      s3.verify_tls = false;
+    } else if (a == "--s3-virtual-host") {
+      s3.virtual_host = true;
+    } else if (source.empty() && !a.starts_with("-")) {
+      source = a;
+    } else {
+      bad = true;
+    }
+  }
+  if (bad || source.empty()) {
+    spdlog::error("usage: wharf import-registry CONFIG SOURCE [--s3-endpoint URL] [--s3-region REGION] [--s3-insecure] "
+                  "[--s3-virtual-host] (SOURCE: a registry:2 rootdirectory, or s3://BUCKET[/ROOTDIRECTORY])");
     return 2;
   }
-  auto tree = open_fs_tree(args[0]);
+  auto tree = is_s3_source(source) ? open_s3_tree(source, s3) : open_fs_tree(source);
   if (!tree) return spdlog::error("import-registry: {}", tree.error()), 1;
   std::error_code ec;
   std::filesystem::create_directories(cfg.root_directory, ec);
@@ -254,7 +273,7 @@ int import_registry(const config::Config& cfg, const std::vector<std::string>& a
   if (!stores) return spdlog::error("import-registry: {}", stores.error()), 1;
 
   Progress progress("import-registry");
-  Importer importer(**tree, *stores->index, *stores->store, progress);
+  Importer importer(**tree, *stores->index, stores->blobs(), progress);
   std::vector<std::string> problems;
   std::vector<SourceRepo> repos;
   for (const auto& name : (*tree)->repositories(problems)) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,27 @@ class RegistryTree {
 // The tree of a filesystem-driver registry under `root` (its rootdirectory, holding docker/registry/v2);
 // fails with a message if that directory is missing.
 std::expected<std::unique_ptr<RegistryTree>, std::string> open_fs_tree(const std::string& root);
+
+// How import-registry reaches a registry:2 tree in a bucket (SOURCE "s3://BUCKET[/ROOTDIRECTORY]").
+struct S3TreeOptions {
+  std::string endpoint;      // --s3-endpoint, else $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL; empty: AWS
+  std::string region;        // --s3-region, else $AWS_REGION / $AWS_DEFAULT_REGION, else us-east-1
+  bool verify_tls = true;    // --s3-insecure turns it off
+  bool virtual_host = false;  // --s3-virtual-host: bucket.endpoint/key instead of endpoint/bucket/key
+};
+
+// True when SOURCE names a bucket (starts with "s3://").
+bool is_s3_source(const std::string& source);
+
+// The tree of a registry:2 S3 driver under `source` ("s3://BUCKET[/ROOTDIRECTORY]"), read with
+// ListObjectsV2 and GetObject on a private event loop; credentials come from $AWS_ACCESS_KEY_ID,
+// $AWS_SECRET_ACCESS_KEY (and $AWS_SESSION_TOKEN). Lists repositories/ once (at most 4 million keys);
+// fails with a message naming the bucket, the option or the variable.
+std::expected<std::unique_ptr<RegistryTree>, std::string> open_s3_tree(const std::string& source, const S3TreeOptions&);
+
+// The entries of "directory" `dir` of a bucket listed into `keys` (keys are paths, directories are key
+// prefixes): the distinct first components after "dir/", sorted; empty components ("a//b") are no entry.
+std::vector<std::string> key_children(const std::set<std::string>& keys, const std::string& dir);
 
 // The digest a link file names ("sha256:<hex>", surrounding whitespace allowed), or nullopt.
 std::optional<oci::Digest> parse_link(const std::string& text);

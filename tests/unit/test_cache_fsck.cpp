@@ -78,6 +78,24 @@ TEST_CASE("fsck of a sound store finds nothing") {
   CHECK(r.strays == 0);
 }
 
+TEST_CASE("fsck names each stray file by digest and size, and repair leaves it to garbage-collect") {
+  Store s;
+  auto layer = s.blob("app", "layer bytes");
+  s.manifest("app", layer, 11, "v1");
+  const std::string content = "nobody records me";
+  const auto stray = oci::digest_of(content);
+  fs::create_directories(s.blobs->blob_path(stray).parent_path());
+  std::ofstream(s.blobs->blob_path(stray), std::ios::binary) << content;
+  for (auto repair : {Repair::No, Repair::Yes}) {
+    auto r = s.check(VerifyContent::No, repair);
+    CHECK(r.findings.empty());
+    CHECK(r.strays == 1);
+    REQUIRE(r.stray_list.size() == 1);
+    CHECK(r.stray_list[0] == stray.str() + " (17 bytes)");
+    CHECK(fs::exists(s.blobs->blob_path(stray)));
+  }
+}
+
 TEST_CASE("fsck: blob files") {
   Store s;
   auto layer = s.blob("app", "layer bytes");
