@@ -13,7 +13,7 @@ import urllib.parse
 
 import harness
 from harness import check, check_eq, wharf_only
-from http_util import expect_error
+from http_util import expect_error, request
 from registry import to_yaml
 from test_s3 import S3_TIMEOUT, bucket, object_status, rgw, s3_registry
 
@@ -158,3 +158,51 @@ def test_s3_upload_purging_aborts_stale_sessions(ctx):
     reg.start()
     harness.wait_for(lambda: not multipart_uploads(gw, name, UPLOADS_PREFIX) and not objects(gw, name, UPLOADS_PREFIX),
                      "the stale session purged from the bucket", tries=120, interval=0.5)
+
+
+@wharf_only("wharf's pull-through mirror on the S3 blob store")
+@harness.timeout(S3_TIMEOUT)
+def test_s3_mirror_fetch_streams_parts_into_the_bucket(ctx):
+    import threading
+    from mirror_util import Mirror, check_cdn_once, check_copied
+    gw = rgw()
+    name = bucket(ctx, gw)
+    with Mirror(ctx) as m:
+        m.wharf.stop()
+        with open(m.wharf.config_path) as f:
+            text = f.read()
+        s3 = to_yaml({"s3": {"region": gw.region, "bucket": name, "accesskey": gw.access_key,
+                             "secretkey": gw.secret_key, "regionendpoint": gw.endpoint, "secure": False,
+                             "rootdirectory": "/registry", "chunksize": "5MiB"}}, 1)
+        text, n = re.subn(r"\n  filesystem:\n    rootdirectory: [^\n]*", "\n" + s3, text)
+        check_eq(n, 1, "the mirror's storage.filesystem section to replace")
+        with open(m.wharf.config_path, "w") as f:
+            f.write(text)
+        m.wharf.start()
+        img = ctx.image(layers=1, size=13 * MiB, seed=71)
+        m.hub.push(img, "library/s3parts", "p1")
+        m.hub.reset_counters()
+        m.hub.throttle(2 * MiB)  # the fetch runs for seconds: its parts go up meanwhile
+        results = [None, None]
+
+        def pull(i):
+            results[i] = m.skopeo_pull("library/s3parts", "p1", ctx.path("copy%d" % i), check_rc=False, timeout=200)
+        threads = [threading.Thread(target=pull, args=(i,), daemon=True) for i in range(len(results))]
+        for t in threads:
+            t.start()
+        # While the layer is still being fetched, a multipart upload under _uploads/tmp- holds its first parts.
+        harness.wait_for(lambda: multipart_uploads(gw, name, UPLOADS_PREFIX + "tmp-"),
+                         "a multipart upload of the fetch in progress", tries=200, interval=0.1)
+        deadline = time.monotonic() + 230
+        for t in threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        check(all(r is not None and r.returncode == 0 for r in results),
+              "both pulls succeeded: %s" % [r and r.stderr.strip()[-200:] for r in results])
+        for i in range(len(results)):
+            check_copied(img, ctx.path("copy%d" % i), "pull %d" % i)
+        check_cdn_once(m.hub, img, "two concurrent pulls")
+        layer = img["layers"][0]
+        harness.wait_for(lambda: object_status(gw, name, layer) == 200, "the layer in the bucket", tries=100, interval=0.1)
+        check_no_staging(gw, name, "after the fetch was published")
+        got = request("GET", m.wharf.url + "/v2/library/s3parts/blobs/" + layer, timeout=60)
+        check_eq(got.status, 307, "the cached layer redirects to the bucket")
