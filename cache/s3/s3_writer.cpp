@@ -62,24 +62,102 @@ uint64_t UploadState::size() const { return completed ? *completed : parts_size(
 
 // ---- S3Uploads ----
 
-std::expected<std::optional<std::string>, std::string> S3Uploads::get(const std::string& key, uint64_t max) const {
+std::expected<std::optional<std::pair<std::string, std::string>>, std::string> S3Uploads::get(const std::string& key,
+                                                                                              uint64_t max) const {
   auto bytes = std::make_shared<std::string>();
+  auto etag = std::make_shared<std::string>();
   auto too_big = std::make_shared<bool>(false);
-  auto r = bridge_.call<void>([key, bytes, too_big, max](s3::Client& c, s3::Done<void> done) {
+  auto r = bridge_.call<void>([key, bytes, etag, too_big, max](s3::Client& c, s3::Done<void> done) {
     s3::GetHandlers h;
-    h.on_head = [](const s3::ObjectInfo&) {};
+    h.on_head = [etag](const s3::ObjectInfo& info) { *etag = info.etag; };
     h.on_data = [bytes, too_big, max](const char* p, size_t n) {
-      if (bytes->size() + n > max) return !(*too_big = true);
+      if (bytes->size() + n > max) {
+        *too_big = true;
+        return false;
+      }
       bytes->append(p, n);
       return true;
     };
     h.on_done = std::move(done);
     return c.get_object(key, std::nullopt, std::move(h));
   });
+  using Result = std::optional<std::pair<std::string, std::string>>;
   if (*too_big) return std::unexpected("S3 object " + key + " is larger than " + std::to_string(max) + " bytes");
-  if (!r && r.error().status == 404) return std::optional<std::string>();
+  if (!r && r.error().status == 404) return Result();
   if (!r) return std::unexpected(failure("GetObject", key, r.error()));
-  return std::optional<std::string>(std::move(*bytes));
+  return Result(std::pair{std::move(*bytes), std::move(*etag)});
+}
+
+void S3Uploads::remember(std::string_view id, const UploadState& st) const {
+  constexpr size_t kRemember = 64;
+  constexpr uint64_t kRememberBytes = 256ull << 20;
+  std::lock_guard lock(mu_);
+  if (auto it = remembered_.find(id); it != remembered_.end()) {
+    remembered_bytes_ -= it->second.tail.size();
+    remembered_.erase(it);
+  }
+  if (st.completed || remembered_.size() >= kRemember || remembered_bytes_ + st.tail.size() > kRememberBytes) return;
+  remembered_bytes_ += st.tail.size();
+  remembered_.emplace(std::string(id), st);
+}
+
+void S3Uploads::forget(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  if (auto it = remembered_.find(id); it != remembered_.end()) {
+    remembered_bytes_ -= it->second.tail.size();
+    remembered_.erase(it);
+  }
+}
+
+std::optional<UploadState> S3Uploads::recall(std::string_view id) const {
+  std::optional<UploadState> st;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = remembered_.find(id); it != remembered_.end()) st = it->second;
+  }
+  if (!st) return std::nullopt;
+  // Another process may have continued the session: its parts and tail must be the ones remembered.
+  auto parts = list_parts(UploadKeys::data(id), st->upload_id);
+  if (!parts || parts->size() != st->parts.size()) return std::nullopt;
+  for (size_t i = 0; i < parts->size(); ++i) {
+    if ((*parts)[i].etag != st->parts[i].etag) return std::nullopt;
+  }
+  const std::string tail = UploadKeys::tail(id, st->parts.size());
+  auto head = bridge_.call<s3::ObjectInfo>([&](s3::Client& c, s3::Done<s3::ObjectInfo> done) {
+    return c.head_object(tail, std::move(done));
+  });
+  if (st->tail.empty()) {
+    if (!head && head.error().status == 404) return st;
+    return std::nullopt;
+  }
+  if (head && head->size == st->tail.size() && !st->tail_etag.empty() && head->etag == st->tail_etag) return st;
+  return std::nullopt;
+}
+
+std::expected<std::vector<s3::PartEntry>, StoreError> S3Uploads::list_parts(const std::string& key,
+                                                                            const std::string& upload_id) const {
+  std::vector<s3::PartEntry> parts;
+  int marker = 0;
+  for (int page = 0; page < 10'000; ++page) {
+    auto r = bridge_.call<s3::PartsPage>([&](s3::Client& c, s3::Done<s3::PartsPage> done) {
+      return c.list_parts(key, upload_id, marker, std::move(done));
+    });
+    if (!r && r.error().status == 404) return std::unexpected(StoreError{StoreError::Kind::Missing, "upload data missing"});
+    if (!r) return std::unexpected(failed(failure("ListParts", key, r.error())));
+    for (auto& p : r->parts) parts.push_back(std::move(p));
+    if (!r->truncated) break;
+    marker = r->next_part_number_marker;
+  }
+  std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+  // A short last part is the tail sent up by a completion that failed: the tail object still holds those
+  // bytes, and the next part of that number replaces it.
+  if (!parts.empty() && parts.back().size < chunk_) parts.pop_back();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].number != int(i) + 1 || parts[i].size != chunk_)
+      return std::unexpected(failed("S3 upload " + key + " has an unexpected part " + std::to_string(parts[i].number) +
+                                    " of " + std::to_string(parts[i].size) + " bytes (storage.s3.chunksize changed?)"));
+  }
+  return parts;
 }
 
 std::expected<UploadState, StoreError> S3Uploads::create(std::string_view id) const {
@@ -95,10 +173,12 @@ std::expected<UploadState, StoreError> S3Uploads::create(std::string_view id) co
   if (!upload) return std::unexpected(failed(failure("CreateMultipartUpload", key, upload.error())));
   UploadState st;
   st.upload_id = std::move(*upload);
+  remember(id, st);
   return st;
 }
 
 std::expected<UploadState, StoreError> S3Uploads::load(std::string_view id) const {
+  if (auto st = recall(id)) return std::move(*st);
   const std::string key = UploadKeys::data(id);
   auto uploads = bridge_.call<s3::UploadsPage>([&](s3::Client& c, s3::Done<s3::UploadsPage> done) {
     return c.list_multipart_uploads(key, "", "", std::move(done));
@@ -120,29 +200,16 @@ std::expected<UploadState, StoreError> S3Uploads::load(std::string_view id) cons
     st.completed = head->size;
     return st;
   }
-  int marker = 0;
-  for (int page = 0; page < 10'000; ++page) {
-    auto r = bridge_.call<s3::PartsPage>([&](s3::Client& c, s3::Done<s3::PartsPage> done) {
-      return c.list_parts(key, st.upload_id, marker, std::move(done));
-    });
-    if (!r && r.error().status == 404) return std::unexpected(StoreError{StoreError::Kind::Missing, "upload data missing"});
-    if (!r) return std::unexpected(failed(failure("ListParts", key, r.error())));
-    for (auto& p : r->parts) st.parts.push_back(std::move(p));
-    if (!r->truncated) break;
-    marker = r->next_part_number_marker;
-  }
-  std::sort(st.parts.begin(), st.parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
-  // A short last part is the tail sent up by a completion that failed: the tail object still holds those
-  // bytes, and the next part of that number replaces it.
-  if (!st.parts.empty() && st.parts.back().size < chunk_) st.parts.pop_back();
-  for (size_t i = 0; i < st.parts.size(); ++i) {
-    if (st.parts[i].number != int(i) + 1 || st.parts[i].size != chunk_)
-      return std::unexpected(failed("S3 upload " + key + " has an unexpected part " + std::to_string(st.parts[i].number) +
-                                    " of " + std::to_string(st.parts[i].size) + " bytes (storage.s3.chunksize changed?)"));
-  }
+  auto parts = list_parts(key, st.upload_id);
+  if (!parts) return std::unexpected(parts.error());
+  st.parts = std::move(*parts);
   auto tail = get(UploadKeys::tail(id, st.parts.size()), chunk_);
   if (!tail) return std::unexpected(failed(tail.error()));
-  if (*tail) st.tail = std::move(**tail);
+  if (*tail) {
+    st.tail = std::move((*tail)->first);
+    st.tail_etag = std::move((*tail)->second);
+  }
+  remember(id, st);
   return st;
 }
 
@@ -158,13 +225,15 @@ std::expected<void, std::string> S3Uploads::add_part(std::string_view id, Upload
   return {};
 }
 
-std::expected<void, std::string> S3Uploads::save_tail(std::string_view id, const UploadState& st, size_t old_parts) const {
+std::expected<void, std::string> S3Uploads::save_tail(std::string_view id, UploadState& st, size_t old_parts) const {
+  st.tail_etag.clear();
   if (!st.tail.empty()) {
     const std::string key = UploadKeys::tail(id, st.parts.size());
     auto r = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> done) {
       return c.put_object(key, proxy::RequestBody::from_string(st.tail), s3::PutOptions{}, std::move(done));
     });
     if (!r) return std::unexpected(failure("PutObject", key, r.error()));
+    st.tail_etag = std::move(*r);
   }
   if (old_parts != st.parts.size() || st.tail.empty()) {  // stale now: its bytes are in a part
     const std::string old = UploadKeys::tail(id, old_parts);
@@ -200,13 +269,15 @@ std::expected<void, std::string> S3Uploads::complete(std::string_view id, Upload
       return std::unexpected(failure("CompleteMultipartUpload", key, done.error()));
     }
   }
+  forget(id);
   const std::string tail = UploadKeys::tail(id, tail_parts);
   (void)bridge_.call<void>([&](s3::Client& c, s3::Done<void> d) { return c.delete_object(tail, std::move(d)); });
-  st = UploadState{.upload_id = "", .parts = {}, .tail = {}, .completed = total};
+  st = UploadState{.upload_id = "", .parts = {}, .tail = {}, .tail_etag = {}, .completed = total};
   return {};
 }
 
 void S3Uploads::remove(std::string_view id) const {
+  forget(id);
   const std::string dir = UploadKeys::dir(id);
   auto uploads = bridge_.call<s3::UploadsPage>([&](s3::Client& c, s3::Done<s3::UploadsPage> done) {
     return c.list_multipart_uploads(dir, "", "", std::move(done));
@@ -297,6 +368,7 @@ std::expected<void, std::string> S3UploadWriter::close() {
   if (!dirty_) return {};
   auto r = uploads_.save_tail(id_, st_, saved_parts_);
   if (!r) {
+    uploads_.forget(id_);
     // What is durable: the parts, and the saved tail unless a part went up since (then it is stale). With
     // no new part the buffer starts with the saved tail (it only grew).
     st_.tail.resize(saved_parts_ == st_.parts.size() ? std::min(saved_tail_, st_.tail.size()) : 0);
@@ -308,6 +380,7 @@ std::expected<void, std::string> S3UploadWriter::close() {
   saved_parts_ = st_.parts.size();
   saved_tail_ = st_.tail.size();
   dirty_ = false;
+  uploads_.remember(id_, st_);
   return {};
 }
 

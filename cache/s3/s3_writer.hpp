@@ -11,6 +11,8 @@
 // tail) is discovered from S3 with ListMultipartUploads, ListParts and a GET of the tail.
 #include <cstdint>
 #include <expected>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +50,7 @@ struct UploadState {
   std::string upload_id;               // the multipart upload; empty once completed
   std::vector<s3::PartEntry> parts;    // finished parts, in order (each chunksize bytes)
   std::string tail;                    // the bytes after the parts
+  std::string tail_etag;               // the tail object's ETag ("" if there is none)
   std::optional<uint64_t> completed;   // the size of the completed data object
   // Bytes staged in all.
   uint64_t size() const;
@@ -64,13 +67,19 @@ class S3Uploads {
   uint64_t chunk_size() const { return chunk_; }
   // Starts session `id` (a multipart upload); fails if one exists or S3 fails.
   std::expected<UploadState, StoreError> create(std::string_view id) const;
-  // The state of session `id`; Missing if there is none, Failed if S3 cannot say.
+  // The state of session `id`; Missing if there is none, Failed if S3 cannot say. A state this process
+  // saved last is reused after a check that S3 still holds exactly that (ListParts and a HEAD of the
+  // tail: another process may have continued the session), which spares reading the tail back.
   std::expected<UploadState, StoreError> load(std::string_view id) const;
+  // Notes `st` as what S3 holds of session `id` now (after its tail was saved).
+  void remember(std::string_view id, const UploadState& st) const;
+  // Drops the remembered state of `id` (S3 may hold something else now).
+  void forget(std::string_view id) const;
   // Uploads `bytes` as part parts.size()+1 and records it in `st`; a message if S3 fails.
   std::expected<void, std::string> add_part(std::string_view id, UploadState& st, std::string bytes) const;
   // Stores `bytes` as the tail after the parts of `st`, and drops the tail after `old_parts` parts if
   // that is another one.
-  std::expected<void, std::string> save_tail(std::string_view id, const UploadState& st, size_t old_parts) const;
+  std::expected<void, std::string> save_tail(std::string_view id, UploadState& st, size_t old_parts) const;
   // Completes the session into its data object (parts, then the tail as the last part; a single PUT
   // when there are no parts) unless done already; `st` then says `completed`.
   std::expected<void, std::string> complete(std::string_view id, UploadState& st) const;
@@ -80,11 +89,19 @@ class S3Uploads {
   std::vector<StagedItem> list() const;
 
  private:
-  // The bytes of `key` (at most `max`); nullopt if absent, a message if S3 fails.
-  std::expected<std::optional<std::string>, std::string> get(const std::string& key, uint64_t max) const;
+  // The bytes of `key` (at most `max`) and its ETag; nullopt if absent, a message if S3 fails.
+  std::expected<std::optional<std::pair<std::string, std::string>>, std::string> get(const std::string& key,
+                                                                                     uint64_t max) const;
+  // The remembered state of `id` if S3 still holds exactly it; nullopt otherwise (then load from S3).
+  std::optional<UploadState> recall(std::string_view id) const;
+  // The finished parts of upload `upload_id` of `key` (a short last part dropped); 404 as Missing.
+  std::expected<std::vector<s3::PartEntry>, StoreError> list_parts(const std::string& key, const std::string& upload_id) const;
 
   const S3Bridge& bridge_;
   uint64_t chunk_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, UploadState, std::less<>> remembered_;  // at most kRemember, their tails bounded
+  mutable uint64_t remembered_bytes_ = 0;
 };
 
 // Appends to an S3 upload session: bytes gather in memory and go up as a part each time a part is full
