@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 
 #include "cache/s3/s3_store.hpp"
@@ -225,6 +227,16 @@ std::expected<void, std::string> S3Uploads::add_part(std::string_view id, Upload
   return {};
 }
 
+void S3Uploads::start_part(std::string_view id, const UploadState& st, int number, std::string bytes,
+                           s3::Done<std::string> done) const {
+  bridge_.post<std::string>(
+      [key = UploadKeys::data(id), upload_id = st.upload_id, number, bytes = std::move(bytes)](
+          s3::Client& c, s3::Done<std::string> d) {
+        return c.upload_part(key, upload_id, number, proxy::RequestBody::from_string(bytes), std::move(d));
+      },
+      std::move(done));
+}
+
 std::expected<void, std::string> S3Uploads::save_tail(std::string_view id, UploadState& st, size_t old_parts) const {
   st.tail_etag.clear();
   if (!st.tail.empty()) {
@@ -340,33 +352,82 @@ std::vector<StagedItem> S3Uploads::list() const {
 S3UploadWriter::S3UploadWriter(const S3Uploads& uploads, std::string id, UploadState st)
     : uploads_(uploads), id_(std::move(id)), key_(s3_upload_key(id_)), st_(std::move(st)), saved_parts_(st_.parts.size()), saved_tail_(st_.tail.size()) {}
 
+struct S3UploadWriter::InFlight {
+  int number = 0;
+  std::string bytes;  // kept until the part is confirmed
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<std::expected<std::string, s3::S3Error>> result;
+};
+
 S3UploadWriter::~S3UploadWriter() {
   if (!dirty_) return;
   if (auto r = close(); !r) spdlog::warn("upload {}: bytes after offset {} not kept: {}", id_, st_.parts_size(), r.error());
 }
 
+uint64_t S3UploadWriter::size() const { return st_.size() + (inflight_ ? inflight_->bytes.size() : 0); }
+
+void S3UploadWriter::start_part() {
+  const uint64_t chunk = uploads_.chunk_size();
+  auto f = std::make_shared<InFlight>();
+  f->number = int(st_.parts.size()) + 1;
+  f->bytes = st_.tail.substr(0, chunk);
+  st_.tail.erase(0, chunk);
+  inflight_ = f;
+  uploads_.start_part(id_, st_, f->number, f->bytes, [f](std::expected<std::string, s3::S3Error> r) {
+    std::lock_guard lock(f->mu);
+    f->result = std::move(r);
+    f->cv.notify_all();
+  });
+}
+
+std::expected<void, std::string> S3UploadWriter::settle() {
+  if (!inflight_) return {};
+  auto f = std::move(inflight_);
+  inflight_.reset();
+  std::optional<std::expected<std::string, s3::S3Error>> result;
+  {
+    std::unique_lock lock(f->mu);
+    // The client's timeouts and retries bound the call; this only bounds a loop that stopped.
+    f->cv.wait_for(lock, std::chrono::minutes(15), [&] { return f->result.has_value(); });
+    result = std::move(f->result);
+  }
+  if (result && *result) {
+    st_.parts.push_back(s3::PartEntry{.number = f->number, .etag = std::move(**result), .size = f->bytes.size()});
+    return {};
+  }
+  st_.tail.insert(0, f->bytes);
+  const std::string key = UploadKeys::data(id_);
+  return std::unexpected(result ? failure("UploadPart", key, result->error()) : "S3 UploadPart " + key + " did not complete");
+}
+
 std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n, oci::Hasher* hasher) {
   if (n == 0) return {};
   if (st_.completed) return std::unexpected("upload " + id_ + " was already completed; no more data can be added");
-  const uint64_t before = st_.size();
+  const uint64_t before = size();
   if (hasher) hasher->update(p, n);
   st_.tail.append(p, n);
   dirty_ = true;
-  const uint64_t chunk = uploads_.chunk_size();
-  while (st_.tail.size() >= chunk) {
-    if (auto r = uploads_.add_part(id_, st_, st_.tail.substr(0, chunk)); !r) {
+  while (st_.tail.size() >= uploads_.chunk_size()) {
+    if (auto r = settle(); !r) {
       // Keep what is durable or was staged before this call; the rest of these bytes are not kept.
-      st_.tail.resize(size_t(before > st_.parts_size() ? std::min<uint64_t>(before - st_.parts_size(), st_.tail.size()) : 0));
-      return std::unexpected(r.error());
+      const uint64_t parts = st_.parts_size();
+      st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
+      return r;
     }
-    st_.tail.erase(0, chunk);
+    start_part();
   }
   return {};
 }
 
 std::expected<void, std::string> S3UploadWriter::close() {
   if (!dirty_) return {};
-  auto r = uploads_.save_tail(id_, st_, saved_parts_);
+  auto r = settle();
+  while (r && st_.tail.size() >= uploads_.chunk_size()) {  // a failed part's bytes came back: retry them
+    start_part();
+    r = settle();
+  }
+  if (r) r = uploads_.save_tail(id_, st_, saved_parts_);
   if (!r) {
     uploads_.forget(id_);
     // What is durable: the parts, and the saved tail unless a part went up since (then it is stale). With

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <expected>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -77,6 +78,10 @@ class S3Uploads {
   void forget(std::string_view id) const;
   // Uploads `bytes` as part parts.size()+1 and records it in `st`; a message if S3 fails.
   std::expected<void, std::string> add_part(std::string_view id, UploadState& st, std::string bytes) const;
+  // Starts uploading `bytes` as part `number` of `st` without waiting; `done` gets its ETag or failure
+  // (on the loop thread, or before this returns).
+  void start_part(std::string_view id, const UploadState& st, int number, std::string bytes,
+                  s3::Done<std::string> done) const;
   // Stores `bytes` as the tail after the parts of `st`, and drops the tail after `old_parts` parts if
   // that is another one.
   std::expected<void, std::string> save_tail(std::string_view id, UploadState& st, size_t old_parts) const;
@@ -104,8 +109,9 @@ class S3Uploads {
   mutable uint64_t remembered_bytes_ = 0;
 };
 
-// Appends to an S3 upload session: bytes gather in memory and go up as a part each time a part is full
-// (append blocks on the bridge for that); close() saves the rest as the session's tail.
+// Appends to an S3 upload session: bytes gather in memory and go up as a part each time a part is full,
+// while the next one fills (one part in flight; append waits for it before starting the next); close()
+// waits for it and saves the rest as the session's tail.
 class S3UploadWriter final : public BlobWriter {
  public:
   // Continues session `id` from `st` (its tail is the start of the next part).
@@ -117,15 +123,22 @@ class S3UploadWriter final : public BlobWriter {
 
   std::expected<void, std::string> append(const char* p, size_t n, oci::Hasher* hasher) override;
   std::expected<void, std::string> close() override;
-  uint64_t size() const override { return st_.size(); }
+  uint64_t size() const override;
   const StagedKey& key() const override { return key_; }
   int read_fd() const override { return -1; }
 
  private:
+  struct InFlight;
+  // Starts the first chunksize bytes of the tail as the next part.
+  void start_part();
+  // Waits for the part in flight and records it; on failure its bytes go back in front of the tail.
+  std::expected<void, std::string> settle();
+
   const S3Uploads& uploads_;
   std::string id_;
   StagedKey key_;
   UploadState st_;
+  std::shared_ptr<InFlight> inflight_;  // the part being uploaded, if any
   size_t saved_parts_;  // the parts the saved tail follows
   size_t saved_tail_;   // the saved tail's length
   bool dirty_ = false;  // bytes appended since the tail was saved

@@ -203,6 +203,8 @@ def test_s3_mirror_fetch_streams_parts_into_the_bucket(ctx):
         check_cdn_once(m.hub, img, "two concurrent pulls")
         layer = img["layers"][0]
         harness.wait_for(lambda: object_status(gw, name, layer) == 200, "the layer in the bucket", tries=100, interval=0.1)
+        # Recorded once the index commits (just after the object lands): then served by a 307 to the bucket.
+        harness.wait_for(lambda: request("GET", m.wharf.url + "/v2/library/s3parts/blobs/" + layer, timeout=60).status == 307,
+                         "the cached layer redirected to the bucket", tries=100, interval=0.1)
         check_no_staging(gw, name, "after the fetch was published")
-        got = request("GET", m.wharf.url + "/v2/library/s3parts/blobs/" + layer, timeout=60)
-        check_eq(got.status, 307, "the cached layer redirects to the bucket")
+        check_cdn_once(m.hub, img, "the cached GETs")
