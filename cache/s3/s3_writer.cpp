@@ -151,6 +151,14 @@ std::expected<std::vector<s3::PartEntry>, StoreError> S3Uploads::list_parts(cons
     marker = r->next_part_number_marker;
   }
   std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
+  // Parts after a gap were sent while an earlier one failed: their bytes were never acknowledged (the
+  // request failed), and they are sent again under the same numbers.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].number != int(i) + 1) {
+      parts.resize(i);
+      break;
+    }
+  }
   // A short last part is the tail sent up by a completion that failed: the tail object still holds those
   // bytes, and the next part of that number replaces it.
   if (!parts.empty() && parts.back().size < chunk_) parts.pop_back();
@@ -365,15 +373,19 @@ S3UploadWriter::~S3UploadWriter() {
   if (auto r = close(); !r) spdlog::warn("upload {}: bytes after offset {} not kept: {}", id_, st_.parts_size(), r.error());
 }
 
-uint64_t S3UploadWriter::size() const { return st_.size() + (inflight_ ? inflight_->bytes.size() : 0); }
+uint64_t S3UploadWriter::size() const {
+  uint64_t n = st_.size();
+  for (const auto& f : inflight_) n += f->bytes.size();
+  return n;
+}
 
 void S3UploadWriter::start_part() {
   const uint64_t chunk = uploads_.chunk_size();
   auto f = std::make_shared<InFlight>();
-  f->number = int(st_.parts.size()) + 1;
+  f->number = int(st_.parts.size() + inflight_.size()) + 1;
   f->bytes = st_.tail.substr(0, chunk);
   st_.tail.erase(0, chunk);
-  inflight_ = f;
+  inflight_.push_back(f);
   uploads_.start_part(id_, st_, f->number, f->bytes, [f](std::expected<std::string, s3::S3Error> r) {
     std::lock_guard lock(f->mu);
     f->result = std::move(r);
@@ -381,24 +393,40 @@ void S3UploadWriter::start_part() {
   });
 }
 
-std::expected<void, std::string> S3UploadWriter::settle() {
-  if (!inflight_) return {};
-  auto f = std::move(inflight_);
-  inflight_.reset();
-  std::optional<std::expected<std::string, s3::S3Error>> result;
-  {
-    std::unique_lock lock(f->mu);
-    // The client's timeouts and retries bound the call; this only bounds a loop that stopped.
-    f->cv.wait_for(lock, std::chrono::minutes(15), [&] { return f->result.has_value(); });
-    result = std::move(f->result);
+namespace {
+
+// The result of a part in flight, once it has one (the client's timeouts and retries bound the call;
+// the wait only bounds a loop that stopped).
+template <typename F>
+std::optional<std::expected<std::string, s3::S3Error>> wait_for_part(F& f) {
+  std::unique_lock lock(f.mu);
+  f.cv.wait_for(lock, std::chrono::minutes(15), [&] { return f.result.has_value(); });
+  return std::move(f.result);
+}
+
+}  // namespace
+
+std::expected<void, std::string> S3UploadWriter::settle(size_t keep) {
+  std::string error;
+  while (inflight_.size() > keep || (!error.empty() && !inflight_.empty())) {
+    auto f = std::move(inflight_.front());
+    inflight_.pop_front();
+    auto result = wait_for_part(*f);
+    if (error.empty() && result && *result) {
+      st_.parts.push_back(s3::PartEntry{.number = f->number, .etag = std::move(**result), .size = f->bytes.size()});
+      continue;
+    }
+    if (error.empty()) {
+      const std::string key = UploadKeys::data(id_);
+      error = result ? failure("UploadPart", key, result->error()) : "S3 UploadPart " + key + " did not complete";
+      // This part and every later one go back in front of the tail, in order (re-sent under the same numbers).
+      std::string back = std::move(f->bytes);
+      for (const auto& later : inflight_) back += later->bytes;
+      st_.tail.insert(0, back);
+    }
   }
-  if (result && *result) {
-    st_.parts.push_back(s3::PartEntry{.number = f->number, .etag = std::move(**result), .size = f->bytes.size()});
-    return {};
-  }
-  st_.tail.insert(0, f->bytes);
-  const std::string key = UploadKeys::data(id_);
-  return std::unexpected(result ? failure("UploadPart", key, result->error()) : "S3 UploadPart " + key + " did not complete");
+  if (!error.empty()) return std::unexpected(error);
+  return {};
 }
 
 std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n, oci::Hasher* hasher) {
@@ -409,7 +437,7 @@ std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n,
   st_.tail.append(p, n);
   dirty_ = true;
   while (st_.tail.size() >= uploads_.chunk_size()) {
-    if (auto r = settle(); !r) {
+    if (auto r = settle(kInFlight - 1); !r) {
       // Keep what is durable or was staged before this call; the rest of these bytes are not kept.
       const uint64_t parts = st_.parts_size();
       st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
@@ -422,10 +450,10 @@ std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n,
 
 std::expected<void, std::string> S3UploadWriter::close() {
   if (!dirty_) return {};
-  auto r = settle();
+  auto r = settle(0);
   while (r && st_.tail.size() >= uploads_.chunk_size()) {  // a failed part's bytes came back: retry them
     start_part();
-    r = settle();
+    r = settle(0);
   }
   if (r) r = uploads_.save_tail(id_, st_, saved_parts_);
   if (!r) {

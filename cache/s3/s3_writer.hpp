@@ -10,6 +10,7 @@
 // crash between a part and its tail never counts a byte twice. The session's state (upload id, parts,
 // tail) is discovered from S3 with ListMultipartUploads, ListParts and a GET of the tail.
 #include <cstdint>
+#include <deque>
 #include <expected>
 #include <map>
 #include <memory>
@@ -110,8 +111,8 @@ class S3Uploads {
 };
 
 // Appends to an S3 upload session: bytes gather in memory and go up as a part each time a part is full,
-// while the next one fills (one part in flight; append waits for it before starting the next); close()
-// waits for it and saves the rest as the session's tail.
+// while the next ones fill (up to kInFlight parts at once; append waits for the oldest beyond that);
+// close() waits for them and saves the rest as the session's tail.
 class S3UploadWriter final : public BlobWriter {
  public:
   // Continues session `id` from `st` (its tail is the start of the next part).
@@ -129,16 +130,18 @@ class S3UploadWriter final : public BlobWriter {
 
  private:
   struct InFlight;
+  static constexpr size_t kInFlight = 3;
   // Starts the first chunksize bytes of the tail as the next part.
   void start_part();
-  // Waits for the part in flight and records it; on failure its bytes go back in front of the tail.
-  std::expected<void, std::string> settle();
+  // Waits for the parts in flight until at most `keep` remain, recording them in order; on a failure,
+  // waits for all and puts the bytes of every unrecorded part back in front of the tail.
+  std::expected<void, std::string> settle(size_t keep);
 
   const S3Uploads& uploads_;
   std::string id_;
   StagedKey key_;
   UploadState st_;
-  std::shared_ptr<InFlight> inflight_;  // the part being uploaded, if any
+  std::deque<std::shared_ptr<InFlight>> inflight_;  // parts being uploaded, oldest first
   size_t saved_parts_;  // the parts the saved tail follows
   size_t saved_tail_;   // the saved tail's length
   bool dirty_ = false;  // bytes appended since the tail was saved
