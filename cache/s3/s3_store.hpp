@@ -8,13 +8,14 @@
 //   _uploads/<id>/data fed a chunksize part at a time while the push streams, the bytes short of a part
 //   in a tail object, so any process can continue, size or hash a session. prepare() completes it and
 //   copies it server-side to its final key (CopyObject with If-None-Match: *; UploadPartCopy parts above
-//   multipartcopythresholdsize);
-//   place() deletes the staged object once the final one is checked. discard() aborts and deletes.
+//   multipartcopythresholdsize); place() deletes the staged object once the final one is checked.
+//   discard() aborts and deletes. The slow part (completion, copy) runs before the index lock.
 // - Other staging is local (Temp: fetches from upstreams, monolithic pushes, imports) under
-//   storage.filesystem.rootdirectory's tmp/. prepare() uploads each verified staged file to its final key
-//   (one PUT with If-None-Match: * up to storage.s3.chunksize, else a multipart upload of chunksize
-//   parts, aborted on any failure), so the slow part runs before the index lock. A key already present
-//   with the same size is kept.
+//   storage.filesystem.rootdirectory's tmp/ (the mirror streams a fetch to its waiters from that file),
+//   and each full chunksize part of it goes up to a multipart upload under _uploads/tmp-<random>/ while
+//   it is written (s3_fetch_writer.hpp). prepare() then uploads the last part, completes and copies; a
+//   file under chunksize (or whose parts failed) goes up whole as before (one PUT with If-None-Match: *,
+//   else parts read back from the file). A key already present with the same size is kept.
 // - place() runs inside the index write transaction: it HEADs each final key (a concurrent GC may have
 //   removed an unrecorded object; then the item fails and is not recorded) and drops the staged file.
 //   An object without an index record is an invisible stray that GC sweeps after its grace.
