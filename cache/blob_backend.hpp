@@ -55,6 +55,9 @@ class BlobWriter {
   // Appends `n` bytes and feeds them to `hasher` (if given) in the same pass; on failure nothing after
   // size() is kept and the message says why.
   virtual std::expected<void, std::string> append(const char* p, size_t n, oci::Hasher* hasher) = 0;
+  // Makes every appended byte durable (a backend may hold the last ones in memory until then); call it on
+  // a worker before destroying the writer. On failure size() tells what was kept, the message why.
+  virtual std::expected<void, std::string> close() { return {}; }
   // Bytes staged so far (including those of earlier writers of the same key).
   virtual uint64_t size() const = 0;
   // The key to publish or discard this staged data with.

@@ -524,6 +524,7 @@ int serve(const config::Config& cfg) {
               [](Runtime&) { sd_notify(0, "WATCHDOG=1"); });
   }
   if (cfg.upload_purging) {
+    api::purge_uploads(*rt.ctx);  // at start too: sessions a stopped process left (in S3: their multipart uploads)
     add_timer(rt, std::max(cfg.upload_purge_interval, std::chrono::seconds(1)),
               [](Runtime& r) { api::purge_uploads(*r.ctx); });
   }

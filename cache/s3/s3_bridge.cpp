@@ -49,12 +49,19 @@ void S3Bridge::run(std::function<void()> start, const std::function<bool()>& fin
       event_base_loop(base_, EVLOOP_ONCE);
     }
   }
-  auto* posted = new Posted{state_, std::move(start)};
+  if (!post_fn(std::move(start))) return;
+  // The client's own timeouts and retries bound every call; the wait only ends early on close().
+  std::unique_lock lock(state_->mu);
+  state_->cv.wait(lock, [&] { return finished() || state_->closed; });
+}
+
+bool S3Bridge::post_fn(std::function<void()> fn) const {
+  auto* posted = new Posted{state_, std::move(fn)};
   {
     std::lock_guard lock(state_->mu);
     if (state_->closed) {
       delete posted;
-      return;
+      return false;
     }
     state_->pending.insert(posted);
   }
@@ -63,11 +70,9 @@ void S3Bridge::run(std::function<void()> start, const std::function<bool()>& fin
     std::lock_guard lock(state_->mu);
     state_->pending.erase(posted);
     delete posted;
-    return;
+    return false;
   }
-  // The client's own timeouts and retries bound every call; the wait only ends early on close().
-  std::unique_lock lock(state_->mu);
-  state_->cv.wait(lock, [&] { return finished() || state_->closed; });
+  return true;
 }
 
 }  // namespace wharf::cache

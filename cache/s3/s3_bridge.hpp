@@ -58,6 +58,21 @@ class S3Bridge {
     return std::move(**slot);
   }
 
+  // Starts a call with `start(client, done)` without waiting for it: `done` runs later on the loop thread
+  // (Shared), or before post() returns (Private, and on the loop thread itself); at once with a Transport
+  // error after close(). If the loop stops before running it, `done` never runs.
+  template <typename T>
+  void post(std::function<uint64_t(s3::Client&, s3::Done<T>)> start, s3::Done<T> done) const {
+    if (on_loop_thread()) {
+      start(client_, std::move(done));
+      return;
+    }
+    if (mode_ == Mode::Private) return done(call<T>(std::move(start)));
+    auto shared = std::make_shared<s3::Done<T>>(std::move(done));
+    if (!post_fn([this, start = std::move(start), shared] { start(client_, std::move(*shared)); }))
+      (*shared)(std::unexpected(s3::transport_error(failure_reason())));
+  }
+
   // Starts every call at once and waits for all of them; results in order (each as call() gives it).
   template <typename T>
   std::vector<std::expected<T, s3::S3Error>> call_all(
@@ -98,6 +113,8 @@ class S3Bridge {
   static void run_posted(evutil_socket_t, short, void* arg);
   // Posts (Shared) or runs (Private) `start`, then waits until `finished()` (checked under the mutex).
   void run(std::function<void()> start, const std::function<bool()>& finished) const;
+  // Posts `fn` to the loop (Shared); false after close() or if libevent refuses it.
+  bool post_fn(std::function<void()> fn) const;
   std::string failure_reason() const;
 
   event_base* base_;

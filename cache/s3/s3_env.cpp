@@ -39,6 +39,8 @@ std::expected<std::unique_ptr<S3Env>, std::string> open_s3_store(const config::C
   env->bridge = std::make_unique<S3Bridge>(base, *env->client, mode);
   S3BlobStore::Options opts;
   opts.chunk_size = cfg.s3.chunk_size;
+  opts.copy_chunk_size = cfg.s3.multipart_copy_chunk_size;
+  opts.copy_threshold = cfg.s3.multipart_copy_threshold;
   env->store = std::make_unique<S3BlobStore>(std::move(local), *env->bridge, index, opts);
   return env;
 }

@@ -1,10 +1,6 @@
-// The S3 blob backend: uploads of verified staged files, HEAD-checked placement, presigned or streamed
-// reads, listing and deletion (see s3_store.hpp).
+// The S3 blob backend: staged writes (push sessions in the bucket, local Temp files with streamed parts),
+// presigned or streamed reads, listing and deletion (see s3_store.hpp; publication in s3_publish.cpp).
 #include "cache/s3/s3_store.hpp"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <ctime>
 
@@ -15,7 +11,6 @@ namespace {
 
 constexpr std::string_view kBlobsPrefix = "docker/registry/v2/blobs/";
 constexpr uint64_t kMinPart = 5ull << 20;
-constexpr uint64_t kMaxParts = 10'000;
 
 std::string s3_failure(std::string_view what, const s3::S3Error& e) {
   return std::string("S3 ").append(what).append(": ").append(e.str());
@@ -123,8 +118,72 @@ class ObjectStream final : public ByteStream {
 }  // namespace
 
 S3BlobStore::S3BlobStore(FsBlobStore local, const S3Bridge& bridge, const Index& index, Options opts)
-    : local_(std::move(local)), bridge_(bridge), index_(index), opts_(opts) {
+    : local_(std::move(local)), bridge_(bridge), index_(index), opts_(opts),
+      uploads_(bridge, std::max(opts.chunk_size, kMinPart)) {
   opts_.chunk_size = std::max(opts_.chunk_size, kMinPart);
+  opts_.copy_chunk_size = std::max(opts_.copy_chunk_size, kMinPart);
+}
+
+std::expected<std::unique_ptr<BlobWriter>, StoreError> S3BlobStore::begin_write(StageArea a, std::string_view name) const {
+  if (a == StageArea::Temp) {
+    auto w = local_.begin_write(a, name);
+    if (!w) return w;
+    auto parts = std::make_shared<TempParts>(bridge_, (*w)->read_fd(), opts_.chunk_size);
+    {
+      std::lock_guard lock(temp_mu_);
+      temp_[(*w)->key().string()] = parts;
+    }
+    return std::make_unique<S3TempWriter>(std::move(*w), std::move(parts));
+  }
+  auto st = uploads_.create(name);
+  if (!st) return std::unexpected(st.error());
+  return std::make_unique<S3UploadWriter>(uploads_, std::string(name), std::move(*st));
+}
+
+std::expected<std::unique_ptr<BlobWriter>, StoreError> S3BlobStore::resume_write(std::string_view name) const {
+  auto st = uploads_.load(name);
+  if (!st) return std::unexpected(st.error());
+  return std::make_unique<S3UploadWriter>(uploads_, std::string(name), std::move(*st));
+}
+
+std::optional<uint64_t> S3BlobStore::upload_size(std::string_view name) const {
+  auto st = uploads_.load(name);
+  if (!st) return std::nullopt;
+  return st->size();
+}
+
+std::expected<std::pair<oci::Digest, uint64_t>, StoreError> S3BlobStore::hash_staged(const StagedKey& k,
+                                                                                     oci::DigestAlgo algo) const {
+  auto id = s3_upload_id(k);
+  if (!id) return local_.hash_staged(k, algo);
+  // A session restored in this process: complete it (parts of an unfinished upload cannot be read) and
+  // hash the object; no more bytes can be added afterwards, which is what finishing a push means.
+  auto st = uploads_.load(*id);
+  if (!st) return std::unexpected(st.error());
+  if (auto done = uploads_.complete(*id, *st); !done) return std::unexpected(StoreError{StoreError::Kind::Failed, done.error()});
+  auto hasher = std::make_shared<oci::Hasher>(algo);
+  auto size = std::make_shared<uint64_t>(0);
+  const std::string key = UploadKeys::data(*id);
+  auto r = bridge_.call<void>([hasher, size, key](s3::Client& c, s3::Done<void> done) {
+    s3::GetHandlers h;
+    h.on_head = [](const s3::ObjectInfo&) {};
+    h.on_data = [hasher, size](const char* p, size_t n) {
+      hasher->update(p, n);
+      *size += n;
+      return true;
+    };
+    h.on_done = std::move(done);
+    return c.get_object(key, std::nullopt, std::move(h));
+  });
+  if (!r && r.error().status == 404) return std::unexpected(StoreError{StoreError::Kind::Missing, "upload data missing"});
+  if (!r) return std::unexpected(StoreError{StoreError::Kind::Failed, s3_failure("GetObject " + key, r.error())});
+  return std::pair{hasher->finish(), *size};
+}
+
+void S3BlobStore::discard(const StagedKey& k) const {
+  if (auto id = s3_upload_id(k)) return uploads_.remove(*id);
+  if (auto parts = temp_parts(k, true)) parts->abandon();
+  local_.discard(k);
 }
 
 std::string S3BlobStore::blob_key(const oci::Digest& d) {
@@ -143,120 +202,6 @@ std::expected<std::optional<uint64_t>, std::string> S3BlobStore::head(const std:
   if (r) return std::optional<uint64_t>(r->size);
   if (r.error().status == 404) return std::optional<uint64_t>();
   return std::unexpected(s3_failure("HeadObject " + key, r.error()));
-}
-
-std::expected<void, std::string> S3BlobStore::upload_parts(int fd, uint64_t size, const std::string& key) const {
-  const uint64_t part = std::max(opts_.chunk_size, (size + kMaxParts - 1) / kMaxParts);
-  auto id = bridge_.call<std::string>([key](s3::Client& c, s3::Done<std::string> done) {
-    return c.create_multipart_upload(key, s3::PutOptions{}, std::move(done));
-  });
-  if (!id) return std::unexpected(s3_failure("CreateMultipartUpload " + key, id.error()));
-  std::vector<s3::Part> parts;
-  std::string failure;
-  // Parts go kParallelParts at a time (pread on the loop from the page cache; S3 takes them in parallel).
-  constexpr size_t kParallelParts = 4;
-  uint64_t off = 0;
-  while (off < size && failure.empty()) {
-    std::vector<std::function<uint64_t(s3::Client&, s3::Done<std::string>)>> batch;
-    for (size_t k = 0; k < kParallelParts && off < size; ++k, off += part) {
-      const int number = int(parts.size() + batch.size()) + 1;
-      const uint64_t at = off, len = std::min(part, size - off);
-      batch.push_back([key, id = *id, number, fd, at, len](s3::Client& c, s3::Done<std::string> done) {
-        return c.upload_part(key, id, number, proxy::RequestBody::from_fd(fd, at, len), std::move(done));
-      });
-    }
-    const int first = int(parts.size()) + 1;
-    auto etags = bridge_.call_all<std::string>(std::move(batch));
-    for (size_t k = 0; k < etags.size(); ++k) {
-      if (!etags[k]) {
-        if (failure.empty()) failure = s3_failure("UploadPart " + key, etags[k].error());
-      } else {
-        parts.push_back(s3::Part{first + int(k), *etags[k]});
-      }
-    }
-  }
-  if (failure.empty()) {
-    auto done = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> d) {
-      return c.complete_multipart_upload(key, *id, parts, std::move(d));
-    });
-    if (done) return {};
-    failure = s3_failure("CompleteMultipartUpload " + key, done.error());
-  }
-  (void)bridge_.call<void>([&](s3::Client& c, s3::Done<void> d) {
-    return c.abort_multipart_upload(key, *id, std::move(d));
-  });
-  return std::unexpected(failure);
-}
-
-std::expected<void, std::string> S3BlobStore::upload(const Placement& p) const {
-  const std::string key = blob_key(p.digest);
-  int fd = ::open(p.key.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::unexpected("cannot open staged file '" + p.key.string() + "': " + std::generic_category().message(errno));
-  struct CloseFd {
-    int fd;
-    ~CloseFd() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return std::unexpected("cannot stat staged file '" + p.key.string() + "'");
-  const uint64_t size = uint64_t(st.st_size);
-  auto present = head(key);
-  if (!present) return std::unexpected(present.error());
-  // Content-addressed: a copy of the same size holds the same bytes, unless the caller (a manifest, small)
-  // asks to check it and it turns out damaged.
-  if (*present && **present == size && (p.if_damaged == Placement::IfDamaged::Keep || intact(p.digest))) return {};
-  if (size > opts_.chunk_size) return upload_parts(fd, size, key);
-  s3::PutOptions put;
-  put.if_none_match = !*present;  // a damaged copy of another size is overwritten
-  auto r = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> done) {
-    return c.put_object(key, proxy::RequestBody::from_fd(fd, 0, size), put, std::move(done));
-  });
-  if (r || r.error().status == 412) return {};  // 412: a concurrent upload of the same content won
-  return std::unexpected(s3_failure("PutObject " + key, r.error()));
-}
-
-std::vector<std::string> S3BlobStore::prepare(const std::vector<Placement>& items) const {
-  std::vector<std::string> errors(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (auto r = upload(items[i]); !r) errors[i] = r.error();
-  }
-  return errors;
-}
-
-size_t S3BlobStore::abort_stale_uploads(int64_t older_than) const {
-  size_t aborted = 0;
-  std::string key_marker, id_marker;
-  for (int page = 0; page < 10'000; ++page) {
-    auto r = bridge_.call<s3::UploadsPage>([&](s3::Client& c, s3::Done<s3::UploadsPage> done) {
-      return c.list_multipart_uploads(std::string(kBlobsPrefix), key_marker, id_marker, std::move(done));
-    });
-    if (!r) return aborted;
-    for (const auto& u : r->uploads) {
-      const int64_t started = parse_time(u.initiated);
-      if (started == 0 || started >= older_than) continue;
-      auto a = bridge_.call<void>([&](s3::Client& c, s3::Done<void> done) {
-        return c.abort_multipart_upload(u.key, u.upload_id, std::move(done));
-      });
-      if (a) ++aborted;
-    }
-    if (!r->truncated) return aborted;
-    key_marker = r->next_key_marker;
-    id_marker = r->next_upload_id_marker;
-  }
-  return aborted;
-}
-
-std::vector<std::string> S3BlobStore::place(const std::vector<Placement>& items) const {
-  std::vector<std::string> errors(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    const std::string key = blob_key(items[i].digest);
-    auto present = head(key);
-    if (!present) errors[i] = present.error();
-    else if (!*present) errors[i] = "S3 object " + key + " vanished before it was recorded";
-    else if (items[i].size && **present != *items[i].size)
-      errors[i] = "S3 object " + key + " has " + std::to_string(**present) + " bytes, not " + std::to_string(*items[i].size);
-    else local_.discard(items[i].key);
-  }
-  return errors;
 }
 
 std::optional<uint64_t> S3BlobStore::stat(const oci::Digest& d) const {

@@ -110,18 +110,43 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
 
   void finish() {
     settled_ = true;
-    writer_.reset();
     std::vector<char>().swap(filling_);
     std::vector<char>().swap(writing_);
-    if (auto done = std::move(done_)) done();
+    close_writer([self = shared_from_this()](const std::string& error) {
+      if (error.empty()) {
+        if (auto done = std::move(self->done_)) done();
+        return;
+      }
+      self->s_->set_busy(false);
+      if (auto dropped = std::move(self->dropped_)) dropped();
+      fail(self->ex_, oci::ErrorCode::Unavailable, "cannot store upload data: " + error);
+    });
   }
 
   void release() {
     if (settled_) return;
     settled_ = true;
-    writer_.reset();
-    s_->set_busy(false);
-    if (auto dropped = std::move(dropped_)) dropped();
+    close_writer([self = shared_from_this()](const std::string&) {
+      self->s_->set_busy(false);
+      if (auto dropped = std::move(self->dropped_)) dropped();
+    });
+  }
+
+  // Closes the writer on a worker (a backend may make its last bytes durable only then), then runs
+  // `then` on the loop with "" or why the last bytes were not kept; the session's offset is then final.
+  void close_writer(std::function<void(const std::string&)> then) {
+    auto self = shared_from_this();
+    auto error = std::make_shared<std::string>();
+    pool_.submit(
+        [self, error] {
+          if (auto r = self->writer_->close(); !r) *error = std::move(r.error());
+        },
+        [self, error, then = std::move(then)] {
+          self->s_->offset = self->writer_->size();
+          if (!error->empty()) self->s_->hasher.reset();
+          self->writer_.reset();
+          then(*error);
+        });
   }
 
   util::WorkPool& pool_;

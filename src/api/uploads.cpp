@@ -61,28 +61,39 @@ void fail_range(const http::ExchangePtr& ex, const UploadSession& s, std::string
 
 oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", d}}; }
 
-// Finds a session in memory, or restores it from the index after a restart. nullptr if unknown.
-std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id, const std::string& repo) {
-  if (!valid_session_id(id)) return nullptr;
-  auto s = ctx.uploads.find(id);
-  if (s) return s->repo == repo ? s : nullptr;
-  std::optional<cache::UploadRecord> rec;
-  {
-    auto txn = ctx.index.read();
-    rec = ctx.index.upload(txn, id);
-  }
-  if (!rec || rec->repo != repo) return nullptr;
-  auto size = ctx.store.upload_size(id);
-  if (!size) return nullptr;
-  s = std::make_shared<UploadSession>();
-  s->id = id;
-  s->repo = repo;
-  s->path = ctx.store.upload_key(id);
-  s->offset = *size;
-  s->started = rec->started;
-  if (s->offset == 0) s->hasher.emplace();
-  ctx.uploads.put(s);
-  return s;
+// Finds a session in memory, or restores it from the index and the store after a restart (on a worker:
+// a store may ask the network for the staged size), then runs `then` on the loop with it (nullptr if
+// unknown).
+void find_session(Context& ctx, const std::string& id, const std::string& repo,
+                  std::function<void(std::shared_ptr<UploadSession>)> then) {
+  if (!valid_session_id(id)) return then(nullptr);
+  if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);
+  struct Found {
+    std::optional<cache::UploadRecord> rec;
+    std::optional<uint64_t> size;
+  };
+  auto found = std::make_shared<Found>();
+  ctx.pool.submit(
+      [&ctx, found, id, repo] {
+        {
+          auto txn = ctx.index.read();
+          found->rec = ctx.index.upload(txn, id);
+        }
+        if (found->rec && found->rec->repo == repo) found->size = ctx.store.upload_size(id);
+      },
+      [&ctx, found, id, repo, then = std::move(then)] {
+        if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);  // restored meanwhile
+        if (!found->rec || found->rec->repo != repo || !found->size) return then(nullptr);
+        auto s = std::make_shared<UploadSession>();
+        s->id = id;
+        s->repo = repo;
+        s->path = ctx.store.upload_key(id);
+        s->offset = *found->size;
+        s->started = found->rec->started;
+        if (s->offset == 0) s->hasher.emplace();
+        ctx.uploads.put(s);
+        then(s);
+      });
 }
 
 // A session nobody has written to for this long may be removed when its client (or everyone) is at the
@@ -131,21 +142,28 @@ enum class Open { CreateTemp, Resume };
 // BLOB_UPLOAD_UNKNOWN (it is gone) or 503 itself.
 void write_body(Context& ctx, const http::ExchangePtr& ex, const std::shared_ptr<UploadSession>& s, Open how,
                 Done done, Done dropped = nullptr) {
-  auto writer = how == Open::CreateTemp ? ctx.store.begin_write(cache::StageArea::Temp, "upload")
-                                        : ctx.store.resume_write(s->id);
-  if (!writer) {
-    s->set_busy(false);
-    if (dropped) dropped();
-    if (writer.error().kind == cache::StoreError::Kind::Missing)
-      return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
-    return fail(ex, oci::ErrorCode::Unavailable, writer.error().message);
-  }
-  if (how == Open::CreateTemp) {
-    s->path = (*writer)->key();
-    s->store = &ctx.store;
-  }
+  using Opened = std::expected<std::unique_ptr<cache::BlobWriter>, cache::StoreError>;
+  auto start = [&ctx, ex, s, how, done = std::move(done), dropped = std::move(dropped)](Opened writer) mutable {
+    if (!writer) {
+      s->set_busy(false);
+      if (dropped) dropped();
+      if (writer.error().kind == cache::StoreError::Kind::Missing)
+        return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
+      return fail(ex, oci::ErrorCode::Unavailable, writer.error().message);
+    }
+    if (how == Open::CreateTemp) {
+      s->path = (*writer)->key();
+      s->store = &ctx.store;
+    }
+    s->set_busy(true);
+    ex->read_body(make_upload_sink(ctx.pool, ex, s, std::move(*writer), std::move(done), std::move(dropped)));
+  };
+  if (how == Open::CreateTemp) return start(ctx.store.begin_write(cache::StageArea::Temp, "upload"));
+  // Resuming may ask the store's network (the session's state lives in the bucket): on a worker.
   s->set_busy(true);
-  ex->read_body(make_upload_sink(ctx.pool, ex, s, std::move(*writer), std::move(done), std::move(dropped)));
+  auto opened = std::make_shared<Opened>(std::unexpected(cache::StoreError{}));
+  ctx.pool.submit([&ctx, s, opened] { *opened = ctx.store.resume_write(s->id); },
+                  [opened, start = std::move(start)]() mutable { start(std::move(*opened)); });
 }
 
 struct FinishResult {
@@ -343,47 +361,51 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
 }
 
 void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
-  if (!check_content_range(ex, *s)) return;
-  write_body(ctx, ex, s, Open::Resume, [ex, s] {
-    s->set_busy(false);
-    ex->respond(progress_response(202, *s));
+  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
+    if (!check_content_range(ex, *s)) return;
+    write_body(ctx, ex, s, Open::Resume, [ex, s] {
+      s->set_busy(false);
+      ex->respond(progress_response(202, *s));
+    });
   });
 }
 
 void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
-  auto d = ex->req().query_param("digest");
-  if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "the digest query parameter is required");
-  auto digest = oci::parse_digest(*d);
-  if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
-  if (!check_content_range(ex, *s)) return;
-  oci::Digest want = *digest;
-  write_body(ctx, ex, s, Open::Resume, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
+  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
+    auto d = ex->req().query_param("digest");
+    if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "the digest query parameter is required");
+    auto digest = oci::parse_digest(*d);
+    if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
+    if (!check_content_range(ex, *s)) return;
+    oci::Digest want = *digest;
+    write_body(ctx, ex, s, Open::Resume, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
+  });
 }
 
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  ex->respond(progress_response(204, *s));
+  find_session(ctx, r.ref, r.name, [ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    ex->respond(progress_response(204, *s));
+  });
 }
 
 void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  if (s->busy) return fail(ex, oci::ErrorCode::BlobUploadInvalid, "the upload is in use");
-  ctx.uploads.erase(s->id);
-  std::string id = s->id;
-  ctx.pool.submit(
-      [&ctx, id] {
-        ctx.store.discard(ctx.store.upload_key(id));
-        (void)ctx.index.delete_upload(id);
-      },
-      [ex] { ex->respond(http::Response(204)); });
+  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    if (s->busy) return fail(ex, oci::ErrorCode::BlobUploadInvalid, "the upload is in use");
+    ctx.uploads.erase(s->id);
+    std::string id = s->id;
+    ctx.pool.submit(
+        [&ctx, id] {
+          ctx.store.discard(ctx.store.upload_key(id));
+          (void)ctx.index.delete_upload(id);
+        },
+        [ex] { ex->respond(http::Response(204)); });
+  });
 }
 
 void purge_uploads(Context& ctx) {

@@ -128,6 +128,20 @@ struct Part {
   std::string etag;
 };
 
+// A part of an unfinished multipart upload, as ListParts reports it.
+struct PartEntry {
+  int number = 0;
+  std::string etag;
+  uint64_t size = 0;
+};
+
+// One page of ListParts; continue with next_part_number_marker.
+struct PartsPage {
+  std::vector<PartEntry> parts;
+  int next_part_number_marker = 0;
+  bool truncated = false;
+};
+
 // Options of PutObject and CreateMultipartUpload.
 struct PutOptions {
   bool if_none_match = false;  // send If-None-Match: * (412 PreconditionFailed if the key exists)
@@ -195,6 +209,10 @@ class Client {
   // One page of ListMultipartUploads under `prefix` (relative to root).
   uint64_t list_multipart_uploads(const std::string& prefix, const std::string& key_marker,
                                   const std::string& upload_id_marker, Done<UploadsPage> done);
+  // One page of ListParts of upload `upload_id` of `key`, after part `part_number_marker` (0: from the
+  // start); NoSuchUpload (404) if the upload is gone.
+  uint64_t list_parts(const std::string& key, const std::string& upload_id, int part_number_marker,
+                      Done<PartsPage> done);
   // A presigned GET URL for `key`, valid for `expires` (clamped to 1 s .. 7 days).
   std::string presign_get(const std::string& key, std::chrono::seconds expires) const;
   // Resumes the upload of a call whose body reader returned proxy::kBodyPause. Unknown ids are ignored.

@@ -363,4 +363,42 @@ uint64_t Client::list_multipart_uploads(const std::string& prefix, const std::st
   return execute(std::move(call));
 }
 
+uint64_t Client::list_parts(const std::string& key, const std::string& upload_id, int part_number_marker,
+                            Done<PartsPage> done) {
+  Call call;
+  call.op = "ListParts";
+  call.key = key;
+  call.not_found_code = "NoSuchUpload";
+  call.query.emplace_back("uploadId", upload_id);
+  if (part_number_marker > 0) call.query.emplace_back("part-number-marker", std::to_string(part_number_marker));
+  call.done = [done = std::move(done)](std::expected<Response, S3Error> r) {
+    if (!done) return;
+    if (!r) return done(std::unexpected(std::move(r.error())));
+    auto doc = answer_xml(*r, "ListPartsResult");
+    if (!doc) return done(std::unexpected(doc.error()));
+    PartsPage page;
+    for (const XmlNode* p : doc->all("Part")) {
+      auto number = util::parse_u64(p->child_text("PartNumber"), 10'000);
+      auto size = util::parse_u64(p->child_text("Size"));
+      if (!number || *number == 0 || !size) {
+        S3Error e = error_from_response(r->status, "");
+        e.code = "MalformedResponse";
+        e.message = "a ListParts <Part> without a valid PartNumber or Size";
+        return done(std::unexpected(e));
+      }
+      page.parts.push_back(PartEntry{.number = int(*number), .etag = std::string(p->child_text("ETag")), .size = *size});
+    }
+    page.truncated = doc->child_text("IsTruncated") == "true";
+    page.next_part_number_marker = int(util::parse_u64(doc->child_text("NextPartNumberMarker"), 10'000).value_or(0));
+    if (page.truncated && page.next_part_number_marker == 0) {
+      S3Error e = error_from_response(r->status, "");
+      e.code = "MalformedResponse";
+      e.message = "a truncated ListParts without NextPartNumberMarker";
+      return done(std::unexpected(e));
+    }
+    done(std::move(page));
+  };
+  return execute(std::move(call));
+}
+
 }  // namespace wharf::s3
