@@ -52,6 +52,8 @@ class Connection {
   enum class State { Headers, Handling, Body, Waiting, Streaming, Writing, Lingering };
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kStreamLowWater = 256 * 1024;
+  // Largest single socket write of a streamed body on plain TCP (libevent's default is 16 KiB).
+  static constexpr size_t kStreamWrite = 256 * 1024;
   static constexpr size_t kInputHighWater = 1024 * 1024;
   // Pool path: refill the output from the file when it drops to kPumpLow, up to kPumpHigh bytes.
   static constexpr size_t kPumpLow = 128 * 1024;

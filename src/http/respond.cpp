@@ -255,6 +255,7 @@ void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
     status_ = r.status;
     cache_status_ = std::move(r.cache_status);
     state_ = head || no_body_status ? State::Writing : State::Streaming;
+    if (state_ == State::Streaming && !tls_) bufferevent_set_max_single_write(bev_, kStreamWrite);
     update_watermark();
     bufferevent_enable(bev_, EV_WRITE);
     return;
