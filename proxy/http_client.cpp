@@ -344,6 +344,7 @@ struct HttpClient::Impl {
       for (uint64_t id : std::exchange(doomed, {})) destroy(id);
       for (uint64_t id : std::exchange(to_add, {})) add(id);
       for (uint64_t id : std::exchange(to_resume, {})) unpause(id);
+      if (!doomed.empty() || !to_add.empty()) continue;  // cancelled or started while unpausing
       int left = 0;
       CURLMsg* m = curl_multi_info_read(multi.get(), &left);
       if (m == nullptr) return;
@@ -407,9 +408,12 @@ struct HttpClient::Impl {
     Transfer& t = *it->second;
     t.held = false;
     t.last_activity = std::chrono::steady_clock::now();
-    // Unpausing may deliver held data right here; a failure then ends the transfer.
-    if (const CURLcode rc = curl_easy_pause(t.easy.get(), CURLPAUSE_CONT); rc != CURLE_OK && !t.cancelled)
-      fail_later(id, std::string("resuming the transfer: ") + curl_easy_strerror(rc));
+    // Unpausing may deliver held data right here (callbacks that cancel are deferred, `t` stays valid);
+    // a failure then ends the transfer.
+    const bool outer = std::exchange(in_curl, true);
+    const CURLcode rc = curl_easy_pause(t.easy.get(), CURLPAUSE_CONT);
+    in_curl = outer;
+    if (rc != CURLE_OK && !t.cancelled) fail_later(id, std::string("resuming the transfer: ") + curl_easy_strerror(rc));
   }
 
   // Ends a transfer and calls its on_done last (the callback may start, cancel or even finish others).

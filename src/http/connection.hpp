@@ -11,6 +11,7 @@
 #include "src/http/file_body.hpp"
 #include "src/http/parse.hpp"
 #include "src/http/server.hpp"
+#include "src/http/stream_blocks.hpp"
 
 struct bufferevent;
 struct event;
@@ -148,6 +149,7 @@ class Connection {
   event* bulk_ = nullptr;           // the bulk body reader's read event (created on first use)
   ReadMode read_mode_ = ReadMode::Bev;
   bool body_paused_ = false;        // the sink asked to stop the body for now
+  StreamBlocks stream_blocks_;      // pooled blocks behind stream_data()
 };
 
 }  // namespace wharf::http
