@@ -11,11 +11,13 @@
 // - A transfer paused longer than kIdleDrop is cancelled so that a slow client does not hold one of the
 //   pooled S3 connections; the next next() starts a ranged GET from where it stopped.
 // - A GET that fails after it made progress (a connection S3 closed while paused, a reset) is restarted
-//   from the current position, up to kRestarts times in a row without progress; an ETag that changes
+//   from the current position, at most kRestarts times per stream; an ETag that changes
 //   between attempts is a failure. The reader then gets the message: the head is already sent, so the
 //   server closes the connection instead of sending wrong bytes.
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cache/blob_backend.hpp"
@@ -62,11 +64,10 @@ class ObjectStream final : public ByteStream {
   uint64_t pos_, end_;
   uint64_t id_ = 0;            // the GET in flight (0: none)
   uint64_t attempt_start_ = 0; // pos_ when the current GET started
-  int failures_ = 0;           // attempts in a row that made no progress
-  bool paused_ = false;
-  bool head_ok_ = true;        // the current GET's head matched the request
+  int failures_ = 0;           // restarts after a failure (at most kRestarts)
+  bool paused_ = false;        // curl holds a piece back (the reader is not asking)
   std::string etag_;           // of the first attempt
-  std::string head_error_;
+  std::string head_error_;     // the current GET's head does not match the request: it is aborted
   std::unique_ptr<event, EventFree> idle_;
   std::optional<std::string> failure_;  // kept for the next next()
   bool ended_ = false;                  // the whole range went out
