@@ -3,8 +3,9 @@ test uses its own bucket): check-config probes the bucket and names the key at f
 configuration and its REGISTRY_* form are accepted; the S3 client itself passes its live test (multipart,
 ranges, pagination, abort, NoSuchKey) and its presigned URL works with plain curl; `wharf serve` keeps
 blobs in the bucket (registry:2's layout): skopeo push and pull through 307 redirects, streamed ranged
-reads with redirects off, 503 while the gateway is down and recovery after, nothing acknowledged lost
-to kill -9, and garbage-collect deleting an unreferenced blob's object."""
+reads with redirects off (exact ranges; a slow reader holds wharf to a bounded memory), 503 while the
+gateway is down and recovery after, nothing acknowledged lost to kill -9, and garbage-collect deleting
+an unreferenced blob's object."""
 import os
 import re
 import time
@@ -344,10 +345,13 @@ def test_s3_stream_slow_reader_bounded_memory_and_exact_ranges(ctx):
         got += s.recv(1024)
         time.sleep(0.05)
         peak = max(peak, rss_bytes(pid))
-    # Without backpressure wharf would take in the whole 64 MiB blob within these seconds.
+    # Without backpressure wharf would take in the whole 64 MiB blob within these seconds. Under ASan
+    # (tests/run's sanitizer stage) freed memory sits in quarantine and RSS says nothing.
     bound = 24 << 20
-    check(peak - base < bound, "wharf's RSS grew by %.1f MiB while a client read slowly (bound %d MiB)"
-          % ((peak - base) / 1048576.0, bound >> 20))
+    print("    wharf RSS %.1f MiB, +%.1f MiB at most while the client read slowly" % (base / 1048576.0, (peak - base) / 1048576.0))
+    if os.environ.get("E2E_SANITIZED") != "1":
+        check(peak - base < bound, "wharf's RSS grew by %.1f MiB while a client read slowly (bound %d MiB)"
+              % ((peak - base) / 1048576.0, bound >> 20))
     # The rest at full speed: every byte right, across the S3 GET wharf dropped and restarted meanwhile.
     for _ in range(size):
         if len(got) >= size:
