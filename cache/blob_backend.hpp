@@ -92,9 +92,10 @@ struct Redirect {
 class ByteStream {
  public:
   virtual ~ByteStream() = default;
-  // Fetches the next piece and calls `done` on the event loop with it: bytes, "" once the range is
-  // complete, or a message on failure. One call at a time; destroying the stream cancels it silently.
-  virtual void next(std::function<void(std::expected<std::string, std::string>)> done) = 0;
+  // Fetches the next piece and calls `done` on the event loop with it: bytes (valid only during the call),
+  // "" once the range is complete, or a message on failure. One call at a time (`done` may call next()
+  // again); destroying the stream cancels it silently.
+  virtual void next(std::function<void(std::expected<std::string_view, std::string>)> done) = 0;
 };
 
 // How a blob read is served.

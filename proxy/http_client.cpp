@@ -124,6 +124,7 @@ struct HttpClient::Impl {
     bool head_done = false;
     bool cancelled = false;
     bool aborted = false;  // on_data returned false
+    bool held = false;     // cb.hold paused the download (no stall timeout meanwhile)
     char errbuf[CURL_ERROR_SIZE] = {};
 
     void arm(std::chrono::milliseconds ms) {
@@ -202,6 +203,10 @@ struct HttpClient::Impl {
     auto* t = static_cast<Transfer*>(arg);
     Impl* self = t->owner;
     const auto now = std::chrono::steady_clock::now();
+    if (t->held) {  // the consumer holds the download back: not a stall
+      t->arm(t->stall);
+      return;
+    }
     if (t->phase == Phase::Waiting && t->body_done) {
       const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - t->waiting_since);
       if (waited < t->first_byte) {
@@ -306,6 +311,10 @@ struct HttpClient::Impl {
       t->owner->deliver_head(*t, static_cast<int>(code));
       if (t->cancelled) return 0;
     }
+    if (t->cb.hold && t->cb.hold()) {
+      t->held = true;
+      return CURL_WRITEFUNC_PAUSE;  // curl keeps the piece and offers it again after resume()
+    }
     if (t->cb.on_data && !t->cb.on_data(p, len)) {
       t->aborted = true;
       return 0;
@@ -335,6 +344,7 @@ struct HttpClient::Impl {
       for (uint64_t id : std::exchange(doomed, {})) destroy(id);
       for (uint64_t id : std::exchange(to_add, {})) add(id);
       for (uint64_t id : std::exchange(to_resume, {})) unpause(id);
+      if (!doomed.empty() || !to_add.empty()) continue;  // cancelled or started while unpausing
       int left = 0;
       CURLMsg* m = curl_multi_info_read(multi.get(), &left);
       if (m == nullptr) return;
@@ -395,7 +405,15 @@ struct HttpClient::Impl {
   void unpause(uint64_t id) {
     const auto it = transfers.find(id);
     if (it == transfers.end() || it->second->cancelled) return;
-    curl_easy_pause(it->second->easy.get(), CURLPAUSE_CONT);
+    Transfer& t = *it->second;
+    t.held = false;
+    t.last_activity = std::chrono::steady_clock::now();
+    // Unpausing may deliver held data right here (callbacks that cancel are deferred, `t` stays valid);
+    // a failure then ends the transfer.
+    const bool outer = std::exchange(in_curl, true);
+    const CURLcode rc = curl_easy_pause(t.easy.get(), CURLPAUSE_CONT);
+    in_curl = outer;
+    if (rc != CURLE_OK && !t.cancelled) fail_later(id, std::string("resuming the transfer: ") + curl_easy_strerror(rc));
   }
 
   // Ends a transfer and calls its on_done last (the callback may start, cancel or even finish others).

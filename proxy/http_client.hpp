@@ -75,6 +75,10 @@ struct HttpCallbacks {
   std::function<void(const HttpHead&)> on_head;
   // Body bytes in order; returning false aborts the transfer (on_done then reports ok=false, "aborted").
   std::function<bool(const char* data, size_t len)> on_data;
+  // Optional, asked before each body piece: true holds the piece back and pauses the transfer (curl keeps
+  // it and stops reading the socket) until resume(id) hands it to on_data. A held transfer is exempt
+  // from the stall timeout (the peer may still close the connection meanwhile: on_done reports it).
+  std::function<bool()> hold;
   // Exactly once at the end: ok=true when the whole body arrived (any status); otherwise `error` says why.
   std::function<void(bool ok, const std::string& error)> on_done;
 };
@@ -102,7 +106,8 @@ class HttpClient {
   // Aborts a transfer; its callbacks are not called afterwards. Unknown or finished ids are ignored.
   // Safe from inside any callback, including the transfer's own.
   void cancel(uint64_t id);
-  // Resumes an upload whose BodyReader returned kBodyPause. Unknown or finished ids are ignored.
+  // Resumes an upload whose BodyReader returned kBodyPause, or a download held back by `hold` (its held
+  // piece may be delivered before this returns). Unknown or finished ids are ignored.
   void resume(uint64_t id);
   // Transfers started and not yet finished or cancelled.
   size_t active() const;

@@ -2,6 +2,12 @@
 // presigned or streamed reads, listing and deletion (see s3_store.hpp; publication in s3_publish.cpp).
 #include "cache/s3/s3_store.hpp"
 
+#include "cache/s3/s3_stream.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <ctime>
 
 #include "src/util/number.hpp"
@@ -49,73 +55,6 @@ std::optional<oci::Digest> S3BlobStore::digest_of_key(std::string_view key) {
   if (!d || d->hex.substr(0, 2) != rest.substr(0, 2)) return std::nullopt;
   return d;
 }
-
-namespace {
-
-// Streams a range of an object as ranged GetObjects of kPiece bytes (redirects off), one piece ahead of
-// the reader: while the server sends a piece to the client, the next one is already on its way.
-class ObjectStream final : public ByteStream {
- public:
-  static constexpr uint64_t kPiece = 4ull << 20;
-  using Piece = std::expected<std::string, std::string>;
-  ObjectStream(s3::Client& client, std::string key, uint64_t first, uint64_t end)
-      : client_(client), key_(std::move(key)), pos_(first), end_(end) {}
-  ~ObjectStream() override {
-    if (id_) client_.cancel(id_);
-  }
-  void next(std::function<void(Piece)> done) override {
-    if (ready_) {
-      Piece piece = std::move(*ready_);
-      ready_.reset();
-      if (piece && !piece->empty()) fetch();  // the one after, while this one goes out
-      return done(std::move(piece));
-    }
-    waiter_ = std::move(done);
-    if (!id_) fetch();
-  }
-
- private:
-  // Starts the GET of the next piece (or records the end); its result goes to the waiter or waits.
-  void fetch() {
-    if (id_) return;
-    if (pos_ >= end_) return arrived(std::string());
-    const uint64_t last = std::min(end_, pos_ + kPiece) - 1;
-    auto piece = std::make_shared<std::string>();
-    s3::GetHandlers h;
-    h.on_head = [](const s3::ObjectInfo&) {};
-    h.on_data = [piece](const char* p, size_t n) {
-      piece->append(p, n);
-      return true;
-    };
-    h.on_done = [this, piece, last](std::expected<void, s3::S3Error> r) {
-      id_ = 0;
-      if (!r) return arrived(std::unexpected(s3_failure("GetObject " + key_, r.error())));
-      if (piece->size() != last - pos_ + 1) return arrived(std::unexpected("S3 GetObject " + key_ + ": short range"));
-      pos_ = last + 1;
-      arrived(std::move(*piece));
-    };
-    id_ = client_.get_object(key_, s3::ByteRange{pos_, last}, std::move(h));
-  }
-  void arrived(Piece piece) {
-    if (!waiter_) {
-      ready_ = std::move(piece);
-      return;
-    }
-    auto done = std::move(waiter_);
-    waiter_ = nullptr;
-    if (piece && !piece->empty()) fetch();
-    done(std::move(piece));
-  }
-
-  s3::Client& client_;
-  std::string key_;
-  uint64_t pos_, end_;
-  uint64_t id_ = 0;
-  std::optional<Piece> ready_;
-  std::function<void(Piece)> waiter_;
-};
-
-}  // namespace
 
 S3BlobStore::S3BlobStore(FsBlobStore local, const S3Bridge& bridge, const Index& index, Options opts)
     : local_(std::move(local)), bridge_(bridge), index_(index), opts_(opts),
@@ -224,7 +163,7 @@ std::expected<std::optional<ReadPlan>, std::string> S3BlobStore::read(const oci:
     return std::optional<ReadPlan>(Redirect{bridge_.client().presign_get(key, opts_.presign_expiry)});
   if (length == 0) return std::unexpected(std::string("an empty range cannot be streamed"));
   return std::optional<ReadPlan>(
-      std::make_unique<ObjectStream>(bridge_.client(), key, first, first + length));
+      std::make_unique<ObjectStream>(bridge_.client(), bridge_.client().base(), key, first, first + length));
 }
 
 std::optional<std::string> S3BlobStore::read_small(const oci::Digest& d, uint64_t max) const {

@@ -19,7 +19,8 @@
 // - place() runs inside the index write transaction: it HEADs each final key (a concurrent GC may have
 //   removed an unrecorded object; then the item fails and is not recorded) and drops the staged file.
 //   An object without an index record is an invisible stray that GC sweeps after its grace.
-// - Reads: with redirects allowed, a presigned GET (20 minutes); otherwise a ByteStream of a ranged GET.
+// - Reads: with redirects allowed, a presigned GET (20 minutes); otherwise an ObjectStream (s3_stream.hpp):
+//   one GetObject for the range, paused while the client is not taking bytes.
 //   stat() on the loop thread answers from the index (authoritative for S3: objects are written before
 //   their record and deleted only after it is gone); elsewhere it HEADs the object.
 // - Blocking calls go through S3Bridge (worker waits for the loop); never on the loop thread.

@@ -24,7 +24,7 @@ struct StreamFeed : std::enable_shared_from_this<StreamFeed> {
     if (waiting || !ex->alive()) return;
     if (ex->stream_backlog() > kLowWater) return;  // on_drain calls again
     waiting = true;
-    stream->next([self = shared_from_this()](std::expected<std::string, std::string> piece) {
+    stream->next([self = shared_from_this()](std::expected<std::string_view, std::string> piece) {
       self->waiting = false;
       if (!piece) {
         spdlog::warn("blob stream to {} failed: {}", self->ex->req().peer, piece.error());

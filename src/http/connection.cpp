@@ -24,7 +24,7 @@ timeval to_timeval(std::chrono::steady_clock::duration d) {
 // ---- Connection ----
 
 Connection::Connection(Server* srv, bufferevent* bev, std::string peer, bool tls)
-    : srv_(srv), bev_(bev), peer_(std::move(peer)), tls_(tls), files_(&srv->body_pool_) {
+    : srv_(srv), bev_(bev), peer_(std::move(peer)), tls_(tls), files_(&srv->body_pool_), stream_blocks_(srv->body_pool_) {
   srv_->conns_.insert(this);
   timer_ = evtimer_new(bufferevent_get_base(bev_), &Connection::on_timer_cb, this);
   bufferevent_setcb(bev_, &Connection::on_read_cb, &Connection::on_write_cb, &Connection::on_event_cb, this);

@@ -11,6 +11,7 @@
 #include "src/http/file_body.hpp"
 #include "src/http/parse.hpp"
 #include "src/http/server.hpp"
+#include "src/http/stream_blocks.hpp"
 
 struct bufferevent;
 struct event;
@@ -52,6 +53,8 @@ class Connection {
   enum class State { Headers, Handling, Body, Waiting, Streaming, Writing, Lingering };
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kStreamLowWater = 256 * 1024;
+  // Largest single socket write of a streamed body on plain TCP (libevent's default is 16 KiB).
+  static constexpr size_t kStreamWrite = 256 * 1024;
   static constexpr size_t kInputHighWater = 1024 * 1024;
   // Pool path: refill the output from the file when it drops to kPumpLow, up to kPumpHigh bytes.
   static constexpr size_t kPumpLow = 128 * 1024;
@@ -146,6 +149,7 @@ class Connection {
   event* bulk_ = nullptr;           // the bulk body reader's read event (created on first use)
   ReadMode read_mode_ = ReadMode::Bev;
   bool body_paused_ = false;        // the sink asked to stop the body for now
+  StreamBlocks stream_blocks_;      // pooled blocks behind stream_data()
 };
 
 }  // namespace wharf::http

@@ -111,7 +111,7 @@ void Connection::stream_data(Exchange& ex, std::string_view bytes) {
   if (&ex != ex_.get() || dead_ || state_ != State::Streaming || bytes.empty()) return;
   if (ex.req_.method == "HEAD") return;
   bytes_ += bytes.size();
-  if (evbuffer_add(bufferevent_get_output(bev_), bytes.data(), bytes.size()) != 0) kill();  // `this` may be gone
+  if (!stream_blocks_.add(bufferevent_get_output(bev_), bytes)) kill();  // `this` may be gone
 }
 
 void Connection::queue_file(int fd, uint64_t offset, uint64_t len) {
@@ -189,6 +189,7 @@ void Connection::update_watermark() {
 void Connection::end_stream(Exchange& ex) {
   if (&ex != ex_.get() || dead_ || state_ != State::Streaming) return;
   state_ = State::Writing;
+  stream_blocks_.retire();
   update_watermark();
   guarded([](Connection* c) { c->on_written(); });
 }
@@ -255,6 +256,7 @@ void Connection::respond_now(Exchange& ex, Response r, bool streaming) {
     status_ = r.status;
     cache_status_ = std::move(r.cache_status);
     state_ = head || no_body_status ? State::Writing : State::Streaming;
+    if (state_ == State::Streaming && !tls_) bufferevent_set_max_single_write(bev_, kStreamWrite);
     update_watermark();
     bufferevent_enable(bev_, EV_WRITE);
     return;

@@ -163,6 +163,12 @@ struct Client::Impl {
       o->resp.body.append(p, n);
       return true;
     };
+    if (call.hold) {  // backpressure of a streamed GET (only once its 2xx head went to the caller)
+      cb.hold = [this, id] {
+        std::shared_ptr<Op> o = find(id);
+        return o != nullptr && o->streaming && o->call.hold();
+      };
+    }
     cb.on_done = [this, id](bool ok, const std::string& error) { on_done(id, ok, error); };
     op.transfer = http.start(std::move(req), std::move(cb));
   }
@@ -290,6 +296,8 @@ void Client::resume(uint64_t id) {
 std::string Client::full_key(const std::string& key) const { return impl_->root + key; }
 
 const ClientConfig& Client::config() const { return impl_->cfg; }
+
+event_base* Client::base() const { return impl_->base; }
 
 std::string Client::presign_get(const std::string& key, std::chrono::seconds expires) const {
   const auto [host, path] = impl_->target(key);

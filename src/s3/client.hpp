@@ -149,9 +149,11 @@ struct PutOptions {
 };
 
 // Callbacks of a streamed GetObject. on_head runs once (2xx only) before any data; on_data returning false
-// aborts; on_done runs exactly once at the end.
+// aborts; on_done runs exactly once at the end. hold (optional) is asked before each piece: true pauses
+// the GET, the piece is kept, and Client::resume(id) offers it to on_data again (backpressure).
 struct GetHandlers {
   std::function<void(const ObjectInfo&)> on_head;
+  std::function<bool()> hold;
   std::function<bool(const char* data, size_t len)> on_data;
   std::function<void(std::expected<void, S3Error>)> on_done;
 };
@@ -215,7 +217,8 @@ class Client {
                       Done<PartsPage> done);
   // A presigned GET URL for `key`, valid for `expires` (clamped to 1 s .. 7 days).
   std::string presign_get(const std::string& key, std::chrono::seconds expires) const;
-  // Resumes the upload of a call whose body reader returned proxy::kBodyPause. Unknown ids are ignored.
+  // Resumes the upload of a call whose body reader returned proxy::kBodyPause, or a GetObject paused by
+  // GetHandlers::hold (the held piece may reach on_data before this returns). Unknown ids are ignored.
   void resume(uint64_t id);
   // Cancels a call; its callbacks are not called afterwards. Unknown ids are ignored.
   void cancel(uint64_t id);
@@ -223,6 +226,10 @@ class Client {
   std::string full_key(const std::string& key) const;
   // The configuration in use.
   const ClientConfig& config() const;
+
+  // ---- streaming reads (S3STREAM) ----
+  // The event loop the client runs on (for timers of its callers, e.g. a paused stream's idle limit).
+  event_base* base() const;
 
   struct Call;      // one request as the operations describe it (client_ops.cpp)
   struct Response;  // a finished, non-streamed answer

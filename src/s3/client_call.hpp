@@ -31,6 +31,7 @@ struct Client::Call {
   // Streaming (GetObject): with on_head set, a 2xx answer goes to on_head/on_data instead of the body.
   std::function<void(const proxy::HttpHead&)> on_head;
   std::function<bool(const char*, size_t)> on_data;
+  std::function<bool()> hold;  // optional: true pauses the streamed answer until Client::resume
   std::function<void(std::expected<Response, S3Error>)> done;
 };
 

@@ -150,6 +150,7 @@ uint64_t Client::get_object(const std::string& key, std::optional<ByteRange> ran
     if (shared->on_head) shared->on_head(info_from(head));
   };
   call.on_data = [shared](const char* p, size_t n) { return shared->on_data ? shared->on_data(p, n) : true; };
+  if (shared->hold) call.hold = [shared] { return shared->hold(); };
   call.done = [shared](std::expected<Response, S3Error> r) {
     if (!shared->on_done) return;
     if (!r) return shared->on_done(std::unexpected(std::move(r.error())));

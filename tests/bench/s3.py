@@ -1,7 +1,7 @@
 """S3 rows (S.) of the benchmark: wharf with storage.s3 on a throwaway Ceph RGW (tests/e2e/ceph.py) side by
 side with Debian's docker-registry on the same RGW (its s3 driver, same storage.s3 section), wharf on the
 filesystem as the reference for the hot manifest/config GETs, and RGW's own GET of the same 16 MiB object
-(the presigned URL wharf redirects to). Every wrk cell `--rounds` times with the servers alternating; the
+(the presigned URL wharf redirects to). WHARF_BENCH_S3_STREAM_ONLY=1 runs row S4 alone. Every wrk cell `--rounds` times with the servers alternating; the
 median shown, every run in the notes. Results go to RESULTS-s3.md (own table: the columns differ)."""
 import datetime
 import http.client
@@ -149,6 +149,10 @@ class S3Bench:
                 b.problems.append("%s: manifest GET answered %d%s" % (kind, status, " (other bytes)" if status == 200 else ""))
         # What each answers for the config blob (registry:2 on S3 redirects every blob GET).
         config_status = {k: fetch(u + paths["config"])[0] for k, u in urls.items()}
+        if os.environ.get("WHARF_BENCH_S3_STREAM_ONLY") == "1":  # S4 alone (before/after comparisons)
+            for srv in servers.values():
+                srv.stop()
+            return self.stream(wctx, paths, big, "")
         r1 = self.row("S1. manifest GET by tag (%d B), %d connections" % (len(manifest), self.a.connections),
                       "req/s", "wharf-s3 ≥ 90% of wharf-fs; ≥ 10× registry-s3")
         r2 = self.row("S2. small blob GET (config, %d B), %d connections" % (b.config_size, self.a.connections),
@@ -170,7 +174,12 @@ class S3Bench:
             presigned = ""
         for kind, srv in servers.items():
             srv.stop()
+        self.stream(wctx, paths, big, presigned)
 
+    def stream(self, wctx, paths, big, presigned):
+        """S4: the 16 MiB blob streamed with redirects off, at 1 and 4 connections, next to RGW's own GET of
+        the same object (`presigned`; found here when not given)."""
+        b, c, gw = self.bench, self.c, self.gw
         # Streaming: the same buckets, redirects off (wharf reuses its index: same working directory).
         b.log("restarting wharf and registry:2 on S3 with storage.redirect.disable: true")
         stream = {"wharf-s3": s3_server(wctx, "wharf", self.wharf_bin, "wharf-s3-stream", gw, "bench-wharf",
@@ -181,6 +190,11 @@ class S3Bench:
         for srv in stream.values():
             srv.start()
         surls = {k: v.url + paths["big"] for k, v in stream.items()}
+        if not presigned:  # the object's URL on RGW, from a wharf that redirects
+            probe = s3_server(wctx, "wharf", self.wharf_bin, "wharf-s3-probe", gw, "bench-wharf").start()
+            status, hdrs, _ = fetch(probe.url + paths["big"])
+            presigned = hdrs.get("location", "") if status == 307 else ""
+            probe.stop()
         if presigned:
             surls["rgw"] = presigned
         want = _read(big, big["layers"][0])

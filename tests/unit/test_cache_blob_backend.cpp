@@ -154,7 +154,7 @@ std::string drain(Fixture& f, ReadPlan plan) {
     std::string error;
     for (int pieces = 0; pieces < 100000 && error.empty(); ++pieces) {
       bool finished = false, end = false;
-      (*stream)->next([&](std::expected<std::string, std::string> piece) {
+      (*stream)->next([&](std::expected<std::string_view, std::string> piece) {
         if (!piece) error = piece.error();
         else if (piece->empty()) end = true;
         else out += *piece;
