@@ -2,14 +2,13 @@
 // presigned or streamed reads, listing and deletion (see s3_store.hpp; publication in s3_publish.cpp).
 #include "cache/s3/s3_store.hpp"
 
-#include "cache/s3/s3_stream.hpp"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <ctime>
 
+#include "cache/s3/s3_stream.hpp"
 #include "src/util/number.hpp"
 
 namespace wharf::cache {
