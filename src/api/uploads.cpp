@@ -12,6 +12,7 @@
 
 #include "cache/publish.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/api/upload_sink.hpp"
 #include "src/auth/throttle.hpp"
@@ -61,28 +62,45 @@ void fail_range(const http::ExchangePtr& ex, const UploadSession& s, std::string
 
 oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", d}}; }
 
-// Finds a session in memory, or restores it from the index after a restart. nullptr if unknown.
-std::shared_ptr<UploadSession> find_session(Context& ctx, const std::string& id, const std::string& repo) {
-  if (!valid_session_id(id)) return nullptr;
-  auto s = ctx.uploads.find(id);
-  if (s) return s->repo == repo ? s : nullptr;
-  std::optional<cache::UploadRecord> rec;
-  {
-    auto txn = ctx.index.read();
-    rec = ctx.index.upload(txn, id);
-  }
-  if (!rec || rec->repo != repo) return nullptr;
-  auto size = ctx.store.upload_size(id);
-  if (!size) return nullptr;
-  s = std::make_shared<UploadSession>();
-  s->id = id;
-  s->repo = repo;
-  s->path = ctx.store.upload_key(id);
-  s->offset = *size;
-  s->started = rec->started;
-  if (s->offset == 0) s->hasher.emplace();
-  ctx.uploads.put(s);
-  return s;
+using SessionThen = std::function<void(std::shared_ptr<UploadSession>)>;
+
+// Finds a session in memory, or restores it from the index and the staged data after a restart (read
+// where the index may block); then calls `then` on the loop with it, or nullptr if unknown.
+void find_session(Context& ctx, const http::ExchangePtr& ex, const Route& r, SessionThen then) {
+  if (!valid_session_id(r.ref)) return then(nullptr);
+  if (auto s = ctx.uploads.find(r.ref)) return then(s->repo == r.name ? s : nullptr);
+  struct Found {
+    std::optional<cache::UploadRecord> rec;
+    std::optional<uint64_t> size;
+  };
+  auto read = [&store = ctx.store](const cache::Index& index, const std::string& id, const std::string& repo) {
+    Found f;
+    {
+      auto txn = index.read();
+      f.rec = index.upload(txn, id);
+    }
+    if (f.rec && f.rec->repo == repo) {
+      auto size = store.upload_size(id);
+      if (size) f.size = *size;
+    }
+    return f;
+  };
+  index_call(
+      ctx.index, ctx.pool, ex, read,
+      [&ctx, then](Found f, const std::string& id, const std::string& repo) {
+        if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);  // restored meanwhile
+        if (!f.rec || !f.size) return then(nullptr);
+        auto s = std::make_shared<UploadSession>();
+        s->id = id;
+        s->repo = repo;
+        s->path = ctx.store.upload_key(id);
+        s->offset = *f.size;
+        s->started = f.rec->started;
+        if (s->offset == 0) s->hasher.emplace();
+        ctx.uploads.put(s);
+        then(s);
+      },
+      r.ref, r.name);
 }
 
 // A session nobody has written to for this long may be removed when its client (or everyone) is at the
@@ -284,6 +302,32 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
 
 }  // namespace
 
+namespace {
+
+// A cross-repository mount once the index gave the blob's record (nullopt: not linked in either
+// repository): links it on a worker and answers 201, or opens a normal upload session (202).
+void mount_blob(Context& ctx, const http::ExchangePtr& ex, const std::string& repo, const oci::Digest& digest,
+                const std::string& dstr, const std::optional<cache::BlobRecord>& rec) {
+  if (!rec || !ctx.store.stat(digest)) return open_session(ctx, ex, repo);
+  auto err = std::make_shared<std::string>();
+  uint64_t size = rec->size;
+  auto origin = rec->origin;
+  ctx.pool.submit(
+      [&ctx, err, repo, dstr, size, origin] {
+        auto res = ctx.index.link_blob(repo, dstr, size, origin);
+        if (!res) *err = res.error();
+      },
+      [ex, err, repo, dstr] {
+        if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
+        http::Response res(201);
+        res.header("Location", "/v2/" + repo + "/blobs/" + dstr);
+        res.header("Docker-Content-Digest", dstr);
+        ex->respond(std::move(res));
+      });
+}
+
+}  // namespace
+
 void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   const auto& req = ex->req();
   // Cross-repository mount.
@@ -291,31 +335,17 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     auto from = req.query_param("from");
     auto digest = oci::parse_digest(*mount);
     if (digest && from && oci::valid_repo_name(*from)) {
-      std::optional<cache::BlobRecord> rec;
-      {
-        auto txn = ctx.index.read();
-        if (ctx.index.blob_linked(txn, *from, digest->str()) || ctx.index.blob_linked(txn, r.name, digest->str()))
-          rec = ctx.index.blob(txn, digest->str());
-      }
-      if (rec && ctx.store.stat(*digest)) {
-        auto err = std::make_shared<std::string>();
-        std::string repo = r.name, dstr = digest->str();
-        uint64_t size = rec->size;
-        auto origin = rec->origin;
-        ctx.pool.submit(
-            [&ctx, err, repo, dstr, size, origin] {
-              auto res = ctx.index.link_blob(repo, dstr, size, origin);
-              if (!res) *err = res.error();
-            },
-            [ex, err, repo, dstr] {
-              if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
-              http::Response res(201);
-              res.header("Location", "/v2/" + repo + "/blobs/" + dstr);
-              res.header("Docker-Content-Digest", dstr);
-              ex->respond(std::move(res));
-            });
-        return;
-      }
+      auto read = [](const cache::Index& index, const std::string& source, const std::string& repo,
+                     const std::string& dstr) -> std::optional<cache::BlobRecord> {
+        auto txn = index.read();
+        if (index.blob_linked(txn, source, dstr) || index.blob_linked(txn, repo, dstr)) return index.blob(txn, dstr);
+        return std::nullopt;
+      };
+      return index_call(
+          ctx.index, ctx.pool, ex, read,
+          [&ctx, ex, digest = *digest](std::optional<cache::BlobRecord> rec, const std::string&, const std::string& repo,
+                                       const std::string& dstr) { mount_blob(ctx, ex, repo, digest, dstr, rec); },
+          std::string(*from), r.name, digest->str());
     }
     // Not mountable: fall back to a normal upload session (202).
     return open_session(ctx, ex, r.name);
@@ -343,79 +373,51 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
 }
 
 void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
-  if (!check_content_range(ex, *s)) return;
-  write_body(ctx, ex, s, Open::Resume, [ex, s] {
-    s->set_busy(false);
-    ex->respond(progress_response(202, *s));
+  find_session(ctx, ex, r, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
+    if (!check_content_range(ex, *s)) return;
+    write_body(ctx, ex, s, Open::Resume, [ex, s] {
+      s->set_busy(false);
+      ex->respond(progress_response(202, *s));
+    });
   });
 }
 
 void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
-  auto d = ex->req().query_param("digest");
-  if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "the digest query parameter is required");
-  auto digest = oci::parse_digest(*d);
-  if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
-  if (!check_content_range(ex, *s)) return;
-  oci::Digest want = *digest;
-  write_body(ctx, ex, s, Open::Resume, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
+  find_session(ctx, ex, r, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
+    auto d = ex->req().query_param("digest");
+    if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "the digest query parameter is required");
+    auto digest = oci::parse_digest(*d);
+    if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
+    if (!check_content_range(ex, *s)) return;
+    oci::Digest want = *digest;
+    write_body(ctx, ex, s, Open::Resume, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
+  });
 }
 
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  ex->respond(progress_response(204, *s));
+  find_session(ctx, ex, r, [ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    ex->respond(progress_response(204, *s));
+  });
 }
 
 void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto s = find_session(ctx, r.ref, r.name);
-  if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-  if (s->busy) return fail(ex, oci::ErrorCode::BlobUploadInvalid, "the upload is in use");
-  ctx.uploads.erase(s->id);
-  std::string id = s->id;
-  ctx.pool.submit(
-      [&ctx, id] {
-        ctx.store.discard(ctx.store.upload_key(id));
-        (void)ctx.index.delete_upload(id);
-      },
-      [ex] { ex->respond(http::Response(204)); });
-}
-
-void purge_uploads(Context& ctx) {
-  const int64_t cutoff = int64_t(time(nullptr)) - int64_t(ctx.cfg.upload_purge_age.count());
-  std::vector<std::string> stale;
-  {
-    auto txn = ctx.index.read();
-    for (auto& [id, rec] : ctx.index.uploads(txn)) {
-      auto s = ctx.uploads.find(id);
-      if (rec.started < cutoff && !(s && s->busy)) stale.push_back(id);
-    }
-  }
-  if (ctx.cfg.upload_purge_dry_run) {
-    for (const auto& id : stale) spdlog::info("upload purging (dry run): would remove session {}", id);
-    return;
-  }
-  for (const auto& id : stale) ctx.uploads.erase(id);
-  ctx.pool.submit(
-      [&ctx, stale, cutoff] {
-        for (const auto& id : stale) {
+  find_session(ctx, ex, r, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+    if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+    if (s->busy) return fail(ex, oci::ErrorCode::BlobUploadInvalid, "the upload is in use");
+    ctx.uploads.erase(s->id);
+    std::string id = s->id;
+    ctx.pool.submit(
+        [&ctx, id] {
           ctx.store.discard(ctx.store.upload_key(id));
           (void)ctx.index.delete_upload(id);
-        }
-        // Staged data with no session record (a crash between its creation and the record).
-        for (const auto& item : ctx.store.list_uploads()) {
-          if (item.modified >= cutoff) continue;
-          auto txn = ctx.index.read();
-          if (!ctx.index.upload(txn, item.name)) ctx.store.discard(ctx.store.upload_key(item.name));
-        }
-        if (!stale.empty()) spdlog::info("purged {} abandoned upload sessions", stale.size());
-      },
-      nullptr);
+        },
+        [ex] { ex->respond(http::Response(204)); });
+  });
 }
 
 }  // namespace wharf::api
