@@ -193,12 +193,13 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
   } else if (!oci::valid_tag(r.ref)) {
     return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
   }
+  // Yields the tag's digest (empty when asked by digest: the caller has it) and what the index holds.
   auto lookup = [by_digest](const cache::Index& index, const Route& r, const std::string& want) {
-    std::pair<std::string, ManifestLookup> out{want, {}};
+    std::pair<std::string, ManifestLookup> out;
     auto& [digest, found] = out;
     auto txn = index.read();
     if (by_digest) {
-      if (index.manifest_in_repo(txn, r.name, digest)) found.rec = index.manifest(txn, digest);
+      if (index.manifest_in_repo(txn, r.name, want)) found.rec = index.manifest(txn, want);
     } else if (auto t = index.tag(txn, r.name, r.ref)) {
       digest = *t;
       found.rec = index.manifest(txn, digest);
@@ -208,8 +209,8 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
   };
   index_call(
       ctx.index, ctx.pool, ex, lookup,
-      [&ctx, ex, cache_status](std::pair<std::string, ManifestLookup> out, const Route& r, const std::string&) {
-        answer_manifest(ctx, ex, r, cache_status, out.first, out.second);
+      [&ctx, ex, cache_status](std::pair<std::string, ManifestLookup> out, const Route& r, const std::string& want) {
+        answer_manifest(ctx, ex, r, cache_status, out.first.empty() ? want : out.first, out.second);
       },
       r, dstr);
 }
