@@ -510,7 +510,8 @@ int serve(const config::Config& cfg) {
   add_timer(rt, std::chrono::seconds(60), measure);
 
   if (cfg.health_storage_enabled) {
-    if (rt.s3) rt.pool->submit([h = rt.health.get()] { h->probe(); }, nullptr);  // S3: never on the loop
+    if (rt.s3 || rt.index->blocks())  // S3 or a networked index: never on the loop
+      rt.pool->submit([h = rt.health.get()] { h->probe(); }, nullptr);
     else rt.health->probe();
     add_timer(rt, std::max(cfg.health_storage_interval, std::chrono::seconds(1)), [](Runtime& r) {
       auto* rp = &r;

@@ -3,6 +3,7 @@
 #include <variant>
 
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/range.hpp"
 
@@ -76,20 +77,41 @@ void serve_plan(const http::ExchangePtr& ex, http::Response res, cache::ReadPlan
   stream_plan(ex, std::move(res), std::move(std::get<std::unique_ptr<cache::ByteStream>>(plan)));  // content_length set
 }
 
+namespace {
+void answer_blob(Context& ctx, const http::ExchangePtr& ex, const oci::Digest& digest, const std::string& dstr,
+                 uint64_t size, const char* cache_status);
+}  // namespace
+
 void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
   auto digest = oci::parse_digest(r.ref);
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
-  const std::string dstr = digest->str();
-  std::optional<uint64_t> size;
-  {
-    auto txn = ctx.index.read();
-    if (ctx.index.blob_linked(txn, r.name, dstr)) {
-      if (auto rec = ctx.index.blob(txn, dstr)) size = rec->size;
-    } else if (ctx.index.manifest_in_repo(txn, r.name, dstr)) {
-      if (auto rec = ctx.index.manifest(txn, dstr)) size = rec->size;
+  auto lookup = [](const cache::Index& index, const std::string& repo, const std::string& dstr, const oci::Digest&) {
+    std::optional<uint64_t> size;
+    auto txn = index.read();
+    if (index.blob_linked(txn, repo, dstr)) {
+      if (auto rec = index.blob(txn, dstr)) size = rec->size;
+    } else if (index.manifest_in_repo(txn, repo, dstr)) {
+      if (auto rec = index.manifest(txn, dstr)) size = rec->size;
     }
-  }
-  if (!size) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}});
+    return size;
+  };
+  index_call(
+      ctx.index, ctx.pool, ex, lookup,
+      [&ctx, ex, cache_status](std::optional<uint64_t> size, const std::string&, const std::string& dstr,
+                               const oci::Digest& d) {
+        if (!size) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}});
+        answer_blob(ctx, ex, d, dstr, *size, cache_status);
+      },
+      r.name, digest->str(), *digest);
+}
+
+namespace {
+
+// Answers a blob GET/HEAD once the index gave its size.
+void answer_blob(Context& ctx, const http::ExchangePtr& ex, const oci::Digest& dg, const std::string& dstr,
+                 uint64_t blob_size, const char* cache_status) {
+  const auto* digest = &dg;
+  const std::optional<uint64_t> size = blob_size;
   const auto& req = ex->req();
   const bool head = req.method == "HEAD";
   http::Response res(200);
@@ -154,6 +176,8 @@ void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const c
   res.body.assign(*cached, size_t(first), size_t(length));
   ex->respond(std::move(res));
 }
+
+}  // namespace
 
 void delete_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   if (!ctx.cfg.delete_enabled) return fail(ex, oci::ErrorCode::Unsupported, "deletion is disabled (storage.delete.enabled)");

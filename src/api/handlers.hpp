@@ -18,7 +18,8 @@ void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r);
 void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r);
-// Removes upload sessions older than the configured age (and orphaned data files); runs on the loop.
+// Removes upload sessions older than the configured age (and orphaned data files); called on the loop,
+// it reads and writes the index on the work pool when the index blocks.
 void purge_uploads(Context& ctx);
 // manifests.cpp
 void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status = "LOCAL");

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/digest.hpp"
 #include "src/oci/manifest.hpp"
@@ -38,72 +39,16 @@ void add_link(http::Response& res, const std::string& path, size_t n, const std:
   res.header("Link", "<" + path + "?n=" + std::to_string(n) + "&last=" + http::percent_encode(last) + ">; rel=\"next\"");
 }
 
-}  // namespace
-
-void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  size_t n;
-  bool has_n;
-  std::string last;
-  if (!page_params(ex, n, has_n, last)) return;
+// What a tags list learns from the index.
+struct TagPage {
+  bool exists = false;
   bool more = false;
   std::vector<std::string> tags;
-  {
-    auto txn = ctx.index.read();
-    if (!ctx.index.repo_exists(txn, r.name)) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", r.name}});
-    if (!has_n || n > 0) tags = ctx.index.tags(txn, r.name, last, has_n ? std::min(n, kMaxPage) : 0, &more);
-  }
-  nlohmann::json body{{"name", r.name}, {"tags", tags}};
-  auto res = json_response(200, body.dump());
-  if (more && !tags.empty()) add_link(res, "/v2/" + r.name + "/tags/list", std::min(n, kMaxPage), tags.back());
-  ex->respond(std::move(res));
-}
+};
 
-void catalog(Context& ctx, const http::ExchangePtr& ex, const Route&,
-             const std::function<bool(std::string_view)>& visible) {
-  size_t n;
-  bool has_n;
-  std::string last;
-  if (!page_params(ex, n, has_n, last)) return;
-  size_t limit = has_n ? std::min(n, kMaxPage) : 1000;  // registry:2 pages the catalog at 100 by default
-  bool more = false;
-  std::vector<std::string> repos;
-  if (!has_n || n > 0) {
-    // Hidden repositories are skipped, reading further pages until this one is full (at most kMaxScanned
-    // names per request).
-    constexpr size_t kMaxScanned = 100000;
-    size_t scanned = 0;
-    std::string after = last;
-    auto txn = ctx.index.read();
-    do {
-      auto batch = ctx.index.repos(txn, after, limit, &more);
-      if (batch.empty()) break;
-      scanned += batch.size();
-      after = batch.back();
-      for (auto& repo : batch) {
-        if (repos.size() == limit) {
-          more = true;
-          break;
-        }
-        if (visible(repo)) repos.push_back(std::move(repo));
-      }
-      if (repos.size() == limit) break;
-    } while (more && scanned < kMaxScanned);
-  }
-  nlohmann::json body{{"repositories", repos}};
-  auto res = json_response(200, body.dump());
-  if (more && !repos.empty()) add_link(res, "/v2/_catalog", limit, repos.back());
-  ex->respond(std::move(res));
-}
-
-void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  auto subject = oci::parse_digest(r.ref);
-  if (!subject) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+// The referrers index of `refs`, filtered by the request's artifactType.
+void answer_referrers(const http::ExchangePtr& ex, const std::vector<cache::Referrer>& refs) {
   auto filter = ex->req().query_param("artifactType");
-  std::vector<cache::Referrer> refs;
-  {
-    auto txn = ctx.index.read();
-    refs = ctx.index.referrers(txn, r.name, subject->str());
-  }
   nlohmann::json manifests = nlohmann::json::array();
   for (const auto& ref : refs) {
     if (filter && ref.artifact_type != *filter) continue;
@@ -121,6 +66,116 @@ void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   res.header("Content-Type", std::string(oci::media::kOciIndex));
   if (filter) res.header("OCI-Filters-Applied", "artifactType");
   ex->respond(std::move(res));
+}
+
+}  // namespace
+
+void list_tags(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+  size_t n;
+  bool has_n;
+  std::string last;
+  if (!page_params(ex, n, has_n, last)) return;
+  const size_t limit = has_n ? std::min(n, kMaxPage) : 0;
+  auto read = [want = !has_n || n > 0, limit](const cache::Index& index, const std::string& name,
+                                              const std::string& after) {
+    TagPage page;
+    auto txn = index.read();
+    page.exists = index.repo_exists(txn, name);
+    if (page.exists && want) page.tags = index.tags(txn, name, after, limit, &page.more);
+    return page;
+  };
+  index_call(
+      ctx.index, ctx.pool, ex, read,
+      [ex, n](TagPage page, const std::string& name, const std::string&) {
+        if (!page.exists) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", name}});
+        nlohmann::json body{{"name", name}, {"tags", page.tags}};
+        auto res = json_response(200, body.dump());
+        if (page.more && !page.tags.empty()) add_link(res, "/v2/" + name + "/tags/list", std::min(n, kMaxPage), page.tags.back());
+        ex->respond(std::move(res));
+      },
+      r.name, last);
+}
+
+namespace {
+
+// A catalog request between its index reads: hidden repositories are skipped, reading further pages
+// until this one is full (at most kMaxScanned names per request).
+struct CatalogScan : std::enable_shared_from_this<CatalogScan> {
+  static constexpr size_t kMaxScanned = 100000;
+  Context& ctx;
+  http::ExchangePtr ex;
+  std::function<bool(std::string_view)> visible;
+  size_t limit = 0;
+  size_t scanned = 0;
+  bool more = false;
+  std::vector<std::string> repos;
+
+  CatalogScan(Context& c, http::ExchangePtr e, std::function<bool(std::string_view)> v, size_t l)
+      : ctx(c), ex(std::move(e)), visible(std::move(v)), limit(l) {}
+
+  // Reads the page of names after `after`, keeps the visible ones, and goes on or answers.
+  void next(const std::string& after) {
+    auto read = [limit = limit](const cache::Index& index, const std::string& from) {
+      std::pair<std::vector<std::string>, bool> page;
+      auto txn = index.read();
+      page.first = index.repos(txn, from, limit, &page.second);
+      return page;
+    };
+    index_call(
+        ctx.index, ctx.pool, ex, read,
+        [self = shared_from_this()](std::pair<std::vector<std::string>, bool> page, const std::string&) {
+          self->take(std::move(page.first), page.second);
+        },
+        after);
+  }
+  void take(std::vector<std::string> batch, bool batch_more) {
+    more = batch_more;
+    if (batch.empty()) return answer();
+    scanned += batch.size();
+    std::string after = batch.back();
+    for (auto& repo : batch) {
+      if (repos.size() == limit) {
+        more = true;
+        break;
+      }
+      if (visible(repo)) repos.push_back(std::move(repo));
+    }
+    if (repos.size() == limit || !more || scanned >= kMaxScanned) return answer();
+    next(after);
+  }
+  void answer() {
+    nlohmann::json body{{"repositories", repos}};
+    auto res = json_response(200, body.dump());
+    if (more && !repos.empty()) add_link(res, "/v2/_catalog", limit, repos.back());
+    ex->respond(std::move(res));
+  }
+};
+
+}  // namespace
+
+void catalog(Context& ctx, const http::ExchangePtr& ex, const Route&,
+             const std::function<bool(std::string_view)>& visible) {
+  size_t n;
+  bool has_n;
+  std::string last;
+  if (!page_params(ex, n, has_n, last)) return;
+  size_t limit = has_n ? std::min(n, kMaxPage) : 1000;  // registry:2 pages the catalog at 100 by default
+  auto scan = std::make_shared<CatalogScan>(ctx, ex, visible, limit);
+  if (has_n && n == 0) return scan->answer();
+  scan->next(last);
+}
+
+void referrers(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
+  auto subject = oci::parse_digest(r.ref);
+  if (!subject) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+  auto read = [](const cache::Index& index, const std::string& name, const std::string& subject) {
+    auto txn = index.read();
+    return index.referrers(txn, name, subject);
+  };
+  index_call(
+      ctx.index, ctx.pool, ex, read,
+      [ex](std::vector<cache::Referrer> refs, const std::string&, const std::string&) { answer_referrers(ex, refs); },
+      r.name, subject->str());
 }
 
 }  // namespace wharf::api

@@ -8,6 +8,7 @@
 
 #include "cache/publish.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/digest.hpp"
 #include "src/oci/manifest.hpp"
@@ -46,6 +47,18 @@ using Validated = std::expected<oci::ManifestInfo, oci::Error>;
 // Bodies larger than this are validated on the work pool (a 4 MiB manifest takes tens of ms).
 constexpr size_t kInlineManifestBytes = 64 * 1024;
 
+// A validated manifest waiting for its index check and write.
+struct Publish {
+  std::string body;
+  oci::Digest digest;
+  cache::ManifestRecord rec;
+  std::shared_ptr<std::vector<std::string>> required;
+  std::optional<std::string> tag;
+  std::string subject;  // OCI-Subject header, or empty
+};
+
+void publish(Context& ctx, const http::ExchangePtr& ex, const std::string& repo, const std::shared_ptr<Publish>& p);
+
 void store_validated(Context& ctx, const http::ExchangePtr& ex, const Route& r, std::string body, Validated info) {
   if (!info) return fail(ex, info.error().code, info.error().message, info.error().detail);
 
@@ -72,56 +85,69 @@ void store_validated(Context& ctx, const http::ExchangePtr& ex, const Route& r, 
   rec.annotations_json = info->annotations_json;
   if (info->subject) rec.subject = info->subject->digest.str();
   // Every referenced blob and child manifest must already be in this repository.
-  nlohmann::json missing = nlohmann::json::array();
   auto required = std::make_shared<std::vector<std::string>>();  // re-checked inside the index write
-  {
-    auto txn = ctx.index.read();
-    auto need_blob = [&](const oci::Descriptor& d) {
-      std::string ds = d.digest.str();
-      rec.blobs.push_back(ds);
-      if (d.media_type.find("foreign") != std::string::npos) return;  // Windows foreign layers live elsewhere
-      required->push_back(ds);
-      if (!ctx.index.blob_linked(txn, r.name, ds)) missing.push_back(ds);
-    };
-    if (info->config) need_blob(*info->config);
-    for (const auto& l : info->layers) need_blob(l);
-    for (const auto& m : info->manifests) {
-      std::string ds = m.digest.str();
-      rec.children.push_back(ds);
-      required->push_back(ds);
-      if (!ctx.index.manifest_in_repo(txn, r.name, ds)) missing.push_back(ds);
+  std::vector<bool> is_blob;  // per entry of *required: a blob (else a child manifest)
+  auto need_blob = [&](const oci::Descriptor& d) {
+    std::string ds = d.digest.str();
+    rec.blobs.push_back(ds);
+    if (d.media_type.find("foreign") != std::string::npos) return;  // Windows foreign layers live elsewhere
+    required->push_back(ds);
+    is_blob.push_back(true);
+  };
+  if (info->config) need_blob(*info->config);
+  for (const auto& l : info->layers) need_blob(l);
+  for (const auto& m : info->manifests) {
+    std::string ds = m.digest.str();
+    rec.children.push_back(ds);
+    required->push_back(ds);
+    is_blob.push_back(false);
+  }
+  auto check = [required, is_blob](const cache::Index& index, const std::string& repo) {
+    std::vector<std::string> missing;
+    auto txn = index.read();
+    for (size_t i = 0; i < required->size(); ++i) {
+      const std::string& ds = (*required)[i];
+      if (is_blob[i] ? !index.blob_linked(txn, repo, ds) : !index.manifest_in_repo(txn, repo, ds)) missing.push_back(ds);
     }
-  }
-  if (!missing.empty()) {
-    oci::Detail detail = missing.size() == 1 ? digest_detail(missing[0].get<std::string>())
-                                             : oci::Detail().list("digests", missing.get<std::vector<std::string>>());
-    return fail(ex, oci::ErrorCode::ManifestBlobUnknown,
-                "manifest references " + std::to_string(missing.size()) + " unknown blob(s), first " +
-                    missing[0].get<std::string>(),
-                detail);
-  }
+    return missing;
+  };
+  auto pending = std::make_shared<Publish>(Publish{std::move(body), digest, std::move(rec), std::move(required),
+                                                   by_digest ? std::nullopt : std::optional<std::string>(r.ref),
+                                                   info->subject ? info->subject->digest.str() : std::string()});
+  index_call(
+      ctx.index, ctx.pool, ex, check,
+      [&ctx, ex, pending](std::vector<std::string> missing, const std::string& repo) {
+        if (!missing.empty()) {
+          oci::Detail detail = missing.size() == 1 ? digest_detail(missing[0]) : oci::Detail().list("digests", missing);
+          return fail(ex, oci::ErrorCode::ManifestBlobUnknown,
+                      "manifest references " + std::to_string(missing.size()) + " unknown blob(s), first " + missing[0],
+                      detail);
+        }
+        publish(ctx, ex, repo, pending);
+      },
+      r.name);
+}
 
+// Writes the checked manifest on a worker and answers 201.
+void publish(Context& ctx, const http::ExchangePtr& ex, const std::string& repo, const std::shared_ptr<Publish>& p) {
   auto err = std::make_shared<std::string>();
   auto vanished = std::make_shared<std::optional<std::string>>();
-  std::optional<std::string> tag;
-  if (!by_digest) tag = r.ref;
-  std::string repo = r.name;
-  auto shared_body = std::make_shared<std::string>(std::move(body));
   ctx.pool.submit(
-      [&ctx, err, vanished, required, repo, digest, rec = std::move(rec), tag, shared_body] {
-        auto p = cache::publish_manifest_bytes(ctx.index, ctx.store, *shared_body, {{}, digest, repo, rec, tag, *required});
-        if (!p) *err = p.error();
-        else *vanished = *p;
+      [&ctx, err, vanished, repo, p] {
+        auto r = cache::publish_manifest_bytes(ctx.index, ctx.store, p->body,
+                                               {{}, p->digest, repo, p->rec, p->tag, *p->required});
+        if (!r) *err = r.error();
+        else *vanished = *r;
       },
-      [ex, err, vanished, repo, digest, subject = info->subject] {
+      [ex, err, vanished, repo, p] {
         if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
         if (*vanished)  // removed by a garbage collection after the check above
           return fail(ex, oci::ErrorCode::ManifestBlobUnknown, "manifest references unknown blob " + **vanished,
                       digest_detail(**vanished));
         http::Response res(201);
-        res.header("Location", "/v2/" + repo + "/manifests/" + digest.str());
-        res.header("Docker-Content-Digest", digest.str());
-        if (subject) res.header("OCI-Subject", subject->digest.str());
+        res.header("Location", "/v2/" + repo + "/manifests/" + p->digest.str());
+        res.header("Docker-Content-Digest", p->digest.str());
+        if (!p->subject.empty()) res.header("OCI-Subject", p->subject);
         ex->respond(std::move(res));
       });
 }
@@ -144,29 +170,59 @@ void store_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, s
 
 }  // namespace
 
+namespace {
+
+// What a manifest GET learns from the index.
+struct ManifestLookup {
+  std::optional<cache::ManifestRecord> rec;
+  bool repo_known = true;
+};
+
+void answer_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status,
+                     const std::string& dstr, const ManifestLookup& found);
+
+}  // namespace
+
 void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
   const bool by_digest = r.ref.find(':') != std::string::npos;
   std::string dstr;
-  std::optional<cache::ManifestRecord> rec;
-  bool repo_known = true;
-  {
-    auto txn = ctx.index.read();
-    if (by_digest) {
-      auto d = oci::parse_digest(r.ref);
-      if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
-      dstr = d->str();
-      if (ctx.index.manifest_in_repo(txn, r.name, dstr)) rec = ctx.index.manifest(txn, dstr);
-    } else {
-      if (!oci::valid_tag(r.ref)) return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
-      if (auto t = ctx.index.tag(txn, r.name, r.ref)) {
-        dstr = *t;
-        rec = ctx.index.manifest(txn, dstr);
-      }
-    }
-    if (!rec) repo_known = ctx.index.repo_exists(txn, r.name);
+  if (by_digest) {
+    auto d = oci::parse_digest(r.ref);
+    if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+    dstr = d->str();
+  } else if (!oci::valid_tag(r.ref)) {
+    return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
   }
+  // Yields the tag's digest (empty when asked by digest: the caller has it) and what the index holds.
+  auto lookup = [by_digest](const cache::Index& index, const Route& r, const std::string& want) {
+    std::pair<std::string, ManifestLookup> out;
+    auto& [digest, found] = out;
+    auto txn = index.read();
+    if (by_digest) {
+      if (index.manifest_in_repo(txn, r.name, want)) found.rec = index.manifest(txn, want);
+    } else if (auto t = index.tag(txn, r.name, r.ref)) {
+      digest = *t;
+      found.rec = index.manifest(txn, digest);
+    }
+    if (!found.rec) found.repo_known = index.repo_exists(txn, r.name);
+    return out;
+  };
+  index_call(
+      ctx.index, ctx.pool, ex, lookup,
+      [&ctx, ex, cache_status](std::pair<std::string, ManifestLookup> out, const Route& r, const std::string& want) {
+        answer_manifest(ctx, ex, r, cache_status, out.first.empty() ? want : out.first, out.second);
+      },
+      r, dstr);
+}
+
+namespace {
+
+void answer_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status,
+                     const std::string& dstr, const ManifestLookup& found) {
+  const bool by_digest = r.ref.find(':') != std::string::npos;
+  const auto& rec = found.rec;
   if (!rec) {
-    if (!repo_known) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", r.name}});
+    if (!found.repo_known) return fail(ex, oci::ErrorCode::NameUnknown, {}, oci::Detail{{"name", r.name}});
     return fail(ex, oci::ErrorCode::ManifestUnknown, {}, by_digest ? digest_detail(dstr) : oci::Detail{{"tag", r.ref}});
   }
   http::Response res(200);
@@ -209,6 +265,8 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
       [&ctx, d = *d, size, bytes] { *bytes = ctx.store.read_small(d, size); },
       [answer, shared_res, bytes] { answer(std::move(*shared_res), std::move(*bytes)); });
 }
+
+}  // namespace
 
 void put_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   const bool by_digest = r.ref.find(':') != std::string::npos;

@@ -12,6 +12,7 @@
 #include "src/api/context.hpp"
 #include "src/util/json.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/auth/htpasswd.hpp"
 #include "src/oci/manifest.hpp"
@@ -72,11 +73,11 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
 
 Mirror::~Mirror() = default;
 
-proxy::Decision Mirror::decide(const std::string& name, const std::string& ns) const {
+proxy::Decision Mirror::decide(const cache::Index& index, const std::string& name, const std::string& ns) const {
   bool local_exists = false;
   if (!upstreams_.empty()) {
-    auto txn = ctx_.index.read();
-    local_exists = ctx_.index.repo_exists(txn, name);
+    auto txn = index.read();
+    local_exists = index.repo_exists(txn, name);
   }
   return proxy::route(table_, name, ns, local_exists);
 }
@@ -189,26 +190,6 @@ void Mirror::pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, c
   if (m.status == 404) return fail(ex, oci::ErrorCode::ManifestUnknown, what + " not found upstream");
   if (m.status == 401 || m.status == 403) return fail(ex, oci::ErrorCode::Denied, "the upstream refused access to " + what);
   fail(ex, oci::ErrorCode::Unavailable, "upstream answered " + std::to_string(m.status) + " for " + what, {}, 502);
-}
-
-void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred) {
-  auto* up = upstream(d.upstream);
-  if (!up || up->backing_off() || blobs.empty()) return;
-  std::vector<const oci::Descriptor*> wanted;
-  {
-    auto txn = ctx_.index.read();
-    for (const auto& b : blobs) {
-      if (fetches_->in_flight(b.digest) || fetches_->known_bad(b.digest)) continue;
-      if (ctx_.index.blob(txn, b.digest.str()) && ctx_.store.stat(b.digest)) continue;  // stored (for any repo)
-      wanted.push_back(&b);
-    }
-  }
-  for (const auto* b : wanted) {
-    ++stats_.prefetched;
-    (void)fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, b->digest, proxy::FetchPriority::Prefetch,
-                                 static_cast<uint64_t>(b->size), cred);
-  }
-  if (!wanted.empty()) spdlog::debug("prefetching {} blob(s) of {}", wanted.size(), d.cache_repo);
 }
 
 void Mirror::fetch_manifest(const proxy::Decision& d, const std::string& ref, const proxy::Credential& cred,
@@ -379,19 +360,32 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
       return serve_fetched(ex, *p->second, "HIT");
     }
   }
-  std::optional<std::string> cached_digest;
-  {
-    auto txn = ctx_.index.read();
-    if (is_digest_ref(r.ref)) {
-      auto want = oci::parse_digest(r.ref);
-      if (!want) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
-      if (ctx_.index.manifest_in_repo(txn, d.cache_repo, want->str())) cached_digest = want->str();
-    } else {
-      if (!oci::valid_tag(r.ref)) return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
-      cached_digest = ctx_.index.tag(txn, d.cache_repo, r.ref);
-    }
+  std::string want;  // the digest asked for, or empty for a tag
+  if (is_digest_ref(r.ref)) {
+    auto d = oci::parse_digest(r.ref);
+    if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
+    want = d->str();
+  } else if (!oci::valid_tag(r.ref)) {
+    return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
   }
-  const std::string ref = r.ref;
+  auto lookup = [](const cache::Index& index, const std::string& repo, const std::string& ref, const std::string& digest,
+                   const proxy::Decision&, const proxy::Credential&) -> std::optional<std::string> {
+    auto txn = index.read();
+    if (!digest.empty()) return index.manifest_in_repo(txn, repo, digest) ? std::optional(digest) : std::nullopt;
+    return index.tag(txn, repo, ref);
+  };
+  index_call(
+      ctx_.index, ctx_.pool, ex, lookup,
+      [this, ex, trusted](std::optional<std::string> cached_digest, const std::string&, const std::string& ref,
+                          const std::string&, const proxy::Decision& dec, const proxy::Credential& who) {
+        get_manifest_cached(ex, ref, dec, who, trusted, cached_digest);
+      },
+      d.cache_repo, r.ref, want, d, cred);
+}
+
+void Mirror::get_manifest_cached(const http::ExchangePtr& ex, const std::string& ref, const proxy::Decision& d,
+                                 const proxy::Credential& cred, bool trusted,
+                                 const std::optional<std::string>& cached_digest) {
   if (cached_digest && is_digest_ref(ref) && trusted) {  // immutable: never asks the upstream again
     ++stats_.hits;
     return serve_cached(ex, d, ref, "HIT");

@@ -45,8 +45,10 @@ class Mirror {
   Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& tokens);
   ~Mirror();
   bool enabled() const { return !upstreams_.empty(); }
-  // Routes a repository name (see proxy::route); `ns` is the containerd ?ns= parameter.
-  proxy::Decision decide(const std::string& name, const std::string& ns) const;
+  // Routes a repository name (see proxy::route); `ns` is the containerd ?ns= parameter. Reads `index`
+  // (whether the name exists locally): call it where the index may block (a worker, or run_index);
+  // throws std::runtime_error when the index cannot answer.
+  proxy::Decision decide(const cache::Index& index, const std::string& name, const std::string& ns) const;
   // GET/HEAD of a manifest through the mirror. Cached tags are served stale when the upstream fails; an
   // uncached one gets 404 MANIFEST_UNKNOWN (bare name) or 503 (explicit upstream) when it is unreachable,
   // and 502 when wharf refuses what it sent (too large, invalid, wrong digest, no valid media type).
@@ -98,12 +100,22 @@ class Mirror {
   // Records that the upstream let `cred` pull `cache_repo` just now.
   void grant(const proxy::Credential& cred, const std::string& cache_repo);
   proxy::Upstream* upstream(const std::string& name) const;
+  // get_manifest once the index said which digest is cached for `ref` (nullopt: none): serves it, revalidates
+  // it with the upstream, or fetches.
+  void get_manifest_cached(const http::ExchangePtr& ex, const std::string& ref, const proxy::Decision& d,
+                           const proxy::Credential& cred, bool trusted, const std::optional<std::string>& cached_digest);
   void fetch_manifest(const proxy::Decision& d, const std::string& ref, const proxy::Credential& cred,
                       std::function<void(FetchedManifest)> done);
   // The part of get_blob for a blob not linked to the repository: from the store, a shared download or
   // the upstream.
   void get_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& digest,
                          const proxy::Credential& cred);
+  // get_blob once the index said the blob is not linked to the repository (forward credentials checked).
+  void get_blob_unlinked_here(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& digest,
+                              const proxy::Credential& cred);
+  // get_unlinked_blob once the index said the blob is stored nowhere usable: a shared download or the upstream.
+  void fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& digest,
+                           const proxy::Credential& cred);
   void serve_fetched(const http::ExchangePtr& ex, const FetchedManifest& m, const char* cache_status);
   void serve_cached(const http::ExchangePtr& ex, const proxy::Decision& d, const std::string& ref, const char* status);
   void pass_error(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,

@@ -6,9 +6,11 @@
 // or not the upstream can be reached. A name that explicitly names an upstream gets 503 when it cannot be
 // reached.
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/mirror.hpp"
 #include "src/api/respond.hpp"
 #include "src/oci/media_type.hpp"
@@ -150,15 +152,28 @@ void Mirror::get_blob(const http::ExchangePtr& ex, const Route& r, const proxy::
   // proxy.forwardcredentials: nothing of a repository for a caller the upstream has not let pull it
   // (a manifest of it fetched or confirmed with the caller's account, or with the configured one).
   if (!granted(cred, d.cache_repo, GrantAge::Any)) return fail(ex, oci::ErrorCode::BlobUnknown, {}, digest_detail(dstr));
-  bool linked = false;
-  {
-    auto txn = ctx_.index.read();
-    linked = ctx_.index.blob_linked(txn, d.cache_repo, dstr) || ctx_.index.manifest_in_repo(txn, d.cache_repo, dstr);
-  }
-  if (linked) {
-    ++stats_.hits;
-    return api::get_blob(ctx_, ex, Route{RouteKind::Blob, d.cache_repo, dstr}, "HIT");
-  }
+  auto lookup = [](const cache::Index& index, const proxy::Decision& dec, const oci::Digest&, const std::string& ds,
+                   const proxy::Credential&) {
+    auto txn = index.read();
+    return index.blob_linked(txn, dec.cache_repo, ds) || index.manifest_in_repo(txn, dec.cache_repo, ds);
+  };
+  index_call(
+      ctx_.index, ctx_.pool, ex, lookup,
+      [this, ex](bool linked, const proxy::Decision& dec, const oci::Digest& dig, const std::string& ds,
+                 const proxy::Credential& who) {
+        if (linked) {
+          ++stats_.hits;
+          return api::get_blob(ctx_, ex, Route{RouteKind::Blob, dec.cache_repo, ds}, "HIT");
+        }
+        get_blob_unlinked_here(ex, dec, dig, who);
+      },
+      d, *digest, dstr, cred);
+}
+
+void Mirror::get_blob_unlinked_here(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                                    const proxy::Credential& cred) {
+  const oci::Digest* digest = &dig;
+  const std::string dstr = digest->str();
   if (!ctx_.cfg.forward_credentials) return get_unlinked_blob(ex, d, *digest, cred);
   // A blob stored or in flight for another repository (perhaps another account's private one) is shared
   // only once the upstream confirms, under the caller's account, that this repository has it.
@@ -186,24 +201,39 @@ void Mirror::get_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decisio
   const oci::Digest* digest = &dig;
   const std::string dstr = digest->str();
   const bool head = ex->req().method == "HEAD";
-  std::optional<cache::BlobRecord> rec;
-  {
-    auto txn = ctx_.index.read();
-    rec = ctx_.index.blob(txn, dstr);
-  }
-  // Stored for another repository: link it here too and serve it. Not for a HEAD on a name that may be
-  // a push target (see above): linking would make the name an upstream's and refuse the push.
-  if (rec && (!head || d.explicit_upstream) && ctx_.store.stat(*digest)) {
-    std::string repo = d.cache_repo;
-    uint64_t size = rec->size;
-    auto* index = &ctx_.index;
-    ctx_.pool.submit([index, repo, dstr, size] { (void)index->link_blob(repo, dstr, size, cache::Origin::Proxied); },
-                     [this, ex, repo, dstr] {
-                       ++stats_.hits;
-                       api::get_blob(ctx_, ex, Route{RouteKind::Blob, repo, dstr}, "HIT");
-                     });
-    return;
-  }
+  (void)digest;
+  auto lookup = [](const cache::Index& index, const proxy::Decision&, const oci::Digest&, const std::string& ds,
+                   const proxy::Credential&) {
+    auto txn = index.read();
+    return index.blob(txn, ds);
+  };
+  index_call(
+      ctx_.index, ctx_.pool, ex, lookup,
+      [this, ex, head](std::optional<cache::BlobRecord> rec, const proxy::Decision& dec, const oci::Digest& dg,
+                       const std::string& ds, const proxy::Credential& who) {
+        // Stored for another repository: link it here too and serve it. Not for a HEAD on a name that may
+        // be a push target (see above): linking would make the name an upstream's and refuse the push.
+        if (rec && (!head || dec.explicit_upstream) && ctx_.store.stat(dg)) {
+          std::string repo = dec.cache_repo;
+          uint64_t size = rec->size;
+          auto* index = &ctx_.index;
+          ctx_.pool.submit([index, repo, ds, size] { (void)index->link_blob(repo, ds, size, cache::Origin::Proxied); },
+                           [this, ex, repo, ds] {
+                             ++stats_.hits;
+                             api::get_blob(ctx_, ex, Route{RouteKind::Blob, repo, ds}, "HIT");
+                           });
+          return;
+        }
+        fetch_unlinked_blob(ex, dec, dg, who);
+      },
+      d, dig, dstr, cred);
+}
+
+void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                                 const proxy::Credential& cred) {
+  const oci::Digest* digest = &dig;
+  const std::string dstr = digest->str();
+  const bool head = ex->req().method == "HEAD";
   if (auto left = fetches_->known_bad(*digest))
     return fail(ex, oci::ErrorCode::Unavailable,
                 "the upstream recently served bytes that do not match " + dstr + "; not asking again for " +
@@ -274,6 +304,39 @@ void Mirror::get_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decisio
   });
   ex->on_close([w] { w->detach(); });
   w->progress();
+}
+
+void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred) {
+  auto* up = upstream(d.upstream);
+  if (!up || up->backing_off() || blobs.empty()) return;
+  // Which blobs have a record (stored for some repository): read where the index may block.
+  auto recorded = [](const cache::Index& index, const std::vector<oci::Descriptor>& list, const proxy::Decision&,
+                     const proxy::Credential&) {
+    std::vector<bool> out;
+    auto txn = index.read();
+    for (const auto& b : list) out.push_back(index.blob(txn, b.digest.str()).has_value());
+    return out;
+  };
+  run_index(
+      ctx_.index, ctx_.pool, recorded,
+      [this](std::expected<std::vector<bool>, std::string> known, const std::vector<oci::Descriptor>& list,
+             const proxy::Decision& dec, const proxy::Credential& who) {
+        if (!known) return spdlog::warn("prefetch for {} skipped: {}", dec.cache_repo, known.error());
+        auto* up = upstream(dec.upstream);
+        if (!up) return;
+        size_t started = 0;
+        for (size_t i = 0; i < list.size(); ++i) {
+          const auto& b = list[i];
+          if (fetches_->in_flight(b.digest) || fetches_->known_bad(b.digest)) continue;
+          if ((*known)[i] && ctx_.store.stat(b.digest)) continue;  // stored (for any repo)
+          ++stats_.prefetched;
+          ++started;
+          (void)fetches_->get_or_start(*up, dec.remote_repo, dec.cache_repo, b.digest, proxy::FetchPriority::Prefetch,
+                                       static_cast<uint64_t>(b.size), who);
+        }
+        if (started) spdlog::debug("prefetching {} blob(s) of {}", started, dec.cache_repo);
+      },
+      blobs, d, cred);
 }
 
 }  // namespace wharf::api

@@ -5,6 +5,7 @@
 
 #include "src/api/context.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/util/json.hpp"
 
@@ -67,30 +68,38 @@ std::optional<std::string> filter_catalog(const std::string& body, const std::st
 
 // The cached repositories of one upstream ("<ns>/..." in the store), with the prefix removed.
 void cached_catalog(Context& ctx, const http::ExchangePtr& ex, const std::string& ns, const MayPull& may_pull) {
-  const std::string prefix = ns + "/";
-  std::vector<std::string> names;
-  {
-    auto txn = ctx.index.read();
+  // The names under the prefix are read where the index may block; `may_pull` is asked on the loop.
+  auto read = [](const cache::Index& index, const std::string& prefix) {
+    std::vector<std::string> names;
+    auto txn = index.read();
     std::string last = prefix;
     for (int page = 0; page < 100; ++page) {
       bool more = false;
-      auto repos = ctx.index.repos(txn, last, 1000, &more);
+      auto repos = index.repos(txn, last, 1000, &more);
       bool past = false;
       for (auto& r : repos) {
         if (!r.starts_with(prefix)) {
           past = true;
           break;
         }
-        std::string name = r.substr(prefix.size());
-        if (visible(may_pull, ns, name)) names.push_back(std::move(name));
+        names.push_back(r.substr(prefix.size()));
       }
       if (past || !more || repos.empty()) break;
       last = repos.back();
     }
-  }
-  auto res = json_response(200, nlohmann::json{{"repositories", names}}.dump());
-  res.cache_status = "STALE";
-  ex->respond(std::move(res));
+    return names;
+  };
+  index_call(
+      ctx.index, ctx.pool, ex, read,
+      [ex, ns, may_pull](std::vector<std::string> found, const std::string&) {
+        std::vector<std::string> names;
+        for (auto& name : found)
+          if (visible(may_pull, ns, name)) names.push_back(std::move(name));
+        auto res = json_response(200, nlohmann::json{{"repositories", names}}.dump());
+        res.cache_status = "STALE";
+        ex->respond(std::move(res));
+      },
+      ns + "/");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "src/api/registry.hpp"
 
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/mirror.hpp"
 #include "src/api/respond.hpp"
 #include "src/api/route.hpp"
@@ -35,34 +36,67 @@ void Registry::handle(const http::ExchangePtr& ex) {
   auth_.check(ex, scope, [this, ex, route = std::move(*route)](const Caller& caller) { dispatch(ex, route, caller); });
 }
 
-std::optional<std::string> Registry::immutable_conflict(const Route& r, const std::string& method) {
+std::optional<std::string> Registry::immutable_conflict(const cache::Index& index, const cache::Index::ReadTxn& txn,
+                                                       const Route& r, const std::string& method) const {
   const auth::Rules& rules = auth_.rules();
   if (!rules.has_immutable_tags()) return std::nullopt;
-  auto txn = ctx_.index.read();
   if (r.ref.find(':') == std::string::npos) {  // a tag
-    if (!rules.tag_immutable(r.name, r.ref) || !ctx_.index.tag(txn, r.name, r.ref)) return std::nullopt;
+    if (!rules.tag_immutable(r.name, r.ref) || !index.tag(txn, r.name, r.ref)) return std::nullopt;
     return std::string("tag ").append(r.ref) + " of " + r.name + " is immutable (auth.immutabletags); it cannot be " +
            (method == "PUT" ? "overwritten" : "deleted");
   }
   if (method != "DELETE") return std::nullopt;
   bool more = false;
-  for (const std::string& t : ctx_.index.tags(txn, r.name, "", 0, &more)) {
-    if (rules.tag_immutable(r.name, t) && ctx_.index.tag(txn, r.name, t) == r.ref)
+  for (const std::string& t : index.tags(txn, r.name, "", 0, &more)) {
+    if (rules.tag_immutable(r.name, t) && index.tag(txn, r.name, t) == r.ref)
       return std::string("manifest ").append(r.ref) + " is tagged " + t + " in " + r.name +
              ", an immutable tag (auth.immutabletags); it cannot be deleted";
   }
   return std::nullopt;
 }
 
-void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Caller& caller) {
-  const Route* route = &r;
-  if (route->kind == RouteKind::Manifest && (ex->req().method == "PUT" || ex->req().method == "DELETE")) {
-    if (auto why = immutable_conflict(*route, ex->req().method)) return fail(ex, oci::ErrorCode::Denied, *why);
+Registry::Facts Registry::read_facts(const cache::Index& index, const Route& r, const std::string& m,
+                                     const std::string& ns) const {
+  Facts f;
+  if (r.kind == RouteKind::Manifest && (m == "PUT" || m == "DELETE") && auth_.rules().has_immutable_tags()) {
+    auto txn = index.read();
+    f.immutable = immutable_conflict(index, txn, r, m);
   }
+  if (ctx_.mirror && ctx_.mirror->enabled() && !r.name.empty()) {
+    f.decision = ctx_.mirror->decide(index, r.name, ns);
+    if (f.decision->proxied && m != "GET" && m != "HEAD") {
+      auto txn = index.read();
+      f.cached_upstream_repo = index.repo_exists(txn, f.decision->cache_repo);
+    }
+  }
+  return f;
+}
+
+void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Caller& caller) {
+  const std::string& m = ex->req().method;
+  const bool immutable_check = r.kind == RouteKind::Manifest && (m == "PUT" || m == "DELETE") &&
+                               auth_.rules().has_immutable_tags();
+  if (!immutable_check && !(ctx_.mirror && ctx_.mirror->enabled() && !r.name.empty()))
+    return dispatch_with(ex, r, caller, Facts{});  // nothing to read
+  auto read = [this](const cache::Index& index, const Route& route, const std::string& method, const std::string& ns,
+                     const Caller&) {
+    return read_facts(index, route, method, ns);
+  };
+  index_call(
+      ctx_.index, ctx_.pool, ex, read,
+      [this, ex](Facts facts, const Route& route, const std::string&, const std::string&, const Caller& who) {
+        dispatch_with(ex, route, who, facts);
+      },
+      r, m, ex->req().query_param("ns").value_or(""), caller);
+}
+
+void Registry::dispatch_with(const http::ExchangePtr& ex, const Route& r, const Caller& caller, const Facts& facts) {
+  const Route* route = &r;
+  if (facts.immutable) return fail(ex, oci::ErrorCode::Denied, *facts.immutable);
   const std::string& m = ex->req().method;
   const bool get = m == "GET" || m == "HEAD";
-  if (ctx_.mirror && ctx_.mirror->enabled() && !route->name.empty()) {
-    auto d = ctx_.mirror->decide(route->name, ex->req().query_param("ns").value_or(""));
+  if (facts.decision) {
+    const proxy::Decision& d = *facts.decision;
     if (d.proxied && get && !auth_.may_fetch(caller, d.upstream)) {
       // Not allowed to trigger fetches from this upstream (auth.fetch): what is cached, nothing more.
       const Route cached{route->kind, d.cache_repo, route->ref};
@@ -82,12 +116,7 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
       }
       if (!get) {
         // Writes: refused where the name belongs to an upstream, unless proxy.allowpush.
-        bool cached_upstream_repo = false;
-        {
-          auto txn = ctx_.index.read();
-          cached_upstream_repo = ctx_.index.repo_exists(txn, d.cache_repo);
-        }
-        if ((d.explicit_upstream || cached_upstream_repo) && !ctx_.cfg.allow_push_to_proxied)
+        if ((d.explicit_upstream || facts.cached_upstream_repo) && !ctx_.cfg.allow_push_to_proxied)
           return fail(ex, oci::ErrorCode::Denied,
                       "repository " + route->name + " is mirrored from " + d.upstream +
                           "; pushing into a proxied namespace is not allowed (set proxy.allowpush or use another name)");
@@ -111,7 +140,8 @@ void Registry::dispatch(const http::ExchangePtr& ex, const Route& r, const Calle
         auto may_pull = [gate = &auth_, caller](std::string_view repo) { return (gate->allowed(caller, repo) & auth::kPull) != 0; };
         if (auto ns = ex->req().query_param("ns"); ns && ctx_.mirror->catalog(ex, *ns, may_pull)) return;
       }
-      return catalog(ctx_, ex, *route, [&](std::string_view repo) {
+      // Called on the loop, possibly after the request's first index read: owns what it uses.
+      return catalog(ctx_, ex, *route, [this, ex, caller](std::string_view repo) {
         return (auth_.allowed(caller, repo) & auth::kPull) != 0 &&
                (!ctx_.mirror || ctx_.mirror->visible(ex->req(), std::string(repo)));
       });

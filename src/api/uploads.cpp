@@ -12,6 +12,7 @@
 
 #include "cache/publish.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/api/upload_sink.hpp"
 #include "src/auth/throttle.hpp"
@@ -302,6 +303,32 @@ void open_session(Context& ctx, const http::ExchangePtr& ex, const std::string& 
 
 }  // namespace
 
+namespace {
+
+// A cross-repository mount once the index gave the blob's record (nullopt: not linked in either
+// repository): links it on a worker and answers 201, or opens a normal upload session (202).
+void mount_blob(Context& ctx, const http::ExchangePtr& ex, const std::string& repo, const oci::Digest& digest,
+                const std::string& dstr, const std::optional<cache::BlobRecord>& rec) {
+  if (!rec || !ctx.store.stat(digest)) return open_session(ctx, ex, repo);
+  auto err = std::make_shared<std::string>();
+  uint64_t size = rec->size;
+  auto origin = rec->origin;
+  ctx.pool.submit(
+      [&ctx, err, repo, dstr, size, origin] {
+        auto res = ctx.index.link_blob(repo, dstr, size, origin);
+        if (!res) *err = res.error();
+      },
+      [ex, err, repo, dstr] {
+        if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
+        http::Response res(201);
+        res.header("Location", "/v2/" + repo + "/blobs/" + dstr);
+        res.header("Docker-Content-Digest", dstr);
+        ex->respond(std::move(res));
+      });
+}
+
+}  // namespace
+
 void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   const auto& req = ex->req();
   // Cross-repository mount.
@@ -309,31 +336,17 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     auto from = req.query_param("from");
     auto digest = oci::parse_digest(*mount);
     if (digest && from && oci::valid_repo_name(*from)) {
-      std::optional<cache::BlobRecord> rec;
-      {
-        auto txn = ctx.index.read();
-        if (ctx.index.blob_linked(txn, *from, digest->str()) || ctx.index.blob_linked(txn, r.name, digest->str()))
-          rec = ctx.index.blob(txn, digest->str());
-      }
-      if (rec && ctx.store.stat(*digest)) {
-        auto err = std::make_shared<std::string>();
-        std::string repo = r.name, dstr = digest->str();
-        uint64_t size = rec->size;
-        auto origin = rec->origin;
-        ctx.pool.submit(
-            [&ctx, err, repo, dstr, size, origin] {
-              auto res = ctx.index.link_blob(repo, dstr, size, origin);
-              if (!res) *err = res.error();
-            },
-            [ex, err, repo, dstr] {
-              if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
-              http::Response res(201);
-              res.header("Location", "/v2/" + repo + "/blobs/" + dstr);
-              res.header("Docker-Content-Digest", dstr);
-              ex->respond(std::move(res));
-            });
-        return;
-      }
+      auto read = [](const cache::Index& index, const std::string& source, const std::string& repo,
+                     const std::string& dstr) -> std::optional<cache::BlobRecord> {
+        auto txn = index.read();
+        if (index.blob_linked(txn, source, dstr) || index.blob_linked(txn, repo, dstr)) return index.blob(txn, dstr);
+        return std::nullopt;
+      };
+      return index_call(
+          ctx.index, ctx.pool, ex, read,
+          [&ctx, ex, digest = *digest](std::optional<cache::BlobRecord> rec, const std::string&, const std::string& repo,
+                                       const std::string& dstr) { mount_blob(ctx, ex, repo, digest, dstr, rec); },
+          std::string(*from), r.name, digest->str());
     }
     // Not mountable: fall back to a normal upload session (202).
     return open_session(ctx, ex, r.name);
@@ -406,38 +419,6 @@ void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
         },
         [ex] { ex->respond(http::Response(204)); });
   });
-}
-
-void purge_uploads(Context& ctx) {
-  const int64_t cutoff = int64_t(time(nullptr)) - int64_t(ctx.cfg.upload_purge_age.count());
-  std::vector<std::string> stale;
-  {
-    auto txn = ctx.index.read();
-    for (auto& [id, rec] : ctx.index.uploads(txn)) {
-      auto s = ctx.uploads.find(id);
-      if (rec.started < cutoff && !(s && s->busy)) stale.push_back(id);
-    }
-  }
-  if (ctx.cfg.upload_purge_dry_run) {
-    for (const auto& id : stale) spdlog::info("upload purging (dry run): would remove session {}", id);
-    return;
-  }
-  for (const auto& id : stale) ctx.uploads.erase(id);
-  ctx.pool.submit(
-      [&ctx, stale, cutoff] {
-        for (const auto& id : stale) {
-          ctx.store.discard(ctx.store.upload_key(id));
-          (void)ctx.index.delete_upload(id);
-        }
-        // Staged data with no session record (a crash between its creation and the record).
-        for (const auto& item : ctx.store.list_uploads()) {
-          if (item.modified >= cutoff) continue;
-          auto txn = ctx.index.read();
-          if (!ctx.index.upload(txn, item.name)) ctx.store.discard(ctx.store.upload_key(item.name));
-        }
-        if (!stale.empty()) spdlog::info("purged {} abandoned upload sessions", stale.size());
-      },
-      nullptr);
 }
 
 }  // namespace wharf::api

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <set>
 
+#include "src/api/index_call.hpp"
 #include "src/oci/digest.hpp"
 #include "src/ui/repo_query.hpp"
 #include "src/ui/reply.hpp"
@@ -84,31 +85,44 @@ void Ui::repositories(const http::ExchangePtr& ex, const Who& who) {
   auto query = parse_repo_query(req.query_param("q"), req.query_param("kind"), req.query_param("page"),
                                 req.query_param("per_page"));
   if (!query) return send_error(ex, oci::ErrorCode::Unsupported, query.error(), 400);
-  const RepoPage page = page_of(repo_names(), matches(who, *query), *query);
-  nlohmann::json items = nlohmann::json::array();
-  auto txn = ctx_.index.read();
-  for (const std::string& name : page.names) {
-    const RepoSummary s = summarize(ctx_.index, txn, name);
-    const auto upstream = upstream_of(name);
-    items.push_back({{"name", name},
-                     {"kind", upstream ? "mirror" : "local"},
-                     {"upstream", upstream ? nlohmann::json(*upstream) : nlohmann::json(nullptr)},
-                     {"tags", s.tags},
-                     {"size", s.size},
-                     {"updated", time_or_null(s.updated)}});
-  }
-  send_json(ex, 200, nlohmann::json{{"total", page.total}, {"page", query->page}, {"per_page", query->per_page},
-                                    {"items", std::move(items)}});
+  with_names(ex, [this, ex, who, query = *query] {
+    RepoPage page = page_of(repo_names(), matches(who, query), query);
+    // The summaries read the index (tags, manifests, blob sizes): where the index may block.
+    auto read = [](const cache::Index& index, const std::vector<std::string>& names) {
+      std::vector<RepoSummary> out;
+      auto txn = index.read();
+      for (const std::string& name : names) out.push_back(summarize(index, txn, name));
+      return out;
+    };
+    api::run_index(
+        ctx_.index, ctx_.pool, read,
+        [this, ex, total = page.total, page_no = query.page, per_page = query.per_page](
+            std::expected<std::vector<RepoSummary>, std::string> sums, const std::vector<std::string>& names) {
+          if (!ex->alive() || ex->responded()) return;
+          if (!sums) return send_error(ex, oci::ErrorCode::Unavailable, sums.error(), 503);
+          nlohmann::json items = nlohmann::json::array();
+          for (size_t i = 0; i < names.size(); ++i) {
+            const RepoSummary& s = (*sums)[i];
+            const auto upstream = upstream_of(names[i]);
+            items.push_back({{"name", names[i]},
+                             {"kind", upstream ? "mirror" : "local"},
+                             {"upstream", upstream ? nlohmann::json(*upstream) : nlohmann::json(nullptr)},
+                             {"tags", s.tags},
+                             {"size", s.size},
+                             {"updated", time_or_null(s.updated)}});
+          }
+          send_json(ex, 200, nlohmann::json{{"total", total}, {"page", page_no}, {"per_page", per_page},
+                                            {"items", std::move(items)}});
+        },
+        page.names);
+  });
 }
 
 void Ui::repository(const http::ExchangePtr& ex, const Who& who) {
   auto name = ex->req().query_param("name");
   if (!name || name->empty()) return send_error(ex, oci::ErrorCode::NameInvalid, "name is required", 400);
-  {
-    auto txn = ctx_.index.read();
-    if (!visible(who, *name) || !ctx_.index.repo_exists(txn, *name))
-      return send_error(ex, oci::ErrorCode::NameUnknown, "repository " + *name + " is not known here", 404);
-  }
+  if (!visible(who, *name))
+    return send_error(ex, oci::ErrorCode::NameUnknown, "repository " + *name + " is not known here", 404);
   const auto upstream = upstream_of(*name);
   const std::string host = registry_host(ex->req());
   const bool can_delete = may_delete(who.caller, *name);
@@ -119,6 +133,10 @@ void Ui::repository(const http::ExchangePtr& ex, const Who& who) {
   ctx_.pool.submit(
       [index, store, out, repo = *name, upstream, host, can_delete] {
         auto txn = index->read();
+        if (!index->repo_exists(txn, repo)) {  // read here: the index may block
+          *out = nlohmann::json{{"unknown", true}, {"unknown_name", repo}};
+          return;
+        }
         bool more = false;
         nlohmann::json tags = nlohmann::json::array(), referrers = nlohmann::json::array();
         std::set<std::string> subjects;
@@ -162,6 +180,9 @@ void Ui::repository(const http::ExchangePtr& ex, const Who& who) {
       },
       [ex, out] {
         if (out->is_null()) return send_error(ex, oci::ErrorCode::Unavailable, "the repository could not be read", 503);
+        if (out->contains("unknown"))
+          return send_error(ex, oci::ErrorCode::NameUnknown,
+                            "repository " + (*out)["unknown_name"].get<std::string>() + " is not known here", 404);
         send_json(ex, 200, *out);
       });
 }

@@ -22,19 +22,26 @@ nlohmann::json nullable(const std::string& s) { return s.empty() ? nlohmann::jso
 
 }  // namespace
 
+void Ui::answer_session(const http::ExchangePtr& ex, const std::optional<api::Caller>& caller, const std::string& csrf) {
+  const bool authenticated = !auth_.enabled() || (caller && caller->signed_in());
+  const bool can_delete = ctx_.cfg.delete_enabled && authenticated && may_delete_somewhere(caller.value_or(api::Caller{}));
+  send_json(ex, 200,
+            nlohmann::json{{"auth_enabled", auth_.enabled()},
+                           {"authenticated", authenticated},
+                           {"user", caller && authenticated ? nullable(caller->user) : nlohmann::json(nullptr)},
+                           {"csrf", authenticated ? nullable(csrf) : nlohmann::json(nullptr)},
+                           {"can_delete", can_delete},
+                           {"delete_enabled", ctx_.cfg.delete_enabled},
+                           {"ui_path", ctx_.cfg.ui_path},
+                           {"registry_host", registry_host(ex->req())}});
+}
+
 void Ui::session(const http::ExchangePtr& ex) {
   auto answer = [this, ex](const std::optional<api::Caller>& caller, const std::string& csrf) {
     const bool authenticated = !auth_.enabled() || (caller && caller->signed_in());
-    const bool can_delete = ctx_.cfg.delete_enabled && authenticated && may_delete_somewhere(caller.value_or(api::Caller{}));
-    send_json(ex, 200,
-              nlohmann::json{{"auth_enabled", auth_.enabled()},
-                             {"authenticated", authenticated},
-                             {"user", caller && authenticated ? nullable(caller->user) : nlohmann::json(nullptr)},
-                             {"csrf", authenticated ? nullable(csrf) : nlohmann::json(nullptr)},
-                             {"can_delete", can_delete},
-                             {"delete_enabled", ctx_.cfg.delete_enabled},
-                             {"ui_path", ctx_.cfg.ui_path},
-                             {"registry_host", registry_host(ex->req())}});
+    if (ctx_.cfg.delete_enabled && authenticated)  // may_delete_somewhere reads the names
+      return with_names(ex, [this, ex, caller, csrf] { answer_session(ex, caller, csrf); });
+    answer_session(ex, caller, csrf);
   };
   if (const Session* s = cookie_session(ex->req())) return answer(api::Caller{s->user, nullptr}, s->csrf);
   if (!auth_.enabled()) return answer(api::Caller{}, process_csrf_);

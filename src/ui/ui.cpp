@@ -3,6 +3,7 @@
 
 #include <ctime>
 
+#include "src/api/index_call.hpp"
 #include "src/api/mirror.hpp"
 #include "src/auth/actions.hpp"
 #include "src/ui/assets.hpp"
@@ -34,20 +35,30 @@ Ui::Ui(api::Context& ctx, api::AuthGate& auth, Traffic& traffic, Activity& activ
       process_csrf_(random_token()) {}
 
 void Ui::observe(const std::string& method, int status, const std::string& cache_status) {
-  if (status < 400 && ((method != "GET" && method != "HEAD") || cache_status == "MISS")) names_stale_ = true;
+  if (status < 400 && ((method != "GET" && method != "HEAD") || cache_status == "MISS")) {
+    names_stale_ = true;
+    ++names_writes_;
+  }
 }
 
-const std::vector<std::string>& Ui::repo_names() {
+void Ui::with_names(const http::ExchangePtr& ex, std::function<void()> then) {
   const auto now = std::chrono::steady_clock::now();
-  if (names_stale_ || now - names_read_ > kNamesMaxAge) {
-    auto txn = ctx_.index.read();
+  if (!names_stale_ && now - names_read_ <= kNamesMaxAge) return then();
+  auto read = [](const cache::Index& index) {
+    auto txn = index.read();
     bool more = false;
-    names_ = ctx_.index.repos(txn, "", 0, &more);
-    matches_.clear();
-    names_read_ = now;
-    names_stale_ = false;
-  }
-  return names_;
+    return index.repos(txn, "", 0, &more);
+  };
+  api::run_index(ctx_.index, ctx_.pool, read,
+                 [this, ex, then, now, writes = names_writes_](std::expected<std::vector<std::string>, std::string> names) {
+                   if (!ex->alive() || ex->responded()) return;
+                   if (!names) return send_error(ex, oci::ErrorCode::Unavailable, names.error(), 503);
+                   names_ = std::move(*names);
+                   matches_.clear();
+                   names_read_ = now;
+                   names_stale_ = writes != names_writes_;  // a write landed while reading: read again next time
+                   then();
+                 });
 }
 
 const std::vector<uint32_t>& Ui::matches(const Who& who, const RepoQuery& query) {

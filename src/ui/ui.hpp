@@ -57,10 +57,16 @@ class Ui {
 
  private:
   void serve_asset(const http::ExchangePtr& ex, std::string_view name);
+  // The /api/session answer for `caller` (nullopt: not established) with its CSRF token.
+  void answer_session(const http::ExchangePtr& ex, const std::optional<api::Caller>& caller, const std::string& csrf);
   void api(const http::ExchangePtr& ex, std::string_view endpoint);
-  // The sorted repository names: a copy read from the index at most kNamesMaxAge ago and after the
-  // last write (the listing then only filters; reading 10,000 names costs more than the rest).
-  const std::vector<std::string>& repo_names();
+  // The sorted repository names: the copy read from the index by the last with_names().
+  const std::vector<std::string>& repo_names() const { return names_; }
+  // Calls `then` on the loop once repo_names() was read from the index at most kNamesMaxAge ago and
+  // after the last write (the listing then only filters; reading 10,000 names costs more than the
+  // rest). The read runs where the index may block; if it fails, answers 503 on `ex` instead; nothing
+  // is called if `ex`'s client went away meanwhile.
+  void with_names(const http::ExchangePtr& ex, std::function<void()> then);
   static constexpr std::chrono::milliseconds kNamesMaxAge{1000};
   // The positions in repo_names() a listing matches for `who` (remembered per user, q and kind until the
   // names are read again; not for bearer tokens, whose claims decide).
@@ -111,6 +117,7 @@ class Ui {
   std::vector<std::string> names_;  // repo_names()' copy
   std::chrono::steady_clock::time_point names_read_{};
   bool names_stale_ = true;
+  uint64_t names_writes_ = 0;  // writes observed; a read started before one is stale when it lands
   std::unordered_map<std::string, std::vector<uint32_t>> matches_;  // user \0 q \0 kind → positions
   std::vector<uint32_t> uncached_;                                  // matches() for token callers
 };
