@@ -35,6 +35,20 @@ def bucket(ctx, gw):
     return name
 
 
+def mirror_on_bucket(m, gw, name, **extra):
+    """Restarts the Mirror `m` with its blobs in bucket `name` instead of the filesystem (same config otherwise)."""
+    m.wharf.stop()
+    with open(m.wharf.config_path) as f:
+        text = f.read()
+    s3 = dict({"region": gw.region, "bucket": name, "accesskey": gw.access_key, "secretkey": gw.secret_key,
+               "regionendpoint": gw.endpoint, "secure": False, "rootdirectory": "/registry"}, **extra)
+    text, n = re.subn(r"\n  filesystem:\n    rootdirectory: [^\n]*", "\n" + to_yaml({"s3": s3}, 1), text)
+    check_eq(n, 1, "the mirror's storage.filesystem section to replace")
+    with open(m.wharf.config_path, "w") as f:
+        f.write(text)
+    m.wharf.start()
+
+
 def write_config(ctx, gw, name, **over):
     s3 = {"region": gw.region, "bucket": name, "accesskey": gw.access_key, "secretkey": gw.secret_key,
           "regionendpoint": gw.endpoint, "rootdirectory": "/registry"}
@@ -543,18 +557,7 @@ def test_s3_mirror_concurrent_cold_pulls_fetch_once(ctx):
     gw = rgw()
     name = bucket(ctx, gw)
     with Mirror(ctx) as m:
-        # The same mirror configuration with blobs in the bucket instead of the filesystem.
-        m.wharf.stop()
-        with open(m.wharf.config_path) as f:
-            text = f.read()
-        s3 = to_yaml({"s3": {"region": gw.region, "bucket": name, "accesskey": gw.access_key,
-                             "secretkey": gw.secret_key, "regionendpoint": gw.endpoint, "secure": False,
-                             "rootdirectory": "/registry"}}, 1)
-        text, n = re.subn(r"\n  filesystem:\n    rootdirectory: [^\n]*", "\n" + s3, text)
-        check_eq(n, 1, "the mirror's storage.filesystem section to replace")
-        with open(m.wharf.config_path, "w") as f:
-            f.write(text)
-        m.wharf.start()
+        mirror_on_bucket(m, gw, name)  # the same mirror configuration with blobs in the bucket
         img = ctx.image(layers=2, size=2 << 20, seed=61)
         m.hub.push(img, "library/s3pull", "c1")
         m.hub.reset_counters()

@@ -15,7 +15,7 @@ import harness
 from harness import check, check_eq, wharf_only
 from http_util import expect_error, request
 from registry import to_yaml
-from test_s3 import S3_TIMEOUT, bucket, object_status, rgw, s3_registry
+from test_s3 import S3_TIMEOUT, bucket, mirror_on_bucket, object_status, rgw, s3_registry
 
 MiB = 1 << 20
 UPLOADS_PREFIX = "registry/docker/registry/v2/_uploads/"
@@ -168,17 +168,7 @@ def test_s3_mirror_fetch_streams_parts_into_the_bucket(ctx):
     gw = rgw()
     name = bucket(ctx, gw)
     with Mirror(ctx) as m:
-        m.wharf.stop()
-        with open(m.wharf.config_path) as f:
-            text = f.read()
-        s3 = to_yaml({"s3": {"region": gw.region, "bucket": name, "accesskey": gw.access_key,
-                             "secretkey": gw.secret_key, "regionendpoint": gw.endpoint, "secure": False,
-                             "rootdirectory": "/registry", "chunksize": "5MiB"}}, 1)
-        text, n = re.subn(r"\n  filesystem:\n    rootdirectory: [^\n]*", "\n" + s3, text)
-        check_eq(n, 1, "the mirror's storage.filesystem section to replace")
-        with open(m.wharf.config_path, "w") as f:
-            f.write(text)
-        m.wharf.start()
+        mirror_on_bucket(m, gw, name, chunksize="5MiB")
         img = ctx.image(layers=1, size=13 * MiB, seed=71)
         m.hub.push(img, "library/s3parts", "p1")
         m.hub.reset_counters()
