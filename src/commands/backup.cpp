@@ -1,7 +1,14 @@
 // wharf backup CONFIG DIR [--include-blobs] (online) and wharf restore CONFIG DIR [--force] (offline).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "cache/backup.hpp"
 #include "src/commands/commands.hpp"
@@ -20,25 +27,34 @@ int report_gaps(const char* verb, const cache::BackupResult& r) {
   return r.missing_referenced > 0 || !r.damaged.empty() ? 1 : 0;
 }
 
-}  // namespace
-
-int backup(const config::Config& cfg, const std::vector<std::string>& args) {
+// The DIR argument and whether one of `flags` was given; nullopt (a usage error) for anything else or no DIR.
+std::optional<std::pair<std::string, bool>> dir_and_flag(const std::vector<std::string>& args,
+                                                         std::initializer_list<std::string_view> flags) {
   std::string dir;
-  cache::IncludeBlobs include = cache::IncludeBlobs::No;
+  bool flag = false;
   for (const auto& a : args) {
-    if (a == "--include-blobs") {
-      include = cache::IncludeBlobs::Yes;
+    if (std::find(flags.begin(), flags.end(), a) != flags.end()) {
+      flag = true;
     } else if (dir.empty() && !a.starts_with("-")) {
       dir = a;
     } else {
-      dir.clear();
-      break;
+      return std::nullopt;
     }
   }
-  if (dir.empty()) {
+  if (dir.empty()) return std::nullopt;
+  return std::pair{dir, flag};
+}
+
+}  // namespace
+
+int backup(const config::Config& cfg, const std::vector<std::string>& args) {
+  auto parsed = dir_and_flag(args, {"--include-blobs"});
+  if (!parsed) {
     std::fprintf(stderr, "usage: wharf backup CONFIG DIR [--include-blobs]\n");
     return 2;
   }
+  const std::string& dir = parsed->first;
+  const cache::IncludeBlobs include = parsed->second ? cache::IncludeBlobs::Yes : cache::IncludeBlobs::No;
   auto stores = open_stores(cfg);
   if (!stores) {
     spdlog::error("{}", stores.error());
@@ -63,22 +79,13 @@ int backup(const config::Config& cfg, const std::vector<std::string>& args) {
 }
 
 int restore(const config::Config& cfg, const std::vector<std::string>& args) {
-  std::string dir;
-  cache::Force force = cache::Force::No;
-  for (const auto& a : args) {
-    if (a == "--force" || a == "-f") {
-      force = cache::Force::Yes;
-    } else if (dir.empty() && !a.starts_with("-")) {
-      dir = a;
-    } else {
-      dir.clear();
-      break;
-    }
-  }
-  if (dir.empty()) {
+  auto parsed = dir_and_flag(args, {"--force", "-f"});
+  if (!parsed) {
     std::fprintf(stderr, "usage: wharf restore CONFIG DIR [--force]\n");
     return 2;
   }
+  const std::string& dir = parsed->first;
+  const cache::Force force = parsed->second ? cache::Force::Yes : cache::Force::No;
   if (cfg.storage_driver == config::StorageDriver::S3) {  // the index goes to the root, missing blobs to the bucket
     if (auto r = cache::restore_index(dir, cfg.root_directory, force); !r)
       return spdlog::error("restore failed: {}", r.error()), 1;
