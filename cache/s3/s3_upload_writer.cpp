@@ -17,7 +17,7 @@ std::string failure(std::string_view what, const std::string& key, const s3::S3E
 }  // namespace
 
 S3UploadWriter::S3UploadWriter(const S3Uploads& uploads, std::string id, UploadState st)
-    : uploads_(uploads), id_(std::move(id)), key_(s3_upload_key(id_)), st_(std::move(st)), saved_parts_(st_.parts.size()), saved_tail_(st_.tail.size()) {}
+    : uploads_(uploads), id_(std::move(id)), key_(s3_upload_key(id_)), st_(std::move(st)), saved_parts_(st_.parts.size()), saved_tail_(st_.tail.size()), start_(st_.size()) {}
 
 struct S3UploadWriter::InFlight {
   int number = 0;
@@ -88,9 +88,31 @@ std::expected<void, std::string> S3UploadWriter::settle(size_t keep) {
   return {};
 }
 
+std::expected<void, std::string> S3UploadWriter::claim(uint64_t from) {
+  if (!claims_.empty() && from <= claims_.back()) return {};  // held (a part sent again after a failure)
+  switch (uploads_.claim(id_, from)) {
+    case S3Uploads::Claim::Ok:
+      claims_.push_back(from);
+      return {};
+    case S3Uploads::Claim::Failed:
+      return std::unexpected("S3 upload " + id_ + ": cannot claim the move on from offset " + std::to_string(from));
+    case S3Uploads::Claim::Taken:
+      break;
+  }
+  // Another front continued from this state first: stop writing, and learn what the bucket holds now.
+  (void)settle(0);
+  conflicted_ = true;
+  dirty_ = false;
+  uploads_.forget(id_);
+  if (auto now = uploads_.load(id_)) st_ = std::move(*now);
+  else st_.tail.clear();
+  return std::unexpected("upload " + id_ + " was continued by another request from offset " + std::to_string(from));
+}
+
 std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n, oci::Hasher* hasher) {
   if (n == 0) return {};
   if (st_.completed) return std::unexpected("upload " + id_ + " was already completed; no more data can be added");
+  if (conflicted_) return std::unexpected("upload " + id_ + " was continued by another request");
   const uint64_t before = size();
   if (hasher) hasher->update(p, n);
   st_.tail.append(p, n);
@@ -101,6 +123,15 @@ std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n,
       const uint64_t parts = st_.parts_size();
       st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
       return r;
+    }
+    // The part moves the session on from the state before it (this writer's start for its first part).
+    const uint64_t from = std::max(start_, uint64_t(st_.parts.size() + inflight_.size()) * uploads_.chunk_size());
+    if (auto c = claim(from); !c) {
+      if (!conflicted_) {
+        const uint64_t parts = st_.parts_size();
+        st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
+      }
+      return c;
     }
     start_part();
   }
@@ -114,6 +145,9 @@ std::expected<void, std::string> S3UploadWriter::close() {
     start_part();
     r = settle(0);
   }
+  // A new tail moves the session on from the parts (without one, the parts already did: nothing to claim).
+  if (r && !st_.tail.empty()) r = claim(std::max(start_, st_.parts_size()));
+  if (conflicted_) return r;
   if (r) r = uploads_.save_tail(id_, st_, saved_parts_);
   if (!r) {
     uploads_.forget(id_);
@@ -123,6 +157,11 @@ std::expected<void, std::string> S3UploadWriter::close() {
     saved_parts_ = st_.parts.size();
     saved_tail_ = st_.tail.size();
     dirty_ = false;
+    // Claims on states the session did not move on from (or never reached) would hold up the next writer.
+    while (!claims_.empty() && claims_.back() >= st_.size()) {
+      uploads_.unclaim(id_, claims_.back());
+      claims_.pop_back();
+    }
     return r;
   }
   saved_parts_ = st_.parts.size();
