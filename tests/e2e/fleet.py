@@ -17,8 +17,8 @@ from test_s3 import bucket, rgw
 
 SECRET = "e2e-fleet-shared-secret"
 
-# An access log line: "<peer> <METHOD> <target> <status> <bytes>B ..." (src/app.cpp).
-_ACCESS = re.compile(r"\] (\S+) (GET|HEAD|POST|PATCH|PUT|DELETE) (\S+) (\d{3}) ")
+# An access log line: "<time> info <peer> <METHOD> <target> <status> <bytes>B ..." (src/app.cpp).
+_ACCESS = re.compile(r" (\S+) (GET|HEAD|POST|PATCH|PUT|DELETE) (\S+) (\d{3}) \d+B ")
 
 
 def haproxy_config(port, fronts):
