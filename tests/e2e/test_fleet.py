@@ -125,6 +125,7 @@ def _concurrent_patches(fleet):
     loser = results[1 - winner]
     expect_error(loser, 416, "RANGE_INVALID", "the PATCH that lost")
     check(_range_end(loser) in (len(head), len(head) + MiB), "Range of the 416: %r" % loser.header("Range"))
+    print("    the PATCH that lost: %s" % loser.body[:160].decode(errors="replace"), flush=True)
     for f in fleet.fronts:
         st = request("GET", f.url + loc)
         check_eq((st.status, _range_end(st)), (204, len(head) + MiB), "status on %s after the race" % f.name)
