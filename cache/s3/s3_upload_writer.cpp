@@ -21,6 +21,7 @@ S3UploadWriter::S3UploadWriter(const S3Uploads& uploads, std::string id, UploadS
 
 struct S3UploadWriter::InFlight {
   int number = 0;
+  std::optional<uint64_t> claim;  // the state this part claimed the move from before it was sent
   std::string bytes;  // kept until the part is confirmed
   std::mutex mu;
   std::condition_variable cv;
@@ -45,11 +46,18 @@ void S3UploadWriter::start_part() {
   f->bytes = st_.tail.substr(0, chunk);
   st_.tail.erase(0, chunk);
   inflight_.push_back(f);
-  uploads_.start_part(id_, st_, f->number, f->bytes, [f](std::expected<std::string, s3::S3Error> r) {
+  auto done = [f](std::expected<std::string, s3::S3Error> r) {
     std::lock_guard lock(f->mu);
     f->result = std::move(r);
     f->cv.notify_all();
-  });
+  };
+  // The part moves the session on from the state before it (this writer's start for its first part); the
+  // claim goes with it on the loop, so the writer does not wait for it.
+  const uint64_t from = std::max(start_, uint64_t(f->number - 1) * chunk);
+  if (!claims_.empty() && from <= claims_.back()) return uploads_.start_part(id_, st_, f->number, f->bytes, std::move(done));
+  claims_.push_back(from);
+  f->claim = from;
+  uploads_.start_claimed_part(id_, st_, from, f->number, f->bytes, std::move(done));
 }
 
 namespace {
@@ -76,6 +84,7 @@ std::expected<void, std::string> S3UploadWriter::settle(size_t keep) {
       continue;
     }
     if (error.empty()) {
+      if (f->claim && result && !*result && result->error().status == 412) refused_ = *f->claim;
       const std::string key = UploadKeys::data(id_);
       error = result ? failure("UploadPart", key, result->error()) : "S3 UploadPart " + key + " did not complete";
       // This part and every later one go back in front of the tail, in order (re-sent under the same numbers).
@@ -99,6 +108,28 @@ std::expected<void, std::string> S3UploadWriter::claim(uint64_t from) {
     case S3Uploads::Claim::Taken:
       break;
   }
+  return conflict(from);
+}
+
+std::expected<void, std::string> S3UploadWriter::after_failure(std::expected<void, std::string> failed) {
+  if (!refused_) return failed;
+  const uint64_t from = *refused_;
+  refused_.reset();
+  std::erase(claims_, from);  // not this writer's (yet)
+  switch (uploads_.claim(id_, from)) {
+    case S3Uploads::Claim::Ok:  // a stale claim, taken over: the part is sent again by the next request
+      claims_.push_back(from);
+      std::sort(claims_.begin(), claims_.end());
+      return failed;
+    case S3Uploads::Claim::Failed:
+      return failed;
+    case S3Uploads::Claim::Taken:
+      break;
+  }
+  return conflict(from);
+}
+
+std::expected<void, std::string> S3UploadWriter::conflict(uint64_t from) {
   // Another front continued from this state first: stop writing, and learn what the bucket holds now.
   (void)settle(0);
   conflicted_ = true;
@@ -119,19 +150,12 @@ std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n,
   dirty_ = true;
   while (st_.tail.size() >= uploads_.chunk_size()) {
     if (auto r = settle(kInFlight - 1); !r) {
+      r = after_failure(std::move(r));
+      if (conflicted_) return r;
       // Keep what is durable or was staged before this call; the rest of these bytes are not kept.
       const uint64_t parts = st_.parts_size();
       st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
       return r;
-    }
-    // The part moves the session on from the state before it (this writer's start for its first part).
-    const uint64_t from = std::max(start_, uint64_t(st_.parts.size() + inflight_.size()) * uploads_.chunk_size());
-    if (auto c = claim(from); !c) {
-      if (!conflicted_) {
-        const uint64_t parts = st_.parts_size();
-        st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
-      }
-      return c;
     }
     start_part();
   }
@@ -145,6 +169,8 @@ std::expected<void, std::string> S3UploadWriter::close() {
     start_part();
     r = settle(0);
   }
+  if (!r) r = after_failure(std::move(r));
+  if (conflicted_) return r;
   // A new tail moves the session on from the parts (without one, the parts already did: nothing to claim).
   if (r && !st_.tail.empty()) r = claim(std::max(start_, st_.parts_size()));
   if (conflicted_) return r;

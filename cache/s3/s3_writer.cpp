@@ -251,6 +251,23 @@ void S3Uploads::start_part(std::string_view id, const UploadState& st, int numbe
       std::move(done));
 }
 
+void S3Uploads::start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, int number,
+                                   std::string bytes, s3::Done<std::string> done) const {
+  bridge_.post<std::string>(
+      [claim = UploadKeys::claim(id, from), key = UploadKeys::data(id), upload_id = st.upload_id, number,
+       bytes = std::make_shared<const std::string>(std::move(bytes))](s3::Client& c, s3::Done<std::string> d) {
+        s3::PutOptions once;
+        once.if_none_match = true;
+        s3::Done<std::string> then = [&c, key, upload_id, number, bytes, d](std::expected<std::string, s3::S3Error> r) {
+          if (!r) return d(std::unexpected(std::move(r.error())));
+          c.upload_part(key, upload_id, number, proxy::RequestBody::from_string(*bytes), d);
+        };
+        return c.put_object(claim, proxy::RequestBody::from_string(std::to_string(::time(nullptr))), once,
+                            std::move(then));
+      },
+      std::move(done));
+}
+
 std::expected<void, std::string> S3Uploads::save_tail(std::string_view id, UploadState& st, size_t old_parts) const {
   st.tail_etag.clear();
   if (!st.tail.empty()) {

@@ -85,6 +85,10 @@ class S3Uploads {
   // (on the loop thread, or before this returns).
   void start_part(std::string_view id, const UploadState& st, int number, std::string bytes,
                   s3::Done<std::string> done) const;
+  // Like start_part, after creating the claim on `from` (claim() without its takeover of stale claims):
+  // a refused claim fails `done` with status 412 and sends nothing.
+  void start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, int number, std::string bytes,
+                          s3::Done<std::string> done) const;
   // Stores `bytes` as the tail after the parts of `st`, and drops the tail after `old_parts` parts if
   // that is another one.
   std::expected<void, std::string> save_tail(std::string_view id, UploadState& st, size_t old_parts) const;
@@ -145,9 +149,14 @@ class S3UploadWriter final : public BlobWriter {
 
  private:
   struct InFlight;
-  // Claims the move from `from` staged bytes (once per value); on Taken, reloads what S3 holds into st_
-  // (so size() tells the truth), marks the writer conflicted and fails with a message.
+  // Claims the move from `from` staged bytes (once per value); on Taken, conflict(from).
   std::expected<void, std::string> claim(uint64_t from);
+  // Another writer continued from `from` first: waits for the parts in flight, reloads what S3 holds into
+  // st_ (so size() tells the truth), marks the writer conflicted and fails with a message.
+  std::expected<void, std::string> conflict(uint64_t from);
+  // After settle() failed: if a part's claim was refused, whether it was a stale claim now taken over
+  // (the failure stands, the claim is held) or another writer's (conflict()).
+  std::expected<void, std::string> after_failure(std::expected<void, std::string> failed);
   static constexpr size_t kInFlight = 3;
   // Starts the first chunksize bytes of the tail as the next part.
   void start_part();
@@ -165,6 +174,7 @@ class S3UploadWriter final : public BlobWriter {
   bool dirty_ = false;  // bytes appended since the tail was saved
   uint64_t start_;      // staged bytes when this writer began: its first durable write moves on from here
   std::vector<uint64_t> claims_;     // the states this writer claimed the move from, ascending
+  std::optional<uint64_t> refused_;  // a part's claim on this state was refused (set by settle())
   bool conflicted_ = false;          // another writer continued the session first: nothing more is written
 };
 

@@ -215,6 +215,9 @@ def test_fleet_kill9_front_during_push_loses_nothing_acknowledged(ctx):
         loc = _location(r)
     # Round-robin over 3 fronts, and only this client: POST, PATCH, PATCH went to fronts p, p+1, p+2, so the
     # next request goes to p again (checked from the access logs before relying on it).
+    # (a front writes its access log line as it answers: wait until both PATCH lines are there)
+    wait_for(lambda: sum(1 for _, m, _t, _s in fleet.requests(sid) if m == "PATCH") >= 2,
+             "the access logs to show both PATCHes", tries=100, interval=0.1)
     served = {m: {i for i, m2, t, st in fleet.requests(sid) if m2 == m} for m in ("POST", "PATCH")}
     served["POST"] = {i for i, m, t, st in fleet.requests("/v2/e2e/killed/blobs/uploads/") if m == "POST"}
     check(len(served["POST"]) == 1 and len(served["PATCH"]) == 2 and not served["POST"] & served["PATCH"],
