@@ -1,5 +1,6 @@
 // The writer of S3 upload sessions: parts in flight while the next one fills, the tail saved at close
 // (see s3_writer.hpp).
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -17,7 +18,11 @@ std::string failure(std::string_view what, const std::string& key, const s3::S3E
 }  // namespace
 
 S3UploadWriter::S3UploadWriter(const S3Uploads& uploads, std::string id, UploadState st)
-    : uploads_(uploads), id_(std::move(id)), key_(s3_upload_key(id_)), st_(std::move(st)), saved_parts_(st_.parts.size()), saved_tail_(st_.tail.size()), start_(st_.size()) {}
+    : uploads_(uploads), id_(std::move(id)), key_(s3_upload_key(id_)), st_(std::move(st)), saved_parts_(st_.parts.size()), saved_tail_(st_.tail.size()), start_(st_.size()) {
+  unsigned char random[8];
+  RAND_bytes(random, sizeof random);
+  for (unsigned char b : random) token_.append(1, "0123456789abcdef"[b >> 4]).append(1, "0123456789abcdef"[b & 15]);
+}
 
 struct S3UploadWriter::InFlight {
   int number = 0;
@@ -57,7 +62,7 @@ void S3UploadWriter::start_part() {
   if (!claims_.empty() && from <= claims_.back()) return uploads_.start_part(id_, st_, f->number, f->bytes, std::move(done));
   claims_.push_back(from);
   f->claim = from;
-  uploads_.start_claimed_part(id_, st_, from, f->number, f->bytes, std::move(done));
+  uploads_.start_claimed_part(id_, st_, from, token_, f->number, f->bytes, std::move(done));
 }
 
 namespace {
@@ -99,7 +104,7 @@ std::expected<void, std::string> S3UploadWriter::settle(size_t keep) {
 
 std::expected<void, std::string> S3UploadWriter::claim(uint64_t from) {
   if (!claims_.empty() && from <= claims_.back()) return {};  // held (a part sent again after a failure)
-  switch (uploads_.claim(id_, from)) {
+  switch (uploads_.claim(id_, from, token_)) {
     case S3Uploads::Claim::Ok:
       claims_.push_back(from);
       return {};
@@ -116,11 +121,11 @@ std::expected<void, std::string> S3UploadWriter::after_failure(std::expected<voi
   const uint64_t from = *refused_;
   refused_.reset();
   std::erase(claims_, from);  // not this writer's (yet)
-  switch (uploads_.claim(id_, from)) {
-    case S3Uploads::Claim::Ok:  // a stale claim, taken over: the part is sent again by the next request
+  switch (uploads_.claim(id_, from, token_)) {
+    case S3Uploads::Claim::Ok:  // ours after all, or a stale one taken over: the bytes go up again
       claims_.push_back(from);
       std::sort(claims_.begin(), claims_.end());
-      return failed;
+      return {};
     case S3Uploads::Claim::Failed:
       return failed;
     case S3Uploads::Claim::Taken:
@@ -152,10 +157,13 @@ std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n,
     if (auto r = settle(kInFlight - 1); !r) {
       r = after_failure(std::move(r));
       if (conflicted_) return r;
-      // Keep what is durable or was staged before this call; the rest of these bytes are not kept.
-      const uint64_t parts = st_.parts_size();
-      st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
-      return r;
+      if (!r) {
+        // Keep what is durable or was staged before this call; the rest of these bytes are not kept.
+        const uint64_t parts = st_.parts_size();
+        st_.tail.resize(size_t(before > parts ? std::min<uint64_t>(before - parts, st_.tail.size()) : 0));
+        return r;
+      }
+      continue;  // the claim was ours: the parts' bytes are back in the tail
     }
     start_part();
   }
@@ -165,11 +173,12 @@ std::expected<void, std::string> S3UploadWriter::append(const char* p, size_t n,
 std::expected<void, std::string> S3UploadWriter::close() {
   if (!dirty_) return {};
   auto r = settle(0);
+  if (!r) r = after_failure(std::move(r));
   while (r && st_.tail.size() >= uploads_.chunk_size()) {  // a failed part's bytes came back: retry them
     start_part();
     r = settle(0);
+    if (!r) r = after_failure(std::move(r));
   }
-  if (!r) r = after_failure(std::move(r));
   if (conflicted_) return r;
   // A new tail moves the session on from the parts (without one, the parts already did: nothing to claim).
   if (r && !st_.tail.empty()) r = claim(std::max(start_, st_.parts_size()));

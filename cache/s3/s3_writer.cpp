@@ -1,6 +1,7 @@
 // Upload sessions of the S3 store kept in the bucket (see s3_writer.hpp).
 #include "cache/s3/s3_writer.hpp"
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -23,6 +24,9 @@ std::string failure(std::string_view what, const std::string& key, const s3::S3E
 }
 
 StoreError failed(std::string message) { return StoreError{StoreError::Kind::Failed, std::move(message)}; }
+
+// The body of a claim: "<unix seconds> <token>".
+std::string claim_body(const std::string& token) { return std::to_string(::time(nullptr)).append(" ").append(token); }
 
 }  // namespace
 
@@ -251,10 +255,10 @@ void S3Uploads::start_part(std::string_view id, const UploadState& st, int numbe
       std::move(done));
 }
 
-void S3Uploads::start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, int number,
-                                   std::string bytes, s3::Done<std::string> done) const {
+void S3Uploads::start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, const std::string& token,
+                                   int number, std::string bytes, s3::Done<std::string> done) const {
   bridge_.post<std::string>(
-      [claim = UploadKeys::claim(id, from), key = UploadKeys::data(id), upload_id = st.upload_id, number,
+      [claim = UploadKeys::claim(id, from), body = claim_body(token), key = UploadKeys::data(id), upload_id = st.upload_id, number,
        bytes = std::make_shared<const std::string>(std::move(bytes))](s3::Client& c, s3::Done<std::string> d) {
         s3::PutOptions once;
         once.if_none_match = true;
@@ -262,8 +266,7 @@ void S3Uploads::start_claimed_part(std::string_view id, const UploadState& st, u
           if (!r) return d(std::unexpected(std::move(r.error())));
           c.upload_part(key, upload_id, number, proxy::RequestBody::from_string(*bytes), d);
         };
-        return c.put_object(claim, proxy::RequestBody::from_string(std::to_string(::time(nullptr))), once,
-                            std::move(then));
+        return c.put_object(claim, proxy::RequestBody::from_string(body), once, std::move(then));
       },
       std::move(done));
 }
@@ -290,7 +293,11 @@ std::expected<void, std::string> S3Uploads::complete(std::string_view id, Upload
   const std::string key = UploadKeys::data(id);
   const uint64_t total = st.size();
   // Completing moves the session on too: not while another front continues it from this state.
-  switch (claim(id, total)) {
+  unsigned char random[8];
+  RAND_bytes(random, sizeof random);
+  std::string token;
+  for (unsigned char b : random) token.append(1, "0123456789abcdef"[b >> 4]).append(1, "0123456789abcdef"[b & 15]);
+  switch (claim(id, total, token)) {
     case Claim::Ok: break;
     case Claim::Taken: return std::unexpected("upload " + std::string(id) + " is being continued by another request");
     case Claim::Failed: return std::unexpected("S3 upload " + std::string(id) + ": cannot claim its completion");
@@ -330,13 +337,13 @@ std::expected<void, std::string> S3Uploads::complete(std::string_view id, Upload
   return {};
 }
 
-S3Uploads::Claim S3Uploads::claim(std::string_view id, uint64_t size) const {
+S3Uploads::Claim S3Uploads::claim(std::string_view id, uint64_t size, const std::string& token) const {
   // A writer claims right before its part or tail PUT, so a claim this old whose state never moved on
   // belongs to a writer that died in between (or hangs); the clocks of the fronts are assumed in sync.
   constexpr int64_t kClaimStale = 120;
   const std::string key = UploadKeys::claim(id, size);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const std::string now = std::to_string(::time(nullptr));
+    const std::string now = claim_body(token);
     s3::PutOptions once;
     once.if_none_match = true;
     auto r = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> done) {
@@ -351,7 +358,10 @@ S3Uploads::Claim S3Uploads::claim(std::string_view id, uint64_t size) const {
     auto held = get(key, 64);
     if (!held) return Claim::Failed;
     if (!*held) continue;  // removed meanwhile: try again
-    auto since = util::parse_u64((*held)->first, uint64_t(1) << 40);
+    const std::string& body = (*held)->first;
+    const size_t space = body.find(' ');
+    if (space != std::string::npos && body.substr(space + 1) == token) return Claim::Ok;  // ours (a retried PUT)
+    auto since = util::parse_u64(std::string_view(body).substr(0, space), uint64_t(1) << 40);
     if (!since || int64_t(*since) + kClaimStale > ::time(nullptr)) return Claim::Taken;
     forget(id);
     auto st = load(id);

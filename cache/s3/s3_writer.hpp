@@ -87,8 +87,8 @@ class S3Uploads {
                   s3::Done<std::string> done) const;
   // Like start_part, after creating the claim on `from` (claim() without its takeover of stale claims):
   // a refused claim fails `done` with status 412 and sends nothing.
-  void start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, int number, std::string bytes,
-                          s3::Done<std::string> done) const;
+  void start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, const std::string& token,
+                          int number, std::string bytes, s3::Done<std::string> done) const;
   // Stores `bytes` as the tail after the parts of `st`, and drops the tail after `old_parts` parts if
   // that is another one.
   std::expected<void, std::string> save_tail(std::string_view id, UploadState& st, size_t old_parts) const;
@@ -102,7 +102,9 @@ class S3Uploads {
   // (two fronts) continuing the same state, exactly one gets Ok. A claim left by a writer that died
   // between its claim and its write is taken over once it is older than kClaimStale and the session
   // still holds `size` bytes.
-  Claim claim(std::string_view id, uint64_t size) const;
+  // `token` (unique per writer) is stored in the claim, so a claim whose PUT was retried after a lost
+  // answer is recognized as the caller's own.
+  Claim claim(std::string_view id, uint64_t size, const std::string& token) const;
   // Removes the claim on `size` (a writer that made nothing durable after claiming it).
   void unclaim(std::string_view id, uint64_t size) const;
   // Deletes every claim of session `id` (once it is completed: no writer can move it on any more).
@@ -154,8 +156,9 @@ class S3UploadWriter final : public BlobWriter {
   // Another writer continued from `from` first: waits for the parts in flight, reloads what S3 holds into
   // st_ (so size() tells the truth), marks the writer conflicted and fails with a message.
   std::expected<void, std::string> conflict(uint64_t from);
-  // After settle() failed: if a part's claim was refused, whether it was a stale claim now taken over
-  // (the failure stands, the claim is held) or another writer's (conflict()).
+  // After settle() failed: if a part's claim was refused, whether it is this writer's own (a retried PUT)
+  // or a stale one now taken over (then success: the parts' bytes are back in the tail and go up again)
+  // or another writer's (conflict()).
   std::expected<void, std::string> after_failure(std::expected<void, std::string> failed);
   static constexpr size_t kInFlight = 3;
   // Starts the first chunksize bytes of the tail as the next part.
@@ -175,6 +178,7 @@ class S3UploadWriter final : public BlobWriter {
   uint64_t start_;      // staged bytes when this writer began: its first durable write moves on from here
   std::vector<uint64_t> claims_;     // the states this writer claimed the move from, ascending
   std::optional<uint64_t> refused_;  // a part's claim on this state was refused (set by settle())
+  std::string token_;                // written into this writer's claims
   bool conflicted_ = false;          // another writer continued the session first: nothing more is written
 };
 
