@@ -65,6 +65,9 @@ class BlobWriter {
   // A descriptor the bytes written so far can be read back from while the write goes on (the mirror
   // streams a blob to its waiters as it arrives); -1 if the backend keeps no local copy.
   virtual int read_fd() const = 0;
+  // True once append() or close() failed because another writer (another front) continued the same staged
+  // upload first; size() then tells what the store holds now (the caller answers 416 with that Range).
+  virtual bool conflicted() const { return false; }
 };
 
 // A staged item to make visible as blob `digest` (inside the index write transaction).

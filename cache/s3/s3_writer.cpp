@@ -1,14 +1,17 @@
 // Upload sessions of the S3 store kept in the bucket (see s3_writer.hpp).
 #include "cache/s3/s3_writer.hpp"
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <map>
 
 #include "cache/s3/s3_store.hpp"
+#include "src/util/number.hpp"
 
 namespace wharf::cache {
 namespace {
@@ -22,6 +25,9 @@ std::string failure(std::string_view what, const std::string& key, const s3::S3E
 
 StoreError failed(std::string message) { return StoreError{StoreError::Kind::Failed, std::move(message)}; }
 
+// The body of a claim: "<unix seconds> <token>".
+std::string claim_body(const std::string& token) { return std::to_string(::time(nullptr)).append(" ").append(token); }
+
 }  // namespace
 
 std::string UploadKeys::dir(std::string_view id) { return std::string(kPrefix).append(id).append("/"); }
@@ -29,6 +35,10 @@ std::string UploadKeys::dir(std::string_view id) { return std::string(kPrefix).a
 std::string UploadKeys::data(std::string_view id) { return dir(id).append("data"); }
 
 std::string UploadKeys::tail(std::string_view id, size_t parts) { return dir(id).append("tail-").append(std::to_string(parts)); }
+
+std::string UploadKeys::claim(std::string_view id, uint64_t size) {
+  return dir(id).append("claim-").append(std::to_string(size));
+}
 
 std::optional<std::string> UploadKeys::id_of(std::string_view key) {
   if (!key.starts_with(kPrefix)) return std::nullopt;
@@ -245,6 +255,22 @@ void S3Uploads::start_part(std::string_view id, const UploadState& st, int numbe
       std::move(done));
 }
 
+void S3Uploads::start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, const std::string& token,
+                                   int number, std::string bytes, s3::Done<std::string> done) const {
+  bridge_.post<std::string>(
+      [claim = UploadKeys::claim(id, from), body = claim_body(token), key = UploadKeys::data(id), upload_id = st.upload_id, number,
+       bytes = std::make_shared<const std::string>(std::move(bytes))](s3::Client& c, s3::Done<std::string> d) {
+        s3::PutOptions once;
+        once.if_none_match = true;
+        s3::Done<std::string> then = [&c, key, upload_id, number, bytes, d](std::expected<std::string, s3::S3Error> r) {
+          if (!r) return d(std::unexpected(std::move(r.error())));
+          c.upload_part(key, upload_id, number, proxy::RequestBody::from_string(*bytes), d);
+        };
+        return c.put_object(claim, proxy::RequestBody::from_string(body), once, std::move(then));
+      },
+      std::move(done));
+}
+
 std::expected<void, std::string> S3Uploads::save_tail(std::string_view id, UploadState& st, size_t old_parts) const {
   st.tail_etag.clear();
   if (!st.tail.empty()) {
@@ -266,18 +292,32 @@ std::expected<void, std::string> S3Uploads::complete(std::string_view id, Upload
   if (st.completed) return {};
   const std::string key = UploadKeys::data(id);
   const uint64_t total = st.size();
+  // Completing moves the session on too: not while another front continues it from this state.
+  unsigned char random[8];
+  RAND_bytes(random, sizeof random);
+  std::string token;
+  for (unsigned char b : random) token.append(1, "0123456789abcdef"[b >> 4]).append(1, "0123456789abcdef"[b & 15]);
+  switch (claim(id, total, token)) {
+    case Claim::Ok: break;
+    case Claim::Taken: return std::unexpected("upload " + std::string(id) + " is being continued by another request");
+    case Claim::Failed: return std::unexpected("S3 upload " + std::string(id) + ": cannot claim its completion");
+  }
+  auto failed_with = [&](std::string message) -> std::expected<void, std::string> {
+    unclaim(id, total);  // a retried PUT may claim it again
+    return std::unexpected(std::move(message));
+  };
   const size_t tail_parts = st.parts.size();
   if (st.parts.empty()) {  // under one part: one PUT, and the multipart upload goes
     auto put = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> done) {
       return c.put_object(key, proxy::RequestBody::from_string(st.tail), s3::PutOptions{}, std::move(done));
     });
-    if (!put) return std::unexpected(failure("PutObject", key, put.error()));
+    if (!put) return failed_with(failure("PutObject", key, put.error()));
     (void)bridge_.call<void>([&](s3::Client& c, s3::Done<void> done) {
       return c.abort_multipart_upload(key, st.upload_id, std::move(done));
     });
   } else {
     if (!st.tail.empty()) {
-      if (auto r = add_part(id, st, st.tail); !r) return r;
+      if (auto r = add_part(id, st, st.tail); !r) return failed_with(r.error());
     }
     std::vector<s3::Part> parts;
     for (const auto& p : st.parts) parts.push_back(s3::Part{.number = p.number, .etag = p.etag});
@@ -286,14 +326,69 @@ std::expected<void, std::string> S3Uploads::complete(std::string_view id, Upload
     });
     if (!done) {
       if (!st.tail.empty()) st.parts.pop_back();  // the tail stays the tail (its part is overwritten next time)
-      return std::unexpected(failure("CompleteMultipartUpload", key, done.error()));
+      return failed_with(failure("CompleteMultipartUpload", key, done.error()));
     }
   }
   forget(id);
   const std::string tail = UploadKeys::tail(id, tail_parts);
   (void)bridge_.call<void>([&](s3::Client& c, s3::Done<void> d) { return c.delete_object(tail, std::move(d)); });
+  drop_claims(id);
   st = UploadState{.upload_id = "", .parts = {}, .tail = {}, .tail_etag = {}, .completed = total};
   return {};
+}
+
+S3Uploads::Claim S3Uploads::claim(std::string_view id, uint64_t size, const std::string& token) const {
+  // A writer claims right before its part or tail PUT, so a claim this old whose state never moved on
+  // belongs to a writer that died in between (or hangs); the clocks of the fronts are assumed in sync.
+  constexpr int64_t kClaimStale = 120;
+  const std::string key = UploadKeys::claim(id, size);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const std::string now = claim_body(token);
+    s3::PutOptions once;
+    once.if_none_match = true;
+    auto r = bridge_.call<std::string>([&](s3::Client& c, s3::Done<std::string> done) {
+      return c.put_object(key, proxy::RequestBody::from_string(now), once, std::move(done));
+    });
+    if (r) return Claim::Ok;
+    if (r.error().status != 412) {
+      spdlog::warn("{}", failure("PutObject", key, r.error()));
+      return Claim::Failed;
+    }
+    if (attempt > 0) return Claim::Taken;
+    auto held = get(key, 64);
+    if (!held) return Claim::Failed;
+    if (!*held) continue;  // removed meanwhile: try again
+    const std::string& body = (*held)->first;
+    const size_t space = body.find(' ');
+    if (space != std::string::npos && body.substr(space + 1) == token) return Claim::Ok;  // ours (a retried PUT)
+    auto since = util::parse_u64(std::string_view(body).substr(0, space), uint64_t(1) << 40);
+    if (!since || int64_t(*since) + kClaimStale > ::time(nullptr)) return Claim::Taken;
+    forget(id);
+    auto st = load(id);
+    if (!st || st->size() != size) return Claim::Taken;  // it moved on: the claim was used
+    spdlog::warn("upload {}: taking over the claim on offset {} left {} s ago by a writer that did not finish", id,
+                 size, ::time(nullptr) - int64_t(*since));
+    unclaim(id, size);
+  }
+  return Claim::Taken;
+}
+
+void S3Uploads::drop_claims(std::string_view id) const {
+  s3::ListRequest req;
+  req.prefix = UploadKeys::dir(id).append("claim-");
+  auto listed = bridge_.call<s3::ListPage>([&](s3::Client& c, s3::Done<s3::ListPage> done) {
+    return c.list_objects(req, std::move(done));
+  });
+  if (!listed) return;  // left for the purge of the session's objects
+  std::vector<std::function<uint64_t(s3::Client&, s3::Done<void>)>> deletes;
+  for (const auto& o : listed->objects)
+    deletes.push_back([key = o.key](s3::Client& c, s3::Done<void> done) { return c.delete_object(key, std::move(done)); });
+  if (!deletes.empty()) (void)bridge_.call_all<void>(std::move(deletes));
+}
+
+void S3Uploads::unclaim(std::string_view id, uint64_t size) const {
+  const std::string key = UploadKeys::claim(id, size);
+  (void)bridge_.call<void>([&](s3::Client& c, s3::Done<void> done) { return c.delete_object(key, std::move(done)); });
 }
 
 void S3Uploads::remove(std::string_view id) const {

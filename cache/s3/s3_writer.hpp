@@ -34,6 +34,8 @@ struct UploadKeys {
   static std::string data(std::string_view id);
   // The bytes after the first `parts` parts.
   static std::string tail(std::string_view id, size_t parts);
+  // The claim on moving the session on from `size` staged bytes (S3Uploads::claim).
+  static std::string claim(std::string_view id, uint64_t size);
   // The session id a listed key belongs to; nullopt for keys outside the uploads prefix.
   static std::optional<std::string> id_of(std::string_view key);
 };
@@ -83,12 +85,30 @@ class S3Uploads {
   // (on the loop thread, or before this returns).
   void start_part(std::string_view id, const UploadState& st, int number, std::string bytes,
                   s3::Done<std::string> done) const;
+  // Like start_part, after creating the claim on `from` (claim() without its takeover of stale claims):
+  // a refused claim fails `done` with status 412 and sends nothing.
+  void start_claimed_part(std::string_view id, const UploadState& st, uint64_t from, const std::string& token,
+                          int number, std::string bytes, s3::Done<std::string> done) const;
   // Stores `bytes` as the tail after the parts of `st`, and drops the tail after `old_parts` parts if
   // that is another one.
   std::expected<void, std::string> save_tail(std::string_view id, UploadState& st, size_t old_parts) const;
   // Completes the session into its data object (parts, then the tail as the last part; a single PUT
   // when there are no parts) unless done already; `st` then says `completed`.
   std::expected<void, std::string> complete(std::string_view id, UploadState& st) const;
+  // The result of claim(): this writer may move the session on, another one did first, or S3 failed.
+  enum class Claim { Ok, Taken, Failed };
+  // Claims the move of session `id` away from the state of `size` staged bytes (claim-<size>, created with
+  // If-None-Match: *), before a writer makes a part or a tail durable from that state: of two writers
+  // (two fronts) continuing the same state, exactly one gets Ok. A claim left by a writer that died
+  // between its claim and its write is taken over once it is older than kClaimStale and the session
+  // still holds `size` bytes.
+  // `token` (unique per writer) is stored in the claim, so a claim whose PUT was retried after a lost
+  // answer is recognized as the caller's own.
+  Claim claim(std::string_view id, uint64_t size, const std::string& token) const;
+  // Removes the claim on `size` (a writer that made nothing durable after claiming it).
+  void unclaim(std::string_view id, uint64_t size) const;
+  // Deletes every claim of session `id` (once it is completed: no writer can move it on any more).
+  void drop_claims(std::string_view id) const;
   // Aborts every multipart upload and deletes every object of session `id` (absent is fine).
   void remove(std::string_view id) const;
   // Every session in the bucket, with the last time it was written.
@@ -127,9 +147,19 @@ class S3UploadWriter final : public BlobWriter {
   uint64_t size() const override;
   const StagedKey& key() const override { return key_; }
   int read_fd() const override { return -1; }
+  bool conflicted() const override { return conflicted_; }
 
  private:
   struct InFlight;
+  // Claims the move from `from` staged bytes (once per value); on Taken, conflict(from).
+  std::expected<void, std::string> claim(uint64_t from);
+  // Another writer continued from `from` first: waits for the parts in flight, reloads what S3 holds into
+  // st_ (so size() tells the truth), marks the writer conflicted and fails with a message.
+  std::expected<void, std::string> conflict(uint64_t from);
+  // After settle() failed: if a part's claim was refused, whether it is this writer's own (a retried PUT)
+  // or a stale one now taken over (then success: the parts' bytes are back in the tail and go up again)
+  // or another writer's (conflict()).
+  std::expected<void, std::string> after_failure(std::expected<void, std::string> failed);
   static constexpr size_t kInFlight = 3;
   // Starts the first chunksize bytes of the tail as the next part.
   void start_part();
@@ -145,6 +175,11 @@ class S3UploadWriter final : public BlobWriter {
   size_t saved_parts_;  // the parts the saved tail follows
   size_t saved_tail_;   // the saved tail's length
   bool dirty_ = false;  // bytes appended since the tail was saved
+  uint64_t start_;      // staged bytes when this writer began: its first durable write moves on from here
+  std::vector<uint64_t> claims_;     // the states this writer claimed the move from, ascending
+  std::optional<uint64_t> refused_;  // a part's claim on this state was refused (set by settle())
+  std::string token_;                // written into this writer's claims
+  bool conflicted_ = false;          // another writer continued the session first: nothing more is written
 };
 
 }  // namespace wharf::cache

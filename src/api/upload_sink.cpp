@@ -98,6 +98,7 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
       failed_ = true;
       std::vector<char>().swap(filling_);
       // Answering ends the body (the sink goes, and release() runs) unless it had arrived already.
+      if (writer_->conflicted()) return fail_upload_range(ex_, *s_, error_);
       return fail(ex_, oci::ErrorCode::Unavailable, "cannot store upload data: " + error_);
     }
     if (filling_.size() >= kUploadBlock || (ended_ && !filling_.empty())) submit();
@@ -119,6 +120,7 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
       }
       self->s_->set_busy(false);
       if (auto dropped = std::move(self->dropped_)) dropped();
+      if (self->conflicted_) return fail_upload_range(self->ex_, *self->s_, error);
       fail(self->ex_, oci::ErrorCode::Unavailable, "cannot store upload data: " + error);
     });
   }
@@ -143,6 +145,7 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
         },
         [self, error, then = std::move(then)] {
           self->s_->offset = self->writer_->size();
+          self->conflicted_ = self->writer_->conflicted();
           if (!error->empty()) self->s_->hasher.reset();
           self->writer_.reset();
           then(*error);
@@ -165,6 +168,7 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
   bool failed_ = false;   // a write failed and was answered
   bool gone_ = false;     // the sink is gone
   bool settled_ = false;  // done_ or dropped_ has run (or is no longer due)
+  bool conflicted_ = false;  // the writer's close failed because another front continued the upload
 };
 
 class UploadSink final : public http::BodySink {
@@ -184,6 +188,14 @@ class UploadSink final : public http::BodySink {
 };
 
 }  // namespace
+
+void fail_upload_range(const http::ExchangePtr& ex, const UploadSession& s, std::string message) {
+  auto res = error_response(oci::ErrorCode::RangeInvalid, std::move(message), {}, 416);
+  res.header("Location", std::string("/v2/").append(s.repo).append("/blobs/uploads/").append(s.id));
+  res.header("Range", std::string("0-").append(std::to_string(s.offset == 0 ? 0 : s.offset - 1)));
+  res.header("Docker-Upload-UUID", s.id);
+  ex->respond(std::move(res));
+}
 
 std::unique_ptr<http::BodySink> make_upload_sink(util::WorkPool& pool, http::ExchangePtr ex,
                                                  std::shared_ptr<UploadSession> s,

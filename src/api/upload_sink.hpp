@@ -15,12 +15,17 @@
 
 namespace wharf::api {
 
+// Answers 416 RANGE_INVALID for session `s` with its Location and its Range (s.offset): a chunk that
+// does not continue the upload where the store holds it.
+void fail_upload_range(const http::ExchangePtr& ex, const UploadSession& s, std::string message);
+
 // Bytes gathered on the loop before a block goes to a worker.
 inline constexpr size_t kUploadBlock = 128 * 1024;
 
 // The sink that stages `ex`'s body through `writer` for session `s`, which the caller marked busy.
 // `done` runs on the loop once every byte is staged (s->offset is then final). If a write fails, the
-// sink answers 503 UNAVAILABLE itself and drops the running digest (the staged size stays truthful).
+// sink answers 503 UNAVAILABLE itself (416 with the store's Range if another front continued the upload
+// first: BlobWriter::conflicted) and drops the running digest (the staged size stays truthful).
 // If the request ends without its body staged, `dropped` (if any) runs and the session stops being
 // busy, in both cases only after the last write job has finished.
 std::unique_ptr<http::BodySink> make_upload_sink(util::WorkPool& pool, http::ExchangePtr ex,

@@ -53,11 +53,7 @@ http::Response progress_response(int status, const UploadSession& s) {
 }
 
 void fail_range(const http::ExchangePtr& ex, const UploadSession& s, std::string message) {
-  auto res = error_response(oci::ErrorCode::RangeInvalid, std::move(message), {}, 416);
-  res.header("Location", upload_location(s.repo, s.id));
-  res.header("Range", range_value(s.offset));
-  res.header("Docker-Upload-UUID", s.id);
-  ex->respond(std::move(res));
+  fail_upload_range(ex, s, std::move(message));
 }
 
 oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", d}}; }
@@ -133,6 +129,39 @@ bool admit_session(Context& ctx, const http::ExchangePtr& ex) {
   return false;
 }
 
+// Checks a Content-Range header (if any) against the session's offset; answers 416 and returns false if off.
+bool check_content_range(const http::ExchangePtr& ex, const UploadSession& s) {
+  auto cr = ex->req().header("content-range");
+  if (cr.empty()) return true;
+  auto range = oci::parse_content_range(cr);
+  if (!range) {
+    fail_range(ex, s, "invalid Content-Range '" + std::string(cr) + "'");
+    return false;
+  }
+  if (range->first != s.offset) {
+    fail_range(ex, s, "chunk starts at " + std::to_string(range->first) + " but the upload is at " +
+                          std::to_string(s.offset));
+    return false;
+  }
+  // Without Content-Length (and not chunked) the body is empty: its length must match the range too.
+  if (!ex->req().chunked && ex->req().content_length.value_or(0) != range->length()) {
+    fail_range(ex, s, "Content-Range length does not match the body length");
+    return false;
+  }
+  return true;
+}
+
+// Takes `staged` (what the store holds of the session now) as its offset. When it differs from the
+// offset this front knew, bytes were added (or lost) elsewhere: the running digest no longer covers the
+// data, so it is dropped and the PUT hashes what the store holds (BlobBackend::hash_staged).
+void adopt_offset(UploadSession& s, uint64_t staged) {
+  if (staged == s.offset) return;
+  spdlog::debug("upload {}: staged size {} differs from this front's offset {}; continuing from the store", s.id,
+                staged, s.offset);
+  s.offset = staged;
+  s.hasher.reset();
+}
+
 using Done = std::function<void()>;
 
 // How write_body reaches a session's staged data: a new Temp item (monolithic), or the upload's end.
@@ -148,13 +177,19 @@ void write_body(Context& ctx, const http::ExchangePtr& ex, const std::shared_ptr
     if (!writer) {
       s->set_busy(false);
       if (dropped) dropped();
-      if (writer.error().kind == cache::StoreError::Kind::Missing)
+      if (writer.error().kind == cache::StoreError::Kind::Missing) {
+        if (how == Open::Resume) ctx.uploads.erase(s->id);  // completed or cancelled elsewhere
         return fail(ex, oci::ErrorCode::BlobUploadUnknown, "upload data missing");
+      }
       return fail(ex, oci::ErrorCode::Unavailable, writer.error().message);
     }
     if (how == Open::CreateTemp) {
       s->path = (*writer)->key();
       s->store = &ctx.store;
+    } else {
+      // The staged data is the truth: another front (or process) may have continued the session.
+      adopt_offset(*s, (*writer)->size());
+      if (!check_content_range(ex, *s)) return s->set_busy(false);
     }
     s->set_busy(true);
     ex->read_body(make_upload_sink(ctx.pool, ex, s, std::move(*writer), std::move(done), std::move(dropped)));
@@ -231,28 +266,6 @@ void finish_upload(Context& ctx, const http::ExchangePtr& ex, std::shared_ptr<Up
           }
         }
       });
-}
-
-// Checks a Content-Range header (if any) against the session's offset; answers 416 and returns false if off.
-bool check_content_range(const http::ExchangePtr& ex, const UploadSession& s) {
-  auto cr = ex->req().header("content-range");
-  if (cr.empty()) return true;
-  auto range = oci::parse_content_range(cr);
-  if (!range) {
-    fail_range(ex, s, "invalid Content-Range '" + std::string(cr) + "'");
-    return false;
-  }
-  if (range->first != s.offset) {
-    fail_range(ex, s, "chunk starts at " + std::to_string(range->first) + " but the upload is at " +
-                          std::to_string(s.offset));
-    return false;
-  }
-  // Without Content-Length (and not chunked) the body is empty: its length must match the range too.
-  if (!ex->req().chunked && ex->req().content_length.value_or(0) != range->length()) {
-    fail_range(ex, s, "Content-Range length does not match the body length");
-    return false;
-  }
-  return true;
 }
 
 // Creates a new session: data file plus a durable index record, then answers 202. The session holds
@@ -377,7 +390,6 @@ void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
   find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
     if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
     if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
-    if (!check_content_range(ex, *s)) return;
     write_body(ctx, ex, s, Open::Resume, [ex, s] {
       s->set_busy(false);
       ex->respond(progress_response(202, *s));
@@ -393,16 +405,26 @@ void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
     if (!d) return fail(ex, oci::ErrorCode::DigestInvalid, "the digest query parameter is required");
     auto digest = oci::parse_digest(*d);
     if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + *d + "'");
-    if (!check_content_range(ex, *s)) return;
     oci::Digest want = *digest;
     write_body(ctx, ex, s, Open::Resume, [&ctx, ex, s, want] { finish_upload(ctx, ex, s, want); });
   });
 }
 
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  find_session(ctx, r.ref, r.name, [ex](std::shared_ptr<UploadSession> s) {
+  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
     if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
-    ex->respond(progress_response(204, *s));
+    if (s->busy) return ex->respond(progress_response(204, *s));  // this front is writing: its offset is current
+    // Another front may have continued the session: report what the store holds (on a worker: S3 asks the network).
+    auto staged = std::make_shared<std::optional<uint64_t>>();
+    ctx.pool.submit([&ctx, s, staged] { *staged = ctx.store.upload_size(s->id); },
+                    [&ctx, ex, s, staged] {
+                      if (!*staged) {
+                        if (!s->busy) ctx.uploads.erase(s->id);
+                        return fail(ex, oci::ErrorCode::BlobUploadUnknown);
+                      }
+                      if (!s->busy) adopt_offset(*s, **staged);
+                      ex->respond(progress_response(204, *s));
+                    });
   });
 }
 
