@@ -207,10 +207,19 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     if (!found.rec) found.repo_known = index.repo_exists(txn, r.name);
     return out;
   };
+  // With a blocking index, a lookup the notifications keep fresh answers without a database call.
+  const std::string& key = by_digest ? dstr : r.ref;
+  if (const auto* hit = ctx.tags.get(r.name, key))
+    return answer_manifest(ctx, ex, r, cache_status, hit->digest, ManifestLookup{.rec = hit->rec, .repo_known = true});
+  const uint64_t seen = ctx.tags.generation();
   index_call(
       ctx.index, ctx.pool, ex, lookup,
-      [&ctx, ex, cache_status](std::pair<std::string, ManifestLookup> out, const Route& r, const std::string& want) {
-        answer_manifest(ctx, ex, r, cache_status, out.first.empty() ? want : out.first, out.second);
+      [&ctx, ex, cache_status, seen](std::pair<std::string, ManifestLookup> out, const Route& r,
+                                     const std::string& want) {
+        const std::string& digest = out.first.empty() ? want : out.first;
+        if (out.second.rec && ctx.tags.enabled())
+          ctx.tags.put(seen, r.name, out.first.empty() ? want : r.ref, TagCache::Entry{digest, *out.second.rec});
+        answer_manifest(ctx, ex, r, cache_status, digest, out.second);
       },
       r, dstr);
 }

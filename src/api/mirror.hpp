@@ -100,10 +100,14 @@ class Mirror {
   // Records that the upstream let `cred` pull `cache_repo` just now.
   void grant(const proxy::Credential& cred, const std::string& cache_repo);
   proxy::Upstream* upstream(const std::string& name) const;
+  // Whether this front already holds the fleet's claim to revalidate a tag (Index::claim).
+  enum class Claim { Ask, Held };
   // get_manifest once the index said which digest is cached for `ref` (nullopt: none): serves it, revalidates
-  // it with the upstream, or fetches.
+  // it with the upstream (with a shared index, only the front that claims the tag for the freshness window
+  // does; the others serve the cached copy), or fetches.
   void get_manifest_cached(const http::ExchangePtr& ex, const std::string& ref, const proxy::Decision& d,
-                           const proxy::Credential& cred, bool trusted, const std::optional<std::string>& cached_digest);
+                           const proxy::Credential& cred, bool trusted, const std::optional<std::string>& cached_digest,
+                           Claim claim = Claim::Ask);
   void fetch_manifest(const proxy::Decision& d, const std::string& ref, const proxy::Credential& cred,
                       std::function<void(FetchedManifest)> done);
   // The part of get_blob for a blob not linked to the repository: from the store, a shared download or
