@@ -122,10 +122,12 @@ class Index {
   virtual std::string_view kind() const = 0;
   // True if calls wait on the network: callers on the event loop must run them on the work pool.
   virtual bool blocks() const { return false; }
-  // Claims `key` for the whole fleet of fronts sharing this index for `window`: true when no claim on it
-  // is younger than `window` (the caller does the work, e.g. asks the upstream), false when one is (some
-  // front did it moments ago). An index of one process has no fleet: always true. Fails if the index does.
-  virtual std::expected<bool, std::string> claim(std::string_view /*key*/, std::chrono::milliseconds /*window*/) {
+  // Claims `key` for `owner` (one front) in the whole fleet of fronts sharing this index for `window`:
+  // true when the last claim is `owner`'s own (a renewal) or older than `window` (the caller does the
+  // work, e.g. asks the upstream), false when another front claimed it within the window. An index of
+  // one process has no fleet: always true. Fails if the index does.
+  virtual std::expected<bool, std::string> claim(std::string_view /*key*/, std::string_view /*owner*/,
+                                                 std::chrono::milliseconds /*window*/) {
     return true;
   }
 

@@ -70,7 +70,7 @@ BEGIN
 END $$;
 CREATE TRIGGER manifests_notify AFTER UPDATE OR DELETE ON manifests
   FOR EACH ROW EXECUTE FUNCTION wharf_notify_manifest();
-CREATE TABLE claims (key text COLLATE "C" PRIMARY KEY, at timestamptz NOT NULL);
+CREATE TABLE claims (key text COLLATE "C" PRIMARY KEY, owner text NOT NULL, at timestamptz NOT NULL);
 )sql";
 
 constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}};

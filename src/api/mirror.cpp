@@ -54,6 +54,7 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
     upstreams_.emplace(u.name, std::make_unique<proxy::Upstream>(client, tokens, u, timeouts));
     table_.upstreams.push_back(u.name);
   }
+  owner_ = fleet_owner_id();
   table_.default_upstream = ctx.cfg.default_upstream;
   table_.local_namespaces = ctx.cfg.local_namespaces;
   auto* pool = &ctx.pool;
@@ -411,8 +412,8 @@ void Mirror::get_manifest_cached(const http::ExchangePtr& ex, const std::string&
     // forwarded credentials are always checked with the upstream).
     if (trusted && up && claim == Claim::Ask && ctx_.index.blocks()) {
       const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.cfg.tag_freshness);
-      auto take = [](cache::Index& index, const std::string& k, const std::chrono::milliseconds& w) {
-        return index.claim(k, w);
+      auto take = [owner = owner_](cache::Index& index, const std::string& k, const std::chrono::milliseconds& w) {
+        return index.claim(k, owner, w);
       };
       run_index(
           ctx_.index, ctx_.pool, take,

@@ -133,7 +133,25 @@ class Mirror {
   void unreachable(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
                    const std::string& what);
 
+  // ---- single flight across fronts sharing a blocking index (mirror_fleet.cpp) ----
+  // Takes the fleet's lease on a cold blob (Index::claim) before fetching it: the holder fetches (and
+  // renews the lease while the download runs); the others wait for the blob to be published, and take
+  // over when the lease expires (its holder died). 503 UNAVAILABLE once `deadline` passes.
+  void fleet_fetch_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                        const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
+  // After a short pause: serves the blob if another front published it, else asks for the lease again.
+  void fleet_recheck(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                     const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
+  // Renews the lease on `dig` every few seconds while its download runs here.
+  void fleet_renew(const oci::Digest& dig);
+  // Runs `f` on the loop after `delay`.
+  void after(std::chrono::milliseconds delay, std::function<void()> f);
+  // A random id naming this process in the claims table.
+  static std::string fleet_owner_id();
+
   Context& ctx_;
+  std::string owner_;                          // this front in the fleet's claims
+  std::unordered_map<std::string, bool> fleet_held_;  // digests whose lease this front holds
   proxy::RoutingTable table_;
   std::map<std::string, std::unique_ptr<proxy::Upstream>> upstreams_;
   std::unique_ptr<proxy::FetchTable> fetches_;

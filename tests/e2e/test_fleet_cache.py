@@ -1,11 +1,16 @@
 """Several wharf fronts sharing one PostgreSQL index (tests/e2e/postgres.py) and one storage directory
 (the fronts run on this machine; in a real fleet the blobs are in S3): each front's manifest lookup
 cache is kept fresh by LISTEN/NOTIFY (a tag moved through one front is served through another once the
-notification arrives, and a lost LISTEN connection empties the cache), and a mirrored tag is revalidated
-with the upstream by one front per freshness window for the whole fleet.
+notification arrives, and a lost LISTEN connection empties the cache); a mirrored tag is revalidated
+with the upstream by one front per freshness window for the whole fleet; 8 concurrent cold pulls over
+3 fronts make one upstream GET per blob (a lease row in PostgreSQL); kill -9 of the front that holds
+the lease mid-download: the pulls waiting on the other fronts complete after one more download.
 
 Three fronts are started side by side without a load balancer; the tests hit them in turn."""
+import hashlib
 import re
+import threading
+import time
 
 import harness
 import postgres
@@ -139,3 +144,79 @@ def test_fleet_cache_one_revalidation_per_window_for_the_fleet(ctx):
     check(heads <= 1, "at most one upstream revalidation in the window for the fleet, saw %d (%s)" % (
         heads, hub.log.summary()))
     check_eq(hub.violations, [], "CDN violations")
+
+
+def mirror_fleet(ctx, pg, db, hub):
+    proxy = {"remoteurl": hub.url, "tagfreshness": "600s", "upstreams": [{"name": "docker.io", "url": hub.url}]}
+    return start_fleet(ctx, pg, db, extra={"proxy": proxy})
+
+
+def get_blob(front, repo, digest, out, key):
+    """GET a blob through `front` into out[key] as (status, sha256 of the body or an error)."""
+    try:
+        r = request("GET", front.url + "/v2/%s/blobs/%s" % (repo, digest), timeout=180)
+        out[key] = (r.status, "sha256:" + hashlib.sha256(r.body).hexdigest() if not r.incomplete else "incomplete")
+    except Exception as exc:  # noqa: BLE001 - recorded, checked by the caller
+        out[key] = (None, repr(exc))
+
+
+@wharf_only("wharf's PostgreSQL index")
+@harness.timeout(FLEET_TIMEOUT)
+def test_fleet_cache_eight_cold_pulls_one_upstream_get_per_blob(ctx):
+    pg = pg_server()
+    db = pg.create_database(ctx.name)
+    hub = FakeHub(ctx).start()
+    img = ctx.image(layers=2, size=512 << 10, seed=72)
+    repo = "library/fleetcold"
+    hub.push(img, repo, "v1")
+    hub.throttle(1 << 20)  # about a second per layer: the pulls overlap
+    fronts = mirror_fleet(ctx, pg, db, hub)
+    blobs = [img["config_digest"]] + list(img["layers"])
+    out = {}
+
+    def pull(i):
+        front = fronts[i % len(fronts)]
+        for dg in blobs:
+            get_blob(front, repo, dg, out, (i, dg))
+    threads = [threading.Thread(target=pull, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    for i in range(8):
+        for dg in blobs:
+            check_eq(out.get((i, dg)), (200, dg), "pull %d of %s through %s" % (i, dg[:19], fronts[i % 3].name))
+    for dg in blobs:
+        check_eq(hub.log.cdn_gets(dg), 1, "upstream GETs of %s for 8 pulls over 3 fronts (%s)" % (
+            dg[:19], hub.log.summary()))
+
+
+@wharf_only("wharf's PostgreSQL index")
+@harness.timeout(FLEET_TIMEOUT)
+def test_fleet_cache_kill9_of_the_fetching_front(ctx):
+    pg = pg_server()
+    db = pg.create_database(ctx.name)
+    hub = FakeHub(ctx).start()
+    img = ctx.image(layers=1, size=4 << 20, seed=73)
+    repo = "library/fleetkill"
+    hub.push(img, repo, "v1")
+    layer = img["layers"][0]
+    hub.throttle(512 << 10)  # about 8 s for the layer: time to kill its fetcher mid-way
+    owner, b, c = mirror_fleet(ctx, pg, db, hub)
+    out = {}
+    first = threading.Thread(target=get_blob, args=(owner, repo, layer, out, "owner"))
+    first.start()
+    wait_for(lambda: hub.log.cdn_gets(layer) == 1, "front0 to start the upstream download", tries=200, interval=0.05)
+    waiters = [threading.Thread(target=get_blob, args=(f, repo, layer, out, f.name)) for f in (b, c)]
+    for t in waiters:
+        t.start()
+    time.sleep(1.0)  # the waiters reach front1 and front2 and park behind front0's lease
+    owner.kill9()
+    first.join(30)
+    for t in waiters:
+        t.join(240)
+    for f in (b, c):
+        check_eq(out.get(f.name), (200, layer), "the pull through %s after front0 was killed" % f.name)
+    check(out.get("owner", (None,))[0] != 200 or out["owner"][1] == layer,
+          "front0's own client got a clean error or the right bytes: %r" % (out.get("owner"),))
+    check(hub.log.cdn_gets(layer) <= 2, "at most one more upstream download after the kill (%s)" % hub.log.summary())
