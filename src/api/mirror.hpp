@@ -144,8 +144,14 @@ class Mirror {
                      const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
   // Renews the lease on `dig` every few seconds while its download runs here.
   void fleet_renew(const oci::Digest& dig);
-  // Runs `f` on the loop after `delay`.
+  // Runs `f` on the loop after `delay` (never, if this Mirror is destroyed first).
   void after(std::chrono::milliseconds delay, std::function<void()> f);
+  // A pending after(): its timer and job, owned here so nothing is left behind at shutdown.
+  struct Timer;
+  struct TimerFree {
+    void operator()(Timer* t) const noexcept;
+  };
+  std::unordered_map<Timer*, std::unique_ptr<Timer, TimerFree>> timers_;
   // A random id naming this process in the claims table.
   static std::string fleet_owner_id();
 

@@ -27,13 +27,25 @@ constexpr auto kPoll = std::chrono::milliseconds(250);
 
 std::string lease_key(const std::string& digest) { return std::string("blob\t").append(digest); }
 
-// A one-shot timer's job, freed after it ran.
-void run_once(evutil_socket_t, short, void* arg) {
-  std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-  (*f)();
-}
-
 }  // namespace
+
+struct Mirror::Timer {
+  Mirror* mirror = nullptr;
+  event* ev = nullptr;
+  std::function<void()> job;
+  // Runs the job once, after taking it out of the mirror's table (which frees the timer).
+  static void fire(evutil_socket_t, short, void* arg) {
+    auto* t = static_cast<Timer*>(arg);
+    auto job = std::move(t->job);
+    t->mirror->timers_.erase(t);
+    job();
+  }
+};
+
+void Mirror::TimerFree::operator()(Timer* t) const noexcept {
+  if (t->ev) event_free(t->ev);
+  delete t;
+}
 
 std::string Mirror::fleet_owner_id() {
   std::random_device rd;
@@ -43,12 +55,15 @@ std::string Mirror::fleet_owner_id() {
 }
 
 void Mirror::after(std::chrono::milliseconds delay, std::function<void()> f) {
-  auto* job = new std::function<void()>(std::move(f));
+  std::unique_ptr<Timer, TimerFree> t(new Timer{this, nullptr, std::move(f)});
+  t->ev = event_new(ctx_.base, -1, 0, &Timer::fire, t.get());
   timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
-  if (event_base_once(ctx_.base, -1, EV_TIMEOUT, &run_once, job, &tv) != 0) {
-    delete job;
+  if (!t->ev || event_add(t->ev, &tv) != 0) {
     spdlog::error("cannot schedule a timer on the event loop");
+    return;
   }
+  Timer* key = t.get();
+  timers_.emplace(key, std::move(t));
 }
 
 void Mirror::fleet_fetch_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
