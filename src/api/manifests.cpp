@@ -139,7 +139,8 @@ void publish(Context& ctx, const http::ExchangePtr& ex, const std::string& repo,
         if (!r) *err = r.error();
         else *vanished = *r;
       },
-      [ex, err, vanished, repo, p] {
+      [&ctx, ex, err, vanished, repo, p] {
+        if (p->tag) ctx.tags.forget(repo, *p->tag);  // this front's next read sees the move without the notify
         if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
         if (*vanished)  // removed by a garbage collection after the check above
           return fail(ex, oci::ErrorCode::ManifestBlobUnknown, "manifest references unknown blob " + **vanished,
@@ -308,7 +309,8 @@ void delete_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) 
       [&ctx, result, repo, ref, by_digest] {
         *result = by_digest ? ctx.index.delete_manifest(repo, ref) : ctx.index.delete_tag(repo, ref);
       },
-      [ex, result] {
+      [&ctx, ex, result, repo, ref, by_digest] {
+        ctx.tags.forget(repo, by_digest ? std::string() : ref);  // a manifest leaves the whole repository
         if (!*result) return fail(ex, oci::ErrorCode::Unavailable, result->error());
         if (!**result) return fail(ex, oci::ErrorCode::ManifestUnknown);
         ex->respond(http::Response(202));

@@ -51,6 +51,12 @@ void TagCache::put(uint64_t seen, const std::string& repo, const std::string& re
   if (repos_[repo].insert_or_assign(ref, std::move(e)).second) ++count_;
 }
 
+void TagCache::forget(const std::string& repo, const std::string& ref) {
+  ++generation_;
+  if (ref.empty()) return drop_repo(repo);
+  if (auto r = repos_.find(repo); r != repos_.end()) count_ -= r->second.erase(ref);
+}
+
 void TagCache::drop_repo(std::string_view repo) {
   if (auto r = repos_.find(std::string(repo)); r != repos_.end()) {
     count_ -= r->second.size();

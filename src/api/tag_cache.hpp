@@ -38,6 +38,10 @@ class TagCache {
   // an unreadable payload empties the cache. `now_ms` (epoch) measures the notification's lag.
   void apply(std::string_view payload, int64_t now_ms);
 
+  // Drops what this front just changed, before answering the write, so its own next read does not wait
+  // for the notification: `ref` of `repo` (a tag or a digest), or the whole repository when `ref` is empty.
+  void forget(const std::string& repo, const std::string& ref);
+
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
   uint64_t notifications() const { return notifications_; }
