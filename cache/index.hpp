@@ -6,6 +6,7 @@
 // Thread-safety: any thread may read or write. Reads take a ReadTxn (a consistent snapshot); values
 // returned are copies (safe after the txn ends). An index whose calls wait on the network says so
 // with blocks(): callers on the event loop then run them on the work pool.
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <filesystem>
@@ -121,6 +122,14 @@ class Index {
   virtual std::string_view kind() const = 0;
   // True if calls wait on the network: callers on the event loop must run them on the work pool.
   virtual bool blocks() const { return false; }
+  // Claims `key` for `owner` (one front) in the whole fleet of fronts sharing this index for `window`:
+  // true when the last claim is `owner`'s own (a renewal) or older than `window` (the caller does the
+  // work, e.g. asks the upstream), false when another front claimed it within the window. An index of
+  // one process has no fleet: always true. Fails if the index does.
+  virtual std::expected<bool, std::string> claim(std::string_view /*key*/, std::string_view /*owner*/,
+                                                 std::chrono::milliseconds /*window*/) {
+    return true;
+  }
 
   // ---- reads ----
   virtual bool repo_exists(const ReadTxn&, std::string_view repo) const = 0;

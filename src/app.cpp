@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "cache/index_lmdb.hpp"
 #include "cache/pg/open_index.hpp"
 #include "cache/pg/pg_index.hpp"
+#include "cache/pg/pg_listener.hpp"
 #include "src/api/auth_gate.hpp"
 #include "src/api/context.hpp"
 #include "src/preflight.hpp"
@@ -69,6 +71,7 @@ struct Runtime {
   api::AccessTracker access;
   api::UploadTable uploads;
   std::unique_ptr<api::Context> ctx;
+  std::unique_ptr<cache::pg::Listener> listener;  // database.notifycache: keeps ctx->tags fresh
   std::unique_ptr<proxy::HttpClient> http_client;
   std::unique_ptr<proxy::TokenCache> tokens;
   std::unique_ptr<api::Mirror> mirror;
@@ -263,6 +266,22 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
   g["wharf_cache_max_size_bytes"] = {"storage.cache.maxsize (0: unbounded).", "gauge", double(rt.cfg.cache_max_size)};
   g["wharf_http_open_connections"] = {"Open client connections.", "gauge",
                                       double(rt.server ? rt.server->open_connections() : 0)};
+  if (rt.listener) {
+    const auto& t = rt.ctx->tags;
+    g["wharf_index_cache_enabled"] = {"1 while the LISTEN connection is up and the manifest lookup cache is used.",
+                                      "gauge", t.enabled() ? 1.0 : 0.0};
+    g["wharf_index_cache_entries"] = {"Manifest lookups held by the cache.", "gauge", double(t.size())};
+    g["wharf_index_cache_hits_total"] = {"Manifest GETs answered without a database call.", "counter",
+                                         double(t.hits())};
+    g["wharf_index_cache_misses_total"] = {"Manifest GETs that asked the database.", "counter", double(t.misses())};
+    g["wharf_index_notifications_total"] = {"Index change notifications received.", "counter",
+                                            double(t.notifications())};
+    g["wharf_index_notify_lag_seconds"] = {"Lag of the last notification (trigger to this front).", "gauge",
+                                           t.last_lag()};
+    g["wharf_index_notify_lag_max_seconds"] = {"Largest notification lag seen.", "gauge", t.max_lag()};
+    g["wharf_index_listen_drops_total"] = {"LISTEN connections lost (the cache is emptied each time).", "counter",
+                                           double(rt.listener->drops())};
+  }
   g["wharf_upload_sessions"] = {"Open upload sessions in memory.", "gauge", double(rt.uploads.size())};
   g["wharf_upload_refused_total"] = {"Upload sessions refused with 429 (http.limits.uploads / uploadsperclient).",
                                      "counter", double(rt.uploads.refused())};
@@ -379,8 +398,18 @@ int serve(const config::Config& cfg) {
   rt.pool = std::make_unique<util::WorkPool>(base.base, rt.s3 ? 8 : 2);
   rt.uploads.set_limits(size_t(cfg.max_uploads), size_t(cfg.max_uploads_per_client));
   rt.ctx.reset(new api::Context{.cfg = cfg, .index = *rt.index, .store = *rt.store, .pool = *rt.pool, .base = base.base,
-                                .access = rt.access, .uploads = rt.uploads, .mirror = nullptr, .small = {}});
+                                .access = rt.access, .uploads = rt.uploads, .mirror = nullptr, .small = {}, .tags = {}});
   if (rt.s3) rt.ctx->small.set_capacity(cfg.s3.small_cache_size);  // S3: hot manifests and configs stay local
+  if (rt.index->blocks() && !cfg.database_dsn.empty() && cfg.database_notify_cache) {
+    auto* tags = &rt.ctx->tags;
+    rt.listener = cache::pg::Listener::start(
+        base.base, cfg.database_dsn, "wharf_index",
+        [tags](std::string_view payload) {
+          const auto now = std::chrono::system_clock::now().time_since_epoch();
+          tags->apply(payload, std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+        },
+        [tags](bool up) { tags->set_enabled(up); });
+  }
   if (rt.s3) {  // multipart uploads a killed wharf left behind (nothing of this process is uploading yet)
     rt.pool->submit([store = rt.s3->store.get()] {
       const auto n = store->abort_stale_uploads(int64_t(time(nullptr)) - 3600);

@@ -60,6 +60,22 @@ std::expected<void, std::string> PgIndex::ping(std::chrono::milliseconds timeout
   }
 }
 
+std::expected<bool, std::string> PgIndex::claim(std::string_view key, std::string_view owner,
+                                                std::chrono::milliseconds window) {
+  try {
+    auto lease = pool_->acquire();
+    auto r = pg::exec(lease.get(),
+                      "INSERT INTO claims (key, owner, at) VALUES ($1::text, $2::text, clock_timestamp()) "
+                      "ON CONFLICT (key) DO UPDATE SET at = EXCLUDED.at, owner = EXCLUDED.owner "
+                      "WHERE claims.owner = EXCLUDED.owner OR "
+                      "claims.at <= EXCLUDED.at - $3::bigint * interval '1 millisecond' RETURNING 1",
+                      {key, owner, std::to_string(window.count())});
+    return r.rows() == 1;
+  } catch (const pg::PgError& e) {
+    return std::unexpected(std::string("index claim: ").append(e.what()));
+  }
+}
+
 Index::ReadTxn PgIndex::read() const {
   // The snapshot is taken by the first statement, so one runs now: later commits stay invisible.
   return ReadTxn(this, begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1").release());

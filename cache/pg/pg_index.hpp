@@ -42,6 +42,9 @@ class PgIndex final : public Index {
   ReadTxn read() const override;
   std::string_view kind() const override { return "postgresql"; }
   bool blocks() const override { return true; }
+  // One upsert on the claims table, timed by the database's clock (the same for every front).
+  std::expected<bool, std::string> claim(std::string_view key, std::string_view owner,
+                                         std::chrono::milliseconds window) override;
 
   bool repo_exists(const ReadTxn&, std::string_view repo) const override;
   std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const override;

@@ -29,7 +29,51 @@ CREATE TABLE uploads (uuid text COLLATE "C" PRIMARY KEY, repo text NOT NULL, sta
 CREATE TABLE access (digest text COLLATE "C" PRIMARY KEY, at bigint NOT NULL);
 )sql";
 
-constexpr Migration kMigrations[] = {{1, kV1}};
+// Version 2: every change a front's read cache may hold (cache/pg/pg_listener.hpp) sends a NOTIFY on
+// channel wharf_index from a trigger, so it is part of the writing transaction and delivered only on
+// commit. Payloads (tab-separated, last field the sender's clock in epoch milliseconds):
+// "t repo tag" a tag moved or went away; "r repo" a manifest left the repository or the repository
+// went away; "m digest" a manifest record changed or went away.
+// Also the claims table: work one front does for the fleet once per window (PgIndex::claim).
+constexpr std::string_view kV2 = R"sql(
+CREATE FUNCTION wharf_notify_now() RETURNS text LANGUAGE sql AS
+  $$ SELECT (floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint::text $$;
+CREATE FUNCTION wharf_notify_tags() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND OLD.digest = NEW.digest AND OLD.repo = NEW.repo AND OLD.tag = NEW.tag THEN RETURN NULL; END IF;
+  IF TG_OP <> 'INSERT' THEN
+    PERFORM pg_notify('wharf_index', 't' || chr(9) || OLD.repo || chr(9) || OLD.tag || chr(9) || wharf_notify_now());
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    PERFORM pg_notify('wharf_index', 't' || chr(9) || NEW.repo || chr(9) || NEW.tag || chr(9) || wharf_notify_now());
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER tags_notify AFTER INSERT OR UPDATE OR DELETE ON tags FOR EACH ROW EXECUTE FUNCTION wharf_notify_tags();
+CREATE FUNCTION wharf_notify_repo() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('wharf_index', 'r' || chr(9) || OLD.repo || chr(9) || wharf_notify_now());
+  RETURN NULL;
+END $$;
+CREATE TRIGGER repo_manifests_notify AFTER UPDATE OR DELETE ON repo_manifests
+  FOR EACH ROW EXECUTE FUNCTION wharf_notify_repo();
+CREATE FUNCTION wharf_notify_repos() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('wharf_index', 'r' || chr(9) || OLD.name || chr(9) || wharf_notify_now());
+  RETURN NULL;
+END $$;
+CREATE TRIGGER repos_notify AFTER UPDATE OR DELETE ON repos FOR EACH ROW EXECUTE FUNCTION wharf_notify_repos();
+CREATE FUNCTION wharf_notify_manifest() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('wharf_index', 'm' || chr(9) || OLD.digest || chr(9) || wharf_notify_now());
+  RETURN NULL;
+END $$;
+CREATE TRIGGER manifests_notify AFTER UPDATE OR DELETE ON manifests
+  FOR EACH ROW EXECUTE FUNCTION wharf_notify_manifest();
+CREATE TABLE claims (key text COLLATE "C" PRIMARY KEY, owner text NOT NULL, at timestamptz NOT NULL);
+)sql";
+
+constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}};
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include "cache/index.hpp"
 #include "src/api/access_tracker.hpp"
 #include "src/api/small_cache.hpp"
+#include "src/api/tag_cache.hpp"
 #include "src/api/upload_table.hpp"
 #include "src/config/config.hpp"
 #include "src/util/work_pool.hpp"
@@ -29,6 +30,7 @@ struct Context {
   UploadTable& uploads;
   Mirror* mirror = nullptr;  // set when upstreams are configured
   SmallCache small;          // bytes of small manifests and blobs, by digest
+  TagCache tags{};           // manifest lookups of a blocking index, kept fresh by LISTEN/NOTIFY (off by default)
 };
 
 }  // namespace wharf::api

@@ -139,7 +139,8 @@ void publish(Context& ctx, const http::ExchangePtr& ex, const std::string& repo,
         if (!r) *err = r.error();
         else *vanished = *r;
       },
-      [ex, err, vanished, repo, p] {
+      [&ctx, ex, err, vanished, repo, p] {
+        if (p->tag) ctx.tags.forget(repo, *p->tag);  // this front's next read sees the move without the notify
         if (!err->empty()) return fail(ex, oci::ErrorCode::Unavailable, *err);
         if (*vanished)  // removed by a garbage collection after the check above
           return fail(ex, oci::ErrorCode::ManifestBlobUnknown, "manifest references unknown blob " + **vanished,
@@ -207,10 +208,19 @@ void get_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, con
     if (!found.rec) found.repo_known = index.repo_exists(txn, r.name);
     return out;
   };
+  // With a blocking index, a lookup the notifications keep fresh answers without a database call.
+  const std::string& key = by_digest ? dstr : r.ref;
+  if (const auto* hit = ctx.tags.get(r.name, key))
+    return answer_manifest(ctx, ex, r, cache_status, hit->digest, ManifestLookup{.rec = hit->rec, .repo_known = true});
+  const uint64_t seen = ctx.tags.generation();
   index_call(
       ctx.index, ctx.pool, ex, lookup,
-      [&ctx, ex, cache_status](std::pair<std::string, ManifestLookup> out, const Route& r, const std::string& want) {
-        answer_manifest(ctx, ex, r, cache_status, out.first.empty() ? want : out.first, out.second);
+      [&ctx, ex, cache_status, seen](std::pair<std::string, ManifestLookup> out, const Route& r,
+                                     const std::string& want) {
+        const std::string& digest = out.first.empty() ? want : out.first;
+        if (out.second.rec && ctx.tags.enabled())
+          ctx.tags.put(seen, r.name, out.first.empty() ? want : r.ref, TagCache::Entry{digest, *out.second.rec});
+        answer_manifest(ctx, ex, r, cache_status, digest, out.second);
       },
       r, dstr);
 }
@@ -299,7 +309,8 @@ void delete_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r) 
       [&ctx, result, repo, ref, by_digest] {
         *result = by_digest ? ctx.index.delete_manifest(repo, ref) : ctx.index.delete_tag(repo, ref);
       },
-      [ex, result] {
+      [&ctx, ex, result, repo, ref, by_digest] {
+        ctx.tags.forget(repo, by_digest ? std::string() : ref);  // a manifest leaves the whole repository
         if (!*result) return fail(ex, oci::ErrorCode::Unavailable, result->error());
         if (!**result) return fail(ex, oci::ErrorCode::ManifestUnknown);
         ex->respond(http::Response(202));

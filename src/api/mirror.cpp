@@ -54,6 +54,7 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
     upstreams_.emplace(u.name, std::make_unique<proxy::Upstream>(client, tokens, u, timeouts));
     table_.upstreams.push_back(u.name);
   }
+  owner_ = fleet_owner_id();
   table_.default_upstream = ctx.cfg.default_upstream;
   table_.local_namespaces = ctx.cfg.local_namespaces;
   auto* pool = &ctx.pool;
@@ -368,6 +369,9 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
   } else if (!oci::valid_tag(r.ref)) {
     return fail(ex, oci::ErrorCode::ManifestUnknown, "invalid tag '" + r.ref + "'", {}, 404);
   }
+  // With a blocking index, the notifications keep a front-local answer fresh: no database call.
+  if (const auto* hit = ctx_.tags.get(d.cache_repo, want.empty() ? r.ref : want))
+    return get_manifest_cached(ex, r.ref, d, cred, trusted, hit->digest);
   auto lookup = [](const cache::Index& index, const std::string& repo, const std::string& ref, const std::string& digest,
                    const proxy::Decision&, const proxy::Credential&) -> std::optional<std::string> {
     auto txn = index.read();
@@ -385,7 +389,7 @@ void Mirror::get_manifest(const http::ExchangePtr& ex, const Route& r, const pro
 
 void Mirror::get_manifest_cached(const http::ExchangePtr& ex, const std::string& ref, const proxy::Decision& d,
                                  const proxy::Credential& cred, bool trusted,
-                                 const std::optional<std::string>& cached_digest) {
+                                 const std::optional<std::string>& cached_digest, Claim claim) {
   if (cached_digest && is_digest_ref(ref) && trusted) {  // immutable: never asks the upstream again
     ++stats_.hits;
     return serve_cached(ex, d, ref, "HIT");
@@ -402,6 +406,30 @@ void Mirror::get_manifest_cached(const http::ExchangePtr& ex, const std::string&
       ++stats_.stale;
       spdlog::warn("serving stale {}:{} (upstream {} backing off)", d.cache_repo, ref, d.upstream);
       return serve_cached(ex, d, ref, "STALE");
+    }
+    // Fronts sharing a database revalidate a tag once per freshness window for the whole fleet: the one
+    // that claims it asks the upstream, the others serve their cached copy (trusted callers only:
+    // forwarded credentials are always checked with the upstream).
+    if (trusted && up && claim == Claim::Ask && ctx_.index.blocks()) {
+      const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.cfg.tag_freshness);
+      auto take = [owner = owner_](cache::Index& index, const std::string& k, const std::chrono::milliseconds& w) {
+        return index.claim(k, owner, w);
+      };
+      run_index(
+          ctx_.index, ctx_.pool, take,
+          [this, ex, d, ref, cred, cached_digest, key](std::expected<bool, std::string> mine, const std::string&,
+                                                       const std::chrono::milliseconds&) {
+            if (!ex->alive() || ex->responded()) return;
+            if (mine && !*mine) {  // another front revalidated it within the window
+              validated_[key] = std::chrono::steady_clock::now();
+              ++stats_.hits;
+              return serve_cached(ex, d, ref, "HIT");
+            }
+            if (!mine) spdlog::warn("revalidating {}:{} without the fleet claim: {}", d.cache_repo, ref, mine.error());
+            get_manifest_cached(ex, ref, d, cred, true, cached_digest, Claim::Held);
+          },
+          std::string("tag\t").append(d.cache_repo).append("\t").append(ref), window);
+      return;
     }
     // Revalidate with a HEAD (free against Docker Hub's pull limit); GET only if the digest changed.
     auto status = std::make_shared<int>(0);

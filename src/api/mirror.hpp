@@ -100,10 +100,14 @@ class Mirror {
   // Records that the upstream let `cred` pull `cache_repo` just now.
   void grant(const proxy::Credential& cred, const std::string& cache_repo);
   proxy::Upstream* upstream(const std::string& name) const;
+  // Whether this front already holds the fleet's claim to revalidate a tag (Index::claim).
+  enum class Claim { Ask, Held };
   // get_manifest once the index said which digest is cached for `ref` (nullopt: none): serves it, revalidates
-  // it with the upstream, or fetches.
+  // it with the upstream (with a shared index, only the front that claims the tag for the freshness window
+  // does; the others serve the cached copy), or fetches.
   void get_manifest_cached(const http::ExchangePtr& ex, const std::string& ref, const proxy::Decision& d,
-                           const proxy::Credential& cred, bool trusted, const std::optional<std::string>& cached_digest);
+                           const proxy::Credential& cred, bool trusted, const std::optional<std::string>& cached_digest,
+                           Claim claim = Claim::Ask);
   void fetch_manifest(const proxy::Decision& d, const std::string& ref, const proxy::Credential& cred,
                       std::function<void(FetchedManifest)> done);
   // The part of get_blob for a blob not linked to the repository: from the store, a shared download or
@@ -129,7 +133,31 @@ class Mirror {
   void unreachable(const http::ExchangePtr& ex, const FetchedManifest& m, const proxy::Decision& d,
                    const std::string& what);
 
+  // ---- single flight across fronts sharing a blocking index (mirror_fleet.cpp) ----
+  // Takes the fleet's lease on a cold blob (Index::claim) before fetching it: the holder fetches (and
+  // renews the lease while the download runs); the others wait for the blob to be published, and take
+  // over when the lease expires (its holder died). 503 UNAVAILABLE once `deadline` passes.
+  void fleet_fetch_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                        const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
+  // After a short pause: serves the blob if another front published it, else asks for the lease again.
+  void fleet_recheck(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                     const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
+  // Renews the lease on `dig` every few seconds while its download runs here.
+  void fleet_renew(const oci::Digest& dig);
+  // Runs `f` on the loop after `delay` (never, if this Mirror is destroyed first).
+  void after(std::chrono::milliseconds delay, std::function<void()> f);
+  // A pending after(): its timer and job, owned here so nothing is left behind at shutdown.
+  struct Timer;
+  struct TimerFree {
+    void operator()(Timer* t) const noexcept;
+  };
+  std::unordered_map<Timer*, std::unique_ptr<Timer, TimerFree>> timers_;
+  // A random id naming this process in the claims table.
+  static std::string fleet_owner_id();
+
   Context& ctx_;
+  std::string owner_;                          // this front in the fleet's claims
+  std::unordered_map<std::string, bool> fleet_held_;  // digests whose lease this front holds
   proxy::RoutingTable table_;
   std::map<std::string, std::unique_ptr<proxy::Upstream>> upstreams_;
   std::unique_ptr<proxy::FetchTable> fetches_;

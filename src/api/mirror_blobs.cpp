@@ -278,6 +278,9 @@ void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decis
     up->fetch("HEAD", "/v2/" + d.remote_repo + "/blobs/" + dstr, d.remote_repo, {}, std::move(cb), cred);
     return;
   }
+  // Fronts sharing a database: one of them fetches a cold blob for the fleet.
+  if (ctx_.index.blocks() && !fetches_->in_flight(*digest) && !fleet_held_.count(dstr))
+    return fleet_fetch_blob(ex, d, *digest, cred, std::chrono::steady_clock::now() + std::chrono::minutes(10));
   ++stats_.misses;
   auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest, proxy::FetchPriority::Client,
                                       std::nullopt, cred);

@@ -90,6 +90,7 @@ struct Config {
   std::vector<RetentionRule> retention;   // storage.retention (wharf): applied by every garbage collection
   std::string database_dsn;               // database.dsn (wharf): PostgreSQL index; empty: LMDB under rootdirectory
   int database_pool_size = 8;             // database.poolsize (wharf): connections per process, 1..1000
+  bool database_notify_cache = true;      // database.notifycache (wharf): tag/manifest cache kept by LISTEN/NOTIFY
 
   std::string http_addr = "127.0.0.1:5000";  // http.addr  (host:port, ":5000" means all addresses)
   std::string http_host;                     // http.host (external URL, for Location headers; may be empty)

@@ -466,6 +466,7 @@ const Field kFields[] = {
     section("database"),
     used("database.dsn", KeyType::String, store_checked<&Config::database_dsn, postgres_dsn>),
     used("database.poolsize", KeyType::Int, store_limit<&Config::database_pool_size, 1000>),
+    used("database.notifycache", KeyType::Bool, store<&Config::database_notify_cache>),
 
     warned("middleware", KeyType::Any, kNotSupported),
     warned("notifications", KeyType::Any, kNotSupported),

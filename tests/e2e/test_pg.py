@@ -60,10 +60,10 @@ def test_pg_three_fronts_create_the_schema_once(ctx):
     for f in fronts:
         harness.wait_for(lambda: f.proc.poll() is None and request("GET", f.url + "/v2/", timeout=2).status == 200,
                          "%s to answer /v2/ (log: %s)" % (f.name, f.log_tail(3)), tries=300, interval=0.1)
-    check_eq(rows(pg, db, "SELECT count(*), min(version), max(version) FROM wharf_schema"), "1|1|1",
+    check_eq(rows(pg, db, "SELECT count(*), min(version), max(version) FROM wharf_schema"), "2|1|2",
              "wharf_schema rows (count|min|max) after three concurrent starts")
-    check_eq(rows(pg, db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "10",
-             "tables in the database (9 index tables + wharf_schema)")
+    check_eq(rows(pg, db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "11",
+             "tables in the database (9 index tables + claims + wharf_schema)")
     # The index is shared: a tag pushed through front 0 is listed by front 2 at once.
     fronts[0].push_image("e2e/shared", "v1", layers=1, size=2048, seed=3)
     res = fronts[2].req("GET", "/v2/e2e/shared/tags/list")
