@@ -59,6 +59,15 @@ void UploadTable::erase(const std::string& id) {
   if (it == sessions_.end()) return;
   auto pc = per_client_.find(it->second->client);
   if (pc != per_client_.end() && --pc->second == 0) per_client_.erase(pc);
+  if (it->second->kind == UploadSession::Kind::Resumable) {
+    const auto now = static_cast<int64_t>(::time(nullptr));
+    while (!ended_order_.empty() &&
+           (ended_order_.size() >= kEndedKept || ended_order_.front().first < now - kEndedSeconds)) {
+      ended_.erase(ended_order_.front().second);
+      ended_order_.pop_front();
+    }
+    if (ended_.insert(id).second) ended_order_.emplace_back(now, id);
+  }
   sessions_.erase(it);
 }
 

@@ -6,11 +6,13 @@
 // session has no running digest and is re-hashed from its file when completed.
 #include <cstdint>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "cache/blob_backend.hpp"
 #include "src/oci/digest.hpp"
@@ -60,8 +62,12 @@ class UploadTable {
   std::shared_ptr<UploadSession> find(const std::string& id) const;
   // Adds (or replaces) a session; it holds a slot of its client until erased.
   void put(std::shared_ptr<UploadSession> s);
-  // Removes a session and frees its slot; unknown ids are ignored.
+  // Removes a session and frees its slot; unknown ids are ignored. A resumable session's id is remembered
+  // as ended (for an hour, up to kEndedKept ids), so a restore from the index that raced with its removal
+  // (the record is deleted on a worker, after this) does not bring it back: see ended().
   void erase(const std::string& id);
+  // Whether the session `id` was removed from this table recently: completed, cancelled, evicted or purged.
+  bool ended(const std::string& id) const { return ended_.contains(id); }
   // Sessions open now.
   size_t size() const { return sessions_.size(); }
   // Sessions held by `client`.
@@ -78,6 +84,10 @@ class UploadTable {
   uint64_t evicted_ = 0;
   std::unordered_map<std::string, std::shared_ptr<UploadSession>> sessions_;
   std::unordered_map<std::string, size_t> per_client_;
+  static constexpr size_t kEndedKept = 100000;
+  static constexpr int64_t kEndedSeconds = 3600;
+  std::unordered_set<std::string> ended_;
+  std::deque<std::pair<int64_t, std::string>> ended_order_;  // oldest first
 };
 
 }  // namespace wharf::api

@@ -60,10 +60,11 @@ oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", 
 
 // Finds a session in memory, or restores it from the index and the store after a restart (on a worker:
 // a store may ask the network for the staged size), then runs `then` on the loop with it (nullptr if
-// unknown).
+// unknown). A session that ended in this process (see UploadTable::ended) is unknown, even while its
+// record is still being deleted.
 void find_session(Context& ctx, const std::string& id, const std::string& repo,
                   std::function<void(std::shared_ptr<UploadSession>)> then) {
-  if (!valid_session_id(id)) return then(nullptr);
+  if (!valid_session_id(id) || ctx.uploads.ended(id)) return then(nullptr);
   if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);
   struct Found {
     std::optional<cache::UploadRecord> rec;
@@ -80,6 +81,7 @@ void find_session(Context& ctx, const std::string& id, const std::string& repo,
       },
       [&ctx, found, id, repo, then = std::move(then)] {
         if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);  // restored meanwhile
+        if (ctx.uploads.ended(id)) return then(nullptr);  // removed while the worker read its old record
         if (!found->rec || found->rec->repo != repo || !found->size) return then(nullptr);
         auto s = std::make_shared<UploadSession>();
         s->id = id;

@@ -118,3 +118,26 @@ TEST_CASE("UploadSession::~UploadSession") {
   CHECK(std::filesystem::exists(dir / "resumable"));   // a resumable one lives on for PATCH after a restart
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("UploadTable::ended remembers removed resumable sessions") {
+  UploadTable t;
+  t.set_limits(10, 1);
+  t.put(session("r", "a"));
+  t.put(session("m", "a", UploadSession::Kind::Monolithic));
+  CHECK_FALSE(t.ended("r"));
+  t.erase("r");
+  CHECK(t.find("r") == nullptr);
+  CHECK(t.ended("r"));  // a restore that read its record before the removal must not bring it back
+  t.erase("m");
+  CHECK_FALSE(t.ended("m"));  // monolithic sessions are never looked up by id
+  t.erase("never-there");
+  CHECK_FALSE(t.ended("never-there"));
+  // A session taken out to make room has ended too.
+  auto idle = session("idle", "b");
+  idle->started = 1;
+  t.put(idle);
+  std::string evicted;
+  CHECK(t.admit("b", &evicted, 100) == UploadTable::Admit::Ok);
+  CHECK(evicted == "idle");
+  CHECK(t.ended("idle"));
+}
