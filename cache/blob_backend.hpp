@@ -132,8 +132,8 @@ class BlobBackend {
   virtual std::expected<std::unique_ptr<BlobWriter>, StoreError> begin_write(StageArea, std::string_view name) const = 0;
   // Continues the upload `name` at its end; Missing if it is gone.
   virtual std::expected<std::unique_ptr<BlobWriter>, StoreError> resume_write(std::string_view name) const = 0;
-  // Bytes staged for the upload `name`; nullopt if it is gone.
-  virtual std::optional<uint64_t> upload_size(std::string_view name) const = 0;
+  // Bytes staged for the upload `name`; Missing if it is gone, Failed if the store cannot tell now.
+  virtual std::expected<uint64_t, StoreError> upload_size(std::string_view name) const = 0;
   // Hashes the whole staged item with `algo` (a session restored after a restart); blocking.
   virtual std::expected<std::pair<oci::Digest, uint64_t>, StoreError> hash_staged(const StagedKey&, oci::DigestAlgo) const = 0;
   // Removes a staged item (a staged key, or the upload `name` through upload_key); absent is fine.

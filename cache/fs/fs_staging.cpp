@@ -80,9 +80,14 @@ std::expected<std::unique_ptr<BlobWriter>, StoreError> FsBlobStore::resume_write
   return std::make_unique<FsWriter>(fd, path, uint64_t(st.st_size));
 }
 
-std::optional<uint64_t> FsBlobStore::upload_size(std::string_view name) const {
+std::expected<uint64_t, StoreError> FsBlobStore::upload_size(std::string_view name) const {
+  const auto path = upload_key(name);
   struct stat st {};
-  if (::stat(upload_key(name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return store_error(failure("cannot stat upload file", path, err), err);
+  }
+  if (!S_ISREG(st.st_mode)) return std::unexpected(StoreError{StoreError::Kind::Missing, path.string() + " is not a file"});
   return uint64_t(st.st_size);
 }
 

@@ -30,7 +30,7 @@ class FsBlobStore final : public BlobBackend {
   Backend kind() const override { return Backend::Filesystem; }
   std::expected<std::unique_ptr<BlobWriter>, StoreError> begin_write(StageArea, std::string_view name) const override;
   std::expected<std::unique_ptr<BlobWriter>, StoreError> resume_write(std::string_view name) const override;
-  std::optional<uint64_t> upload_size(std::string_view name) const override;
+  std::expected<uint64_t, StoreError> upload_size(std::string_view name) const override;
   std::expected<std::pair<oci::Digest, uint64_t>, StoreError> hash_staged(const StagedKey&, oci::DigestAlgo) const override;
   void discard(const StagedKey&) const override;
   StagedKey upload_key(std::string_view name) const override { return root_ / "uploads" / name; }

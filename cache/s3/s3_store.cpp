@@ -84,9 +84,9 @@ std::expected<std::unique_ptr<BlobWriter>, StoreError> S3BlobStore::resume_write
   return std::make_unique<S3UploadWriter>(uploads_, std::string(name), std::move(*st));
 }
 
-std::optional<uint64_t> S3BlobStore::upload_size(std::string_view name) const {
+std::expected<uint64_t, StoreError> S3BlobStore::upload_size(std::string_view name) const {
   auto st = uploads_.load(name);
-  if (!st) return std::nullopt;
+  if (!st) return std::unexpected(st.error());
   return st->size();
 }
 

@@ -62,7 +62,7 @@ class S3BlobStore final : public BlobBackend {
   // Upload: a session in the bucket (s3_writer.hpp); Temp: a local file.
   std::expected<std::unique_ptr<BlobWriter>, StoreError> begin_write(StageArea a, std::string_view name) const override;
   std::expected<std::unique_ptr<BlobWriter>, StoreError> resume_write(std::string_view name) const override;
-  std::optional<uint64_t> upload_size(std::string_view name) const override;
+  std::expected<uint64_t, StoreError> upload_size(std::string_view name) const override;
   std::expected<std::pair<oci::Digest, uint64_t>, StoreError> hash_staged(const StagedKey& k, oci::DigestAlgo a) const override;
   void discard(const StagedKey& k) const override;
   StagedKey upload_key(std::string_view name) const override { return s3_upload_key(name); }

@@ -61,27 +61,36 @@ oci::Detail digest_detail(const std::string& d) { return oci::Detail{{"digest", 
 // Finds a session in memory, or restores it from the index and the store after a restart (on a worker:
 // a store may ask the network for the staged size), then runs `then` on the loop with it (nullptr if
 // unknown). A session that ended in this process (see UploadTable::ended) is unknown, even while its
-// record is still being deleted.
-void find_session(Context& ctx, const std::string& id, const std::string& repo,
+// record is still being deleted. When the index or the store cannot answer, the client gets 503
+// UNAVAILABLE (never BLOB_UPLOAD_UNKNOWN: the session may well exist) and `then` is not called.
+void find_session(Context& ctx, const http::ExchangePtr& ex, const std::string& id, const std::string& repo,
                   std::function<void(std::shared_ptr<UploadSession>)> then) {
   if (!valid_session_id(id) || ctx.uploads.ended(id)) return then(nullptr);
   if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);
   struct Found {
     std::optional<cache::UploadRecord> rec;
     std::optional<uint64_t> size;
+    std::string error;  // the index or the store failed
   };
   auto found = std::make_shared<Found>();
   ctx.pool.submit(
       [&ctx, found, id, repo] {
-        {
+        try {
           auto txn = ctx.index.read();
           found->rec = ctx.index.upload(txn, id);
+        } catch (const std::exception& e) {
+          found->error = std::string("index unavailable: ").append(e.what());
+          return;
         }
-        if (found->rec && found->rec->repo == repo) found->size = ctx.store.upload_size(id);
+        if (!found->rec || found->rec->repo != repo) return;
+        auto size = ctx.store.upload_size(id);
+        if (size) found->size = *size;
+        else if (size.error().kind == cache::StoreError::Kind::Failed) found->error = size.error().message;
       },
-      [&ctx, found, id, repo, then = std::move(then)] {
+      [&ctx, ex, found, id, repo, then = std::move(then)] {
         if (auto s = ctx.uploads.find(id)) return then(s->repo == repo ? s : nullptr);  // restored meanwhile
         if (ctx.uploads.ended(id)) return then(nullptr);  // removed while the worker read its old record
+        if (!found->error.empty()) return fail(ex, oci::ErrorCode::Unavailable, found->error);
         if (!found->rec || found->rec->repo != repo || !found->size) return then(nullptr);
         auto s = std::make_shared<UploadSession>();
         s->id = id;
@@ -389,7 +398,7 @@ void start_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
 }
 
 void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+  find_session(ctx, ex, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
     if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
     if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
     write_body(ctx, ex, s, Open::Resume, [ex, s] {
@@ -400,7 +409,7 @@ void patch_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
 }
 
 void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+  find_session(ctx, ex, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
     if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
     if (s->busy) return fail_range(ex, *s, "another request is writing this upload");
     auto d = ex->req().query_param("digest");
@@ -413,13 +422,15 @@ void put_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
 }
 
 void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+  find_session(ctx, ex, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
     if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
     if (s->busy) return ex->respond(progress_response(204, *s));  // this front is writing: its offset is current
     // Another front may have continued the session: report what the store holds (on a worker: S3 asks the network).
-    auto staged = std::make_shared<std::optional<uint64_t>>();
+    auto staged = std::make_shared<std::expected<uint64_t, cache::StoreError>>(0);
     ctx.pool.submit([&ctx, s, staged] { *staged = ctx.store.upload_size(s->id); },
                     [&ctx, ex, s, staged] {
+                      if (!*staged && staged->error().kind == cache::StoreError::Kind::Failed)
+                        return fail(ex, oci::ErrorCode::Unavailable, staged->error().message);
                       if (!*staged) {
                         if (!s->busy) ctx.uploads.erase(s->id);
                         return fail(ex, oci::ErrorCode::BlobUploadUnknown);
@@ -431,7 +442,7 @@ void upload_status(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
 }
 
 void cancel_upload(Context& ctx, const http::ExchangePtr& ex, const Route& r) {
-  find_session(ctx, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
+  find_session(ctx, ex, r.ref, r.name, [&ctx, ex](std::shared_ptr<UploadSession> s) {
     if (!s) return fail(ex, oci::ErrorCode::BlobUploadUnknown);
     if (s->busy) return fail(ex, oci::ErrorCode::BlobUploadInvalid, "the upload is in use");
     ctx.uploads.erase(s->id);

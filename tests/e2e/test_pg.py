@@ -117,8 +117,17 @@ def test_pg_restart_gives_503_then_recovers(ctx):
     reg.push_image("e2e/restart", "v1", layers=1, size=4096, seed=9)
     check_eq(reg.manifest("e2e/restart", "v1").status, 200, "manifest GET before the restart")
     harness.wait_for(lambda: request("GET", debug + "/debug/health").status == 200, "health OK with the database up")
+    # An upload session this process has not seen yet (opened before a restart): it is read from the index.
+    session = reg.start_upload("e2e/restart")
+    check_eq(reg.req("PATCH", session, {"Content-Type": "application/octet-stream"}, body=b"x" * 1000).status, 202,
+             "PATCH before the restart")
+    reg.stop()
+    reg.start()
     pg.halt()
     try:
+        res = reg.req("GET", session, timeout=60)
+        check_eq(res.status, 503, "GET of an upload session while PostgreSQL is down (not 404: it exists) %r" % res)
+        check("UNAVAILABLE" in res.error_codes(), "an OCI UNAVAILABLE error for the session: %r" % res.body[:300])
         for path in ("/v2/e2e/restart/tags/list", "/v2/e2e/restart/manifests/v1", "/v2/_catalog"):
             res = reg.req("GET", path, {"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=60)
             check_eq(res.status, 503, "GET %s while PostgreSQL is down (%r)" % (path, res))
@@ -136,6 +145,8 @@ def test_pg_restart_gives_503_then_recovers(ctx):
                      tries=100, interval=0.2)
     for _ in range(8):  # more than the pool: each connection has been replaced
         check_eq(reg.req("GET", "/v2/e2e/restart/tags/list").status, 200, "tag list after the restart")
+    res = reg.req("GET", session)
+    check_eq((res.status, res.header("Range", "")), (204, "0-999"), "the session after the restart")
     reg.push_image("e2e/restart", "v2", layers=1, size=4096, seed=10)
     check_eq(rows(pg, db, "SELECT count(*) FROM tags WHERE repo = 'e2e/restart'"), "2", "both tags in PostgreSQL")
     harness.wait_for(lambda: request("GET", debug + "/debug/health").status == 200, "health OK again",

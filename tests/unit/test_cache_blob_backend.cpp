@@ -322,7 +322,8 @@ TEST_CASE("BlobBackend: an upload stages across writers and restarts, and is has
     b.clean_temp();  // uploads survive a restart
     CHECK(b.upload_size(id) == kContent.size());
     b.discard(b.upload_key(id));
-    CHECK_FALSE(b.upload_size(id));
+    REQUIRE_FALSE(b.upload_size(id));
+    CHECK(b.upload_size(id).error().kind == StoreError::Kind::Missing);  // gone, not a failure (404, not 503)
     auto resumed = b.resume_write(id);
     REQUIRE_FALSE(resumed);
     CHECK(resumed.error().kind == StoreError::Kind::Missing);
