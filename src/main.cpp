@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/pg/pg_dsn.hpp"
 #include "src/app.hpp"
 #include "src/commands/commands.hpp"
 #include "src/config/config.hpp"
@@ -112,8 +113,12 @@ int main(int argc, char** argv) {
     const std::string storage = cfg->storage_driver == wharf::config::StorageDriver::S3
                                     ? "s3 bucket " + cfg->s3.bucket + " at " + cfg->s3.endpoint_url() + " (reachable, writable)"
                                     : "root " + cfg->root_directory;
-    std::printf("configuration OK: listen %s, %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
-                storage.c_str(), wharf::auth_mode(*cfg).c_str(),
+    // The probe above connected and checked the schema; the password is never printed.
+    const std::string index = cfg->database_dsn.empty()
+                                  ? std::string("index lmdb")
+                                  : "index postgresql " + wharf::cache::pg::redact_dsn(cfg->database_dsn) + " (reachable)";
+    std::printf("configuration OK: listen %s, %s, %s, auth %s, delete %s, %zu upstream(s)\n", cfg->http_addr.c_str(),
+                storage.c_str(), index.c_str(), wharf::auth_mode(*cfg).c_str(),
                 cfg->delete_enabled ? "enabled" : "disabled", cfg->upstreams.size());
     return 0;
   }

@@ -161,6 +161,8 @@ def test_pg_check_config_names_the_dsn_and_hides_the_password(ctx):
     reg = pg_registry(ctx, pg, db)
     good = run([SERVER_BIN, "check-config", reg.config_path], check_rc=False, timeout=60)
     check_eq(good.returncode, 0, "check-config with a reachable database (stderr: %s)" % good.stderr.strip()[-400:])
+    check("index postgresql" in good.stdout and postgres.PASSWORD not in good.stdout,
+          "check-config's summary names the PostgreSQL index without the password: %r" % good.stdout[-400:])
     wrong = "not-the-password-5e2a"
     bad = run([SERVER_BIN, "check-config", reg.config_path], check_rc=False, timeout=60,
               env={"REGISTRY_DATABASE_DSN": pg.dsn(db, password=wrong)})
