@@ -241,8 +241,16 @@ std::expected<BackupResult, std::string> backup_remote(const Index& index, const
   for (const auto& [d, size] : recorded->files) {
     auto parsed = oci::parse_digest(d);
     if (!parsed) continue;
+    // Is it there? An answer the store cannot give stops the backup: an outage is not a missing blob.
+    auto stored = [&store, &d, &parsed]() -> std::expected<std::optional<uint64_t>, std::string> {
+      auto got = store.stat_checked(*parsed);
+      if (!got) return std::unexpected("cannot check blob " + d + ": " + got.error());
+      return got;
+    };
     if (include == IncludeBlobs::No) {
-      if (store.stat(*parsed) == size) {
+      auto got = stored();
+      if (!got) return std::unexpected(got.error());
+      if (*got == size) {
         ++result.present;
         continue;
       }
@@ -253,8 +261,8 @@ std::expected<BackupResult, std::string> backup_remote(const Index& index, const
     } else if (got) {
       result.damaged.push_back(d);
       continue;
-    } else if (store.stat(*parsed)) {
-      return std::unexpected(got.error());  // there, but it could not be downloaded
+    } else if (auto there = stored(); !there || *there) {
+      return std::unexpected(there ? got.error() : there.error());  // there but unreadable, or the store fails
     }
     result.missing.push_back(d);
     if (recorded->referenced.count(d)) ++result.missing_referenced;
@@ -283,7 +291,9 @@ std::expected<BackupResult, std::string> restore_blobs(const fs::path& dir, Inde
   for (const auto& [d, size] : files) {
     auto parsed = oci::parse_digest(d);
     if (!parsed) continue;
-    if (store.stat(*parsed) == size) {
+    auto stored = store.stat_checked(*parsed);
+    if (!stored) return std::unexpected("cannot check blob " + d + ": " + stored.error());
+    if (*stored == size) {
       ++result.present;
       continue;
     }

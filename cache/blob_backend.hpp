@@ -161,6 +161,9 @@ class BlobBackend {
   virtual bool reads_block() const { return false; }
   // Size of a stored blob, nullopt if absent.
   virtual std::optional<uint64_t> stat(const oci::Digest&) const = 0;
+  // Size of a stored blob, nullopt if absent, a message if the store cannot tell now (a network store
+  // that fails): what the offline verbs use, so an outage never reads as missing blobs. Blocking.
+  virtual std::expected<std::optional<uint64_t>, std::string> stat_checked(const oci::Digest& d) const { return stat(d); }
   // How to serve bytes [first, first+length) of a stored blob; nullopt if absent, a message if the
   // store fails. Quick enough for the event loop (an open or a URL signature).
   virtual std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,
@@ -196,7 +199,8 @@ class BlobBackend {
   // no record for it (cache/gc.hpp).
   virtual bool remove(const oci::Digest&) const = 0;
   // Calls `each` for every stored blob (GC strays, fsck); entries that are not blobs are skipped. Blocking.
-  virtual void list(const std::function<void(const StoredBlob&)>& each) const = 0;
+  // A message if the listing broke off (what was listed before was passed to `each`).
+  virtual std::expected<void, std::string> list(const std::function<void(const StoredBlob&)>& each) const = 0;
 };
 
 }  // namespace wharf::cache

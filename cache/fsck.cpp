@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "cache/gc.hpp"
 #include "src/oci/digest.hpp"
@@ -45,6 +46,8 @@ class Checker {
   void check_manifests(const Snapshot& s);
   void check_repos(const Snapshot& s);
   void count_strays(const Snapshot& s);
+  // The stored size of `d` (nullopt: absent); throws when the store cannot tell (never "missing" then).
+  std::optional<uint64_t> stored_size(const oci::Digest& d) const;
 
   Index& index_;
   const BlobBackend& store_;
@@ -57,10 +60,16 @@ class Checker {
   std::set<std::string> bad_blobs_;  // blob records whose file is missing or damaged
 };
 
+std::optional<uint64_t> Checker::stored_size(const oci::Digest& d) const {
+  auto got = store_.stat_checked(d);
+  if (!got) throw std::runtime_error("cannot check blob " + d.str() + ": " + got.error());
+  return *got;
+}
+
 std::string Checker::file_problem(const std::string& digest, uint64_t size, bool verify) {
   auto d = oci::parse_digest(digest);
   if (!d) return "not a digest";
-  auto got = store_.stat(*d);
+  auto got = stored_size(*d);
   if (!got) return "its file is missing";
   if (*got != size) return "its file has " + std::to_string(*got) + " bytes, the index says " + std::to_string(size);
   if (verify && !store_.intact(*d)) return "its file's content does not hash to its digest";
@@ -109,7 +118,7 @@ void Checker::check_blobs(const Snapshot& s) {
     report_.links += repos.size();
     if (s.blobs.count(d)) continue;
     auto parsed = oci::parse_digest(d);
-    auto size = parsed ? store_.stat(*parsed) : std::nullopt;
+    auto size = parsed ? stored_size(*parsed) : std::nullopt;
     if (size && (opts_.verify == VerifyContent::No || store_.intact(*parsed))) {
       BlobRecord rec{*size, uint32_t(repos.size()), Origin::Pushed, int64_t(::time(nullptr))};
       problem("blob " + d, "linked in " + repos.front() + " but has no record; its file is there: re-indexed",
@@ -172,7 +181,7 @@ void Checker::check_manifests(const Snapshot& s) {
       }
       if (bad_blobs_.count(b)) continue;  // reported with the blob
       auto pb = oci::parse_digest(b);
-      auto size = pb ? store_.stat(*pb) : std::nullopt;
+      auto size = pb ? stored_size(*pb) : std::nullopt;
       if (size && !s.links.count(b) && (opts_.verify == VerifyContent::No || store_.intact(*pb))) {
         problem("blob " + b, "used by manifest " + d + where + " but has no record; its file is there: re-indexed",
                 [repos, b, size = *size](Index::Update& u) {
@@ -214,11 +223,12 @@ void Checker::check_repos(const Snapshot& s) {
 }
 
 void Checker::count_strays(const Snapshot& s) {
-  store_.list([&](const StoredBlob& b) {
+  auto listed = store_.list([&](const StoredBlob& b) {
     const std::string d = b.digest.str();
     if (s.blobs.count(d) || s.manifests.count(d) || s.links.count(d)) return;
     if (++report_.strays <= kMaxStrayList) report_.stray_list.push_back(d + " (" + std::to_string(b.size) + " bytes)");
   });
+  if (!listed) throw std::runtime_error("cannot list the store: " + listed.error());
 }
 
 void Checker::repair() {

@@ -38,7 +38,7 @@ struct FsckReport {
   size_t blobs = 0, manifests = 0, tags = 0, links = 0;  // records checked
   size_t strays = 0;          // files in blobs/ with no record (harmless; garbage-collect removes them)
   std::vector<std::string> stray_list;  // the first kMaxStrayList of them, as "sha256:... (N bytes)"
-  std::string fatal;          // set when the index could not be read or written: nothing more was checked
+  std::string fatal;          // set when the index could not be read or written, or the store could not answer: the check stopped
   // Problems not repaired (all of them without Repair::Yes).
   size_t left() const;
 };

@@ -202,7 +202,7 @@ std::expected<void, std::string> FsBlobStore::write(const oci::Digest& d, std::s
 
 bool FsBlobStore::remove(const oci::Digest& d) const { return ::unlink(blob_path(d).c_str()) == 0; }
 
-void FsBlobStore::list(const std::function<void(const StoredBlob&)>& each) const {
+std::expected<void, std::string> FsBlobStore::list(const std::function<void(const StoredBlob&)>& each) const {
   for (const char* algo : {"sha256", "sha512"}) {
     const fs::path top = root_ / "blobs" / algo;
     DIR* outer = ::opendir(top.c_str());
@@ -223,6 +223,7 @@ void FsBlobStore::list(const std::function<void(const StoredBlob&)>& each) const
     }
     ::closedir(outer);
   }
+  return {};
 }
 
 }  // namespace wharf::cache

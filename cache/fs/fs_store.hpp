@@ -46,7 +46,7 @@ class FsBlobStore final : public BlobBackend {
   int open_local(const oci::Digest& d) const override;
   bool intact(const oci::Digest&) const override;
   bool remove(const oci::Digest&) const override;
-  void list(const std::function<void(const StoredBlob&)>& each) const override;
+  std::expected<void, std::string> list(const std::function<void(const StoredBlob&)>& each) const override;
 
   // Stores verified `bytes` as `d` (prepare and place without the index lock: tests and tools whose
   // index nobody else uses); nothing is done if the blob exists.

@@ -142,6 +142,10 @@ std::expected<std::optional<uint64_t>, std::string> S3BlobStore::head(const std:
   return std::unexpected(s3_failure("HeadObject " + key, r.error()));
 }
 
+std::expected<std::optional<uint64_t>, std::string> S3BlobStore::stat_checked(const oci::Digest& d) const {
+  return head(blob_key(d));
+}
+
 std::optional<uint64_t> S3BlobStore::stat(const oci::Digest& d) const {
   if (bridge_.on_loop_thread()) {  // the index is authoritative for S3 (see s3_store.hpp)
     auto txn = index_.read();
@@ -213,7 +217,7 @@ bool S3BlobStore::remove(const oci::Digest& d) const {
   return r.has_value();
 }
 
-void S3BlobStore::list(const std::function<void(const StoredBlob&)>& each) const {
+std::expected<void, std::string> S3BlobStore::list(const std::function<void(const StoredBlob&)>& each) const {
   std::string token;
   for (int page = 0; page < 1'000'000; ++page) {
     s3::ListRequest req;
@@ -222,13 +226,14 @@ void S3BlobStore::list(const std::function<void(const StoredBlob&)>& each) const
     auto r = bridge_.call<s3::ListPage>([req](s3::Client& c, s3::Done<s3::ListPage> done) {
       return c.list_objects(req, std::move(done));
     });
-    if (!r) return;  // a failed listing sweeps nothing more
+    if (!r) return std::unexpected(s3_failure("ListObjectsV2 " + std::string(kBlobsPrefix), r.error()));
     for (const auto& o : r->objects) {
       if (auto d = digest_of_key(o.key)) each(StoredBlob{*d, o.size, parse_time(o.last_modified)});
     }
-    if (!r->truncated || r->next_token.empty()) return;
+    if (!r->truncated || r->next_token.empty()) return {};
     token = r->next_token;
   }
+  return std::unexpected(std::string("listing ").append(kBlobsPrefix).append(" did not end after a million pages"));
 }
 
 }  // namespace wharf::cache

@@ -78,6 +78,7 @@ class S3BlobStore final : public BlobBackend {
   size_t abort_stale_under(const std::string& prefix, int64_t older_than) const;
   std::vector<std::string> place(const std::vector<Placement>&) const override;
   std::optional<uint64_t> stat(const oci::Digest&) const override;
+  std::expected<std::optional<uint64_t>, std::string> stat_checked(const oci::Digest& d) const override;
   std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,
                                                            RedirectPolicy) const override;
   std::optional<std::string> read_small(const oci::Digest&, uint64_t max) const override;
@@ -87,7 +88,7 @@ class S3BlobStore final : public BlobBackend {
   std::expected<void, std::string> read_all(const oci::Digest& d,
                                             const std::function<bool(const char*, size_t)>& sink) const override;
   bool remove(const oci::Digest&) const override;
-  void list(const std::function<void(const StoredBlob&)>& each) const override;
+  std::expected<void, std::string> list(const std::function<void(const StoredBlob&)>& each) const override;
 
  private:
   // Uploads the staged file of `p` to its final key unless an object of that size is there.

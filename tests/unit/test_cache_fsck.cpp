@@ -4,8 +4,10 @@
 #include <fstream>
 #include <string>
 
+#include "cache/backup.hpp"
 #include "cache/fsck.hpp"
 #include "cache/publish.hpp"
+#include "tests/unit/failing_store.hpp"
 #include "tests/unit/scratch_store.hpp"
 
 using namespace wharf;
@@ -190,5 +192,38 @@ TEST_CASE("fsck: index consistency") {
     auto r = fsck(*s.index, *s.blobs, {"blobs record 'x': does not decode"}, {VerifyContent::No, Repair::No});
     CHECK(mentions(r, "does not decode"));
     CHECK(r.left() == 1);
+  }
+}
+
+TEST_CASE("fsck stops with the store's failure rather than reporting blobs missing") {
+  Store s;
+  auto layer = s.blob("app", "layer bytes");
+  s.manifest("app", layer, 11, "v1");
+  testing::FailingStore store(*s.blobs);
+  CHECK(fsck(*s.index, store, {}, {VerifyContent::No, Repair::No}).fatal.empty());
+  store.down = true;
+  auto r = fsck(*s.index, store, {}, {VerifyContent::No, Repair::Yes});
+  CHECK(r.fatal.find("connection refused") != std::string::npos);
+  CHECK_FALSE(mentions(r, "missing"));
+  store.down = false;  // and nothing was "repaired" away meanwhile
+  auto again = fsck(*s.index, store, {}, {VerifyContent::Yes, Repair::No});
+  CHECK(again.findings.empty());
+  CHECK(again.fatal.empty());
+}
+
+TEST_CASE("backup of a remote store stops with the store's failure rather than listing blobs missing") {
+  Store s;
+  auto layer = s.blob("app", "layer bytes");
+  s.manifest("app", layer, 11, "v1");
+  testing::FailingStore store(*s.blobs);
+  auto ok = backup_remote(*s.index, store, s.dir / "backup-up", IncludeBlobs::No);
+  REQUIRE(ok);
+  CHECK(ok->missing.empty());
+  CHECK(ok->present == 2);  // the layer and the manifest
+  store.down = true;
+  for (auto include : {IncludeBlobs::No, IncludeBlobs::Yes}) {
+    auto down = backup_remote(*s.index, store, s.dir / (include == IncludeBlobs::No ? "b1" : "b2"), include);
+    REQUIRE_FALSE(down);
+    CHECK(down.error().find("connection refused") != std::string::npos);
   }
 }
