@@ -151,14 +151,19 @@ class Fleet:
 
     def hold_maintenance_lock(self):
         """A psql session holding the fronts' maintenance lock (session advisory lock kMaintenanceLock of
-        cache/pg/pg_schema.hpp) on this fleet's database, as a front running GC would; returns once it holds
-        it. Stop the process (stop_process) to release it."""
+        cache/pg/pg_schema.hpp) on this fleet's database, idle like a front's lock connection during a run;
+        returns once it holds it. Killing the process releases it (the server sees the connection close)."""
         import postgres
+        import subprocess
         psql = os.path.join(self.pg.bin, "psql")
         conninfo = "host=%s port=%d user=%s dbname=%s application_name=e2e-lock-holder" % (
             self.pg.dir, self.pg.port, postgres.USER, self.db)
-        proc = self.ctx.spawn([psql, "-X", "-q", "-d", conninfo, "-c",
-                               "SELECT pg_advisory_lock(%d); SELECT pg_sleep(300)" % MAINTENANCE_LOCK], "lock-holder")
+        with open(self.ctx.path("lock-holder.log"), "ab") as log:
+            proc = subprocess.Popen([psql, "-X", "-q", "-d", conninfo], stdin=subprocess.PIPE, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        harness._LIVE[proc.pid] = proc
+        proc.stdin.write(b"SELECT pg_advisory_lock(%d);\n" % MAINTENANCE_LOCK)
+        proc.stdin.flush()  # stdin stays open: psql waits for more, the session idles holding the lock
 
         def held():
             if proc.poll() is not None:
