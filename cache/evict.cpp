@@ -36,19 +36,25 @@ Unreached unreached(const Snapshot& s, const Marks& m) {
 
 }  // namespace
 
-std::expected<EvictResult, std::string> evict(Index& index, const BlobBackend& store, uint64_t max_bytes) {
-  EvictResult result;
-  if (max_bytes == 0) return result;
-  try {  // cheap check first: most runs find the cache within its bound
+std::expected<uint64_t, std::string> stored_total(const Index& index) {
+  try {
     auto txn = index.read();
     uint64_t total = 0;
     for (const auto& [d, b] : index.all_blobs(txn)) total += b.size;
     for (const auto& [d, m] : index.all_manifests(txn)) total += m.size;
-    result.bytes_before = result.bytes_after = total;
-    if (total <= max_bytes) return result;
+    return total;
   } catch (const std::exception& e) {
     return std::unexpected(std::string("eviction: ") + e.what());
   }
+}
+
+std::expected<EvictResult, std::string> evict(Index& index, const BlobBackend& store, uint64_t max_bytes) {
+  EvictResult result;
+  if (max_bytes == 0) return result;
+  auto total = stored_total(index);  // cheap check first: most runs find the cache within its bound
+  if (!total) return std::unexpected(total.error());
+  result.bytes_before = result.bytes_after = *total;
+  if (*total <= max_bytes) return result;
   std::set<Pair> evicted;
   Unreached gone;
   auto done = index.update("eviction", [&](Index::Update& u) {

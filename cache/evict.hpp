@@ -22,6 +22,10 @@ struct EvictResult {
   GcResult swept;                  // records and files removed
 };
 
+// Bytes of the blob and manifest records (what storage.cache.maxsize bounds), read in one snapshot;
+// fails if the index cannot be read.
+std::expected<uint64_t, std::string> stored_total(const Index&);
+
 // Evicts until at most `max_bytes` are stored (nothing if already within, or if max_bytes is 0).
 // Fails only if the index cannot be read or written. Blocking: call from a worker thread.
 std::expected<EvictResult, std::string> evict(Index&, const BlobBackend&, uint64_t max_bytes);

@@ -293,6 +293,7 @@ std::expected<GcResult, std::string> collect(Index& index, const BlobBackend& st
   doomed.insert(doomed.end(), p.blobs.begin(), p.blobs.end());
   remove_files(index, store, doomed, result);
   sweep_strays(index, store, opts.grace.count() > 0 ? now - opts.grace.count() : kNever, DryRun::No, {}, result);
+  if (auto claims = index.expire_claims(kClaimMaxAge)) result.claims_deleted = *claims;
   return result;
 }
 

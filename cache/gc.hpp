@@ -6,7 +6,7 @@
 // Grace rule: a manifest or blob created, put into a repository, linked, mounted or read less than
 // `grace` ago is never collected, nor is anything it references; nor is an unindexed file in blobs/
 // modified less than `grace` ago. Files are only unlinked under the index write lock and only when
-// they have no record, so a publication in flight is never swept, however old its file (publish.hpp). The offline verb uses 0; the server uses kOnlineGcGrace, which must
+// they have no record, so a publication in flight is never swept, however old its file (publish.hpp). The offline verb uses 0; the server uses storage.gc.grace (default kOnlineGcGrace), which must
 // exceed the time a client takes between uploading a blob and pushing the manifest that uses it.
 #include <chrono>
 #include <cstdint>
@@ -23,6 +23,9 @@
 namespace wharf::cache {
 
 inline constexpr std::chrono::seconds kOnlineGcGrace{3600};
+// Fleet claims (Index::claim) last renewed longer ago than this are removed by every collection that
+// writes: every claim window is far shorter, so such a row only keeps a dead front's key.
+inline constexpr std::chrono::seconds kClaimMaxAge{24 * 3600};
 
 enum class DryRun { No, Yes };
 enum class Untagged { Keep, Delete };
@@ -43,6 +46,7 @@ struct GcResult {
   size_t blobs_deleted = 0;       // blob records removed
   size_t files_deleted = 0;       // files removed from blobs/ (blobs, manifests, strays)
   uint64_t bytes_freed = 0;       // their sizes
+  size_t claims_deleted = 0;      // fleet claims (Index::claim) older than kClaimMaxAge
   std::vector<std::string> deleted;  // "blob sha256:..", "manifest sha256:..", "untag repo@sha256:..", "tag repo:tag"
 };
 
@@ -101,8 +105,10 @@ void remove_files(Index&, const BlobBackend&, const std::vector<std::string>& di
 void sweep_strays(Index&, const BlobBackend&, int64_t older_than, DryRun, const std::set<std::string>& gone,
                   GcResult& result);
 
-// Collects garbage; fails only if the index cannot be read or written (files that cannot be removed
-// are skipped). Blocking: call from a worker thread or the offline verb.
+// Collects garbage, then (unless a dry run) removes claims older than kClaimMaxAge (a failure there is
+// left to the next run); fails only if the index cannot be read or written (files that cannot be
+// removed are skipped). Takes no fleet lock: callers hold Index::try_maintenance_lock(). Blocking: call
+// from a worker thread or the offline verb.
 std::expected<GcResult, std::string> collect(Index&, const BlobBackend&, const GcOptions&);
 
 }  // namespace wharf::cache

@@ -131,6 +131,23 @@ class Index {
     return true;
   }
 
+  // A fleet-wide maintenance lock taken by try_maintenance_lock(); released when destroyed (and by the
+  // database itself if the process holding it dies).
+  class MaintenanceLock {
+   public:
+    virtual ~MaintenanceLock() = default;
+  };
+  // Takes, without waiting, the one lock that garbage collection and eviction hold for a run, so that in
+  // a fleet of fronts sharing this index only one runs at a time: the holder, or nullptr when another
+  // process holds it. An index of one process has no fleet: always granted (the process keeps its own
+  // runs apart). Fails if the index does.
+  virtual std::expected<std::unique_ptr<MaintenanceLock>, std::string> try_maintenance_lock() {
+    return std::make_unique<MaintenanceLock>();
+  }
+  // Removes the claims (claim()) last taken or renewed more than `age` ago; how many. An index of one
+  // process keeps none: 0. Fails if the index does.
+  virtual std::expected<size_t, std::string> expire_claims(std::chrono::seconds /*age*/) { return size_t(0); }
+
   // ---- reads ----
   virtual bool repo_exists(const ReadTxn&, std::string_view repo) const = 0;
   virtual std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const = 0;

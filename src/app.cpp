@@ -96,16 +96,35 @@ struct Runtime {
   std::atomic<bool> evict_busy{false};
 };
 
-// Online garbage collection on a worker (skipped while the previous run is still going).
+// What a maintenance run on a worker came to.
+enum class Ran { Yes, Skipped, Failed };
+
+// Online garbage collection on a worker (skipped while the previous run is still going, or while another
+// front sharing the database holds the maintenance lock: one front collects at a time).
 void schedule_gc(Runtime& rt) {
   if (rt.gc_busy.exchange(true)) return;
   auto* index = rt.index.get();
   auto* store = rt.store;
-  auto freed = std::make_shared<uint64_t>(0);
+  struct Outcome {
+    Ran ran = Ran::Failed;
+    uint64_t freed = 0;
+  };
+  auto out = std::make_shared<Outcome>();
   rt.pool->submit(
-      [index, store, freed, retention = rt.cfg.retention, immutable = rt.cfg.immutable_tags] {
+      [index, store, out, grace = rt.cfg.gc_grace, retention = rt.cfg.retention, immutable = rt.cfg.immutable_tags] {
+        auto lock = index->try_maintenance_lock();
+        if (!lock) {
+          spdlog::warn("garbage collection failed: {}", lock.error());
+          return;
+        }
+        if (!*lock) {
+          out->ran = Ran::Skipped;
+          spdlog::debug("garbage collection skipped: another front holds the maintenance lock");
+          return;
+        }
+        spdlog::info("garbage collection: started (this front holds the maintenance lock)");
         cache::GcOptions opts;
-        opts.grace = cache::kOnlineGcGrace;
+        opts.grace = grace;
         opts.retention = retention;
         opts.immutable_tags = immutable;
         auto r = cache::collect(*index, *store, opts);
@@ -113,37 +132,64 @@ void schedule_gc(Runtime& rt) {
           spdlog::warn("garbage collection failed: {}", r.error());
           return;
         }
-        *freed = r->bytes_freed;
-        spdlog::info("garbage collection: {} tags (retention), {} manifests, {} blobs, {} files, {} bytes freed", r->tags_deleted,
-                     r->manifests_deleted, r->blobs_deleted, r->files_deleted, r->bytes_freed);
+        *out = {Ran::Yes, r->bytes_freed};
+        spdlog::info("garbage collection: {} tags (retention), {} manifests, {} blobs, {} files, {} bytes freed, "
+                     "{} expired claims", r->tags_deleted, r->manifests_deleted, r->blobs_deleted, r->files_deleted,
+                     r->bytes_freed, r->claims_deleted);
       },
-      [&rt, freed] {
-        rt.metrics.gc_run(*freed);
+      [&rt, out] {
+        if (out->ran == Ran::Skipped) rt.metrics.gc_skipped();
+        else rt.metrics.gc_run(out->freed);
         rt.gc_busy = false;
       });
 }
 
-// Size-bounded cache: evicts least recently used proxied content on a worker.
+// Size-bounded cache: evicts least recently used proxied content on a worker, under the maintenance lock
+// (taken only once the store is found over its bound; a run is skipped while another front holds it).
 void schedule_evict(Runtime& rt) {
   if (rt.evict_busy.exchange(true)) return;
   auto* index = rt.index.get();
   auto* store = rt.store;
   const uint64_t max = rt.cfg.cache_max_size;
-  auto result = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);  // items, bytes
+  struct Outcome {
+    Ran ran = Ran::Failed;
+    uint64_t items = 0, bytes = 0;
+  };
+  auto out = std::make_shared<Outcome>();
   rt.pool->submit(
-      [index, store, max, result] {
+      [index, store, max, out] {
+        auto total = cache::stored_total(*index);
+        if (!total) {
+          spdlog::warn("cache eviction failed: {}", total.error());
+          return;
+        }
+        if (*total <= max) {
+          out->ran = Ran::Yes;
+          return;
+        }
+        auto lock = index->try_maintenance_lock();
+        if (!lock) {
+          spdlog::warn("cache eviction failed: {}", lock.error());
+          return;
+        }
+        if (!*lock) {
+          out->ran = Ran::Skipped;
+          spdlog::debug("cache eviction skipped: another front holds the maintenance lock");
+          return;
+        }
         auto r = cache::evict(*index, *store, max);
         if (!r) {
           spdlog::warn("cache eviction failed: {}", r.error());
           return;
         }
-        *result = {r->manifests_evicted + r->swept.blobs_deleted, r->swept.bytes_freed};
+        *out = {Ran::Yes, r->manifests_evicted + r->swept.blobs_deleted, r->swept.bytes_freed};
         if (r->manifests_evicted > 0 || r->swept.files_deleted > 0)
           spdlog::info("cache eviction: {} manifests, {} blobs, {} bytes freed ({} of {} bytes stored)",
                        r->manifests_evicted, r->swept.blobs_deleted, r->swept.bytes_freed, r->bytes_after, max);
       },
-      [&rt, result] {
-        if (result->first) rt.metrics.evicted(result->first, result->second);
+      [&rt, out] {
+        if (out->ran == Ran::Skipped) rt.metrics.evict_skipped();
+        if (out->items) rt.metrics.evicted(out->items, out->bytes);
         rt.evict_busy = false;
       });
 }
@@ -561,7 +607,7 @@ int serve(const config::Config& cfg) {
 
   if (cfg.gc_interval.count() > 0) {
     add_timer(rt, cfg.gc_interval, &schedule_gc);
-    spdlog::info("online garbage collection every {}s (grace {}s)", cfg.gc_interval.count(), cache::kOnlineGcGrace.count());
+    spdlog::info("online garbage collection every {}s (grace {}s)", cfg.gc_interval.count(), cfg.gc_grace.count());
   }
   if (cfg.cache_max_size > 0) {
     add_timer(rt, std::chrono::seconds(5), &schedule_evict);

@@ -17,7 +17,7 @@ void HealthCheck::probe() {
   }
   if (fd >= 0) ::close(fd);
   ::unlink(path.c_str());
-  if (error.empty()) {
+  if (error.empty() && !database_) {  // with database.dsn the database check below covers the index
     try {
       auto txn = index_.read();
       (void)index_.repo_exists(txn, "health-probe");

@@ -17,7 +17,8 @@ class HealthCheck {
       : tmp_dir_(std::move(tmp_dir)), index_(index), threshold_(threshold < 1 ? 1 : threshold) {}
   // Adds a check each probe also runs ("" when fine, else the failure); set before probing starts.
   void add_check(std::function<std::string()> check) { extra_ = std::move(check); }
-  // Adds the database check (database.dsn: a SELECT 1), probed and counted apart from storage.
+  // Adds the database check (database.dsn: a SELECT 1), probed and counted apart from storage, which
+  // then no longer reads the index itself (a database outage is reported once, as the database's).
   void set_database_check(std::function<std::string()> check) { database_ = std::move(check); }
   // Runs one probe (blocking file I/O: call from a worker thread).
   void probe();

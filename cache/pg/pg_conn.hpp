@@ -101,6 +101,8 @@ class Pool {
   // the limit, or the next one returned within `wait` (the pool's by default); throws PgError if none
   // can be had.
   Lease acquire(std::optional<std::chrono::milliseconds> wait = std::nullopt);
+  // The connection string the pool connects with (for a connection kept apart from the pool).
+  const std::string& dsn() const { return dsn_; }
 
  private:
   void give_back(Conn c) noexcept;

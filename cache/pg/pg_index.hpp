@@ -46,6 +46,12 @@ class PgIndex final : public Index {
   std::expected<bool, std::string> claim(std::string_view key, std::string_view owner,
                                          std::chrono::milliseconds window) override;
 
+  // pg_try_advisory_lock(kMaintenanceLock) on a connection of its own (not a pooled one, which would
+  // keep the lock when handed back): closing it releases the lock, also when this process dies.
+  std::expected<std::unique_ptr<MaintenanceLock>, std::string> try_maintenance_lock() override;
+  // DELETE of the claims rows older than `age` by the database's clock.
+  std::expected<size_t, std::string> expire_claims(std::chrono::seconds age) override;
+
   bool repo_exists(const ReadTxn&, std::string_view repo) const override;
   std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const override;
   bool blob_linked(const ReadTxn&, std::string_view repo, std::string_view digest) const override;

@@ -17,6 +17,9 @@ namespace wharf::cache::pg {
 constexpr int64_t kWriterLock = 0x7768617266'01;  // "wharf" 01
 // pg_advisory_lock key held while the schema is checked and migrated.
 constexpr int64_t kMigrationLock = 0x7768617266'02;
+// pg_try_advisory_lock key (session level) held by the one front running garbage collection or eviction,
+// and by the offline `wharf garbage-collect` verb.
+constexpr int64_t kMaintenanceLock = 0x7768617266'03;
 
 // One schema step: the statements that take the schema from version-1 to `version`.
 struct Migration {

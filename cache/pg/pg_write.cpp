@@ -22,6 +22,12 @@ int64_t now_seconds() {
 
 std::string num(int64_t v) { return std::to_string(v); }
 
+// Writes run at READ COMMITTED whatever the server's default_transaction_isolation: each statement then
+// sees every transaction committed before it, so a statement after the writer lock sees every earlier
+// writer's commit (under REPEATABLE READ the snapshot would date from the lock statement itself, and a
+// garbage collection's re-mark could miss a manifest committed while it waited for the lock).
+constexpr std::string_view kBeginWrite = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 void ensure_repo(PGconn* c, std::string_view repo, int64_t now) {
   exec(c, "INSERT INTO repos (name, created) VALUES ($1::text, $2::bigint) ON CONFLICT DO NOTHING", {repo, num(now)});
 }
@@ -108,7 +114,7 @@ bool remove_from_repo(PGconn* c, std::string_view repo, std::string_view digest)
 template <class F>
 auto PgIndex::write(std::string_view op, F&& f) -> std::expected<std::invoke_result_t<F, PGconn*>, std::string> {
   try {
-    auto session = begin("BEGIN");
+    auto session = begin(kBeginWrite);
     PGconn* c = session->lease.get();
     exec(c, "SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(pg::kWriterLock)});
     if constexpr (std::is_void_v<std::invoke_result_t<F, PGconn*>>) {
@@ -184,7 +190,7 @@ class PgUpdate final : public Index::Update {
 
 std::expected<void, std::string> PgIndex::update(std::string_view op, const std::function<void(Update&)>& f) {
   try {
-    auto s = begin("BEGIN");
+    auto s = begin(kBeginWrite);
     exec(s->lease.get(), "SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(pg::kWriterLock)});
     PgUpdate u(*s);
     f(u);

@@ -118,6 +118,12 @@ std::string Metrics::render() const {
   out += "wharf_gc_runs_total " + std::to_string(gc_runs_) + "\n";
   header(out, "wharf_gc_freed_bytes_total", "counter", "Bytes freed by garbage collection.");
   out += "wharf_gc_freed_bytes_total " + std::to_string(gc_freed_) + "\n";
+  header(out, "wharf_gc_skipped_total", "counter",
+         "Garbage collection runs skipped: another front sharing the database held the maintenance lock.");
+  out += "wharf_gc_skipped_total " + std::to_string(gc_skipped_) + "\n";
+  header(out, "wharf_eviction_runs_skipped_total", "counter",
+         "Eviction runs skipped: another front sharing the database held the maintenance lock.");
+  out += "wharf_eviction_runs_skipped_total " + std::to_string(evict_skipped_) + "\n";
   header(out, "wharf_evictions_total", "counter", "Cached items evicted to stay under storage.cache.maxsize.");
   out += "wharf_evictions_total " + std::to_string(evictions_) + "\n";
   header(out, "wharf_evicted_bytes_total", "counter", "Bytes evicted to stay under storage.cache.maxsize.");

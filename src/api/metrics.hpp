@@ -36,6 +36,10 @@ class Metrics {
     ++gc_runs_;
     gc_freed_ += bytes_freed;
   }
+  // A garbage collection run this front skipped: another front held the fleet's maintenance lock.
+  void gc_skipped() { ++gc_skipped_; }
+  // An eviction run this front skipped, for the same reason.
+  void evict_skipped() { ++evict_skipped_; }
   void evicted(uint64_t items, uint64_t bytes) {
     evictions_ += items;
     evicted_bytes_ += bytes;
@@ -59,6 +63,7 @@ class Metrics {
   std::map<std::pair<std::string, int>, uint64_t> upstream_requests_;  // (upstream, status)
   std::map<std::string, Histogram> upstream_durations_;
   uint64_t gc_runs_ = 0, gc_freed_ = 0, evictions_ = 0, evicted_bytes_ = 0;
+  uint64_t gc_skipped_ = 0, evict_skipped_ = 0;
   GaugeSource gauges_;
 };
 

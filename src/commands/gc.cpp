@@ -31,6 +31,23 @@ int garbage_collect(const config::Config& cfg, const std::vector<std::string>& a
     spdlog::error("{}", stores.error());
     return 1;
   }
+  // With the index in PostgreSQL, fronts may be running: the verb takes their maintenance lock (held
+  // until it returns) and refuses while one of them is collecting or evicting.
+  std::unique_ptr<cache::Index::MaintenanceLock> lock;
+  if (opts.dry_run == cache::DryRun::No) {
+    auto got = stores->index->try_maintenance_lock();
+    if (!got) {
+      spdlog::error("garbage-collect: {}", got.error());
+      return 1;
+    }
+    if (!*got) {
+      spdlog::error("garbage-collect: another wharf sharing the {} index (database.dsn) is collecting garbage or "
+                    "evicting now (it holds the maintenance lock); nothing was changed: try again once it is done",
+                    stores->index->kind());
+      return 1;
+    }
+    lock = std::move(*got);
+  }
   auto r = cache::collect(*stores->index, stores->blobs(), opts);
   if (!r) {
     spdlog::error("{}", r.error());

@@ -87,6 +87,7 @@ struct Config {
   bool upload_purge_dry_run = false;                      // .dryrun (log what would be purged, delete nothing)
   uint64_t cache_max_size = 0;            // storage.cache.maxsize (wharf; 0 = unbounded; "50GiB" units)
   std::chrono::seconds gc_interval{0};    // storage.gc.interval (wharf; 0 = off)
+  std::chrono::seconds gc_grace{3600};    // storage.gc.grace (wharf; >= 1s): online GC's grace (cache::kOnlineGcGrace)
   std::vector<RetentionRule> retention;   // storage.retention (wharf): applied by every garbage collection
   std::string database_dsn;               // database.dsn (wharf): PostgreSQL index; empty: LMDB under rootdirectory
   int database_pool_size = 8;             // database.poolsize (wharf): connections per process, 1..1000

@@ -359,6 +359,7 @@ const Field kFields[] = {
     warned("storage.cache.layerinfo", KeyType::String, kBlobDescriptor),
     section("storage.gc"),
     used("storage.gc.interval", KeyType::Duration, store<&Config::gc_interval>),
+    used("storage.gc.grace", KeyType::Duration, store_positive_duration<&Config::gc_grace>),
     used("storage.retention", KeyType::RetentionRules, store<&Config::retention>),
     section("storage.maintenance"),
     section("storage.maintenance.uploadpurging"),

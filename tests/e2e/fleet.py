@@ -7,6 +7,7 @@ by PID when it ends. Each front writes an access log; requests() tells which fro
 import os
 import re
 import shutil
+import threading
 
 import harness
 from harness import TestFailure, check
@@ -16,6 +17,8 @@ from test_pg import server as pg_server
 from test_s3 import bucket, rgw
 
 SECRET = "e2e-fleet-shared-secret"
+# The session advisory lock key GC and eviction take (cache/pg/pg_schema.hpp, kMaintenanceLock).
+MAINTENANCE_LOCK = 0x776861726603
 
 # An access log line: "<time> info <peer> <METHOD> <target> <status> <bytes>B ..." (src/app.cpp).
 _ACCESS = re.compile(r" (\S+) (GET|HEAD|POST|PATCH|PUT|DELETE) (\S+) (\d{3}) \d+B ")
@@ -50,8 +53,11 @@ backend wharf
 
 
 class Fleet:
-    def __init__(self, ctx, fronts=3, chunksize="5MiB"):
+    def __init__(self, ctx, fronts=3, chunksize="5MiB", extra=None):
+        """`extra`: {section: {key: value}} merged into every front's config (one level deep, so
+        {"storage": {"gc": {...}}} keeps the S3 settings)."""
         self.ctx = ctx
+        self.extra = extra or {}
         self.pg = pg_server()
         self.db = self.pg.create_database(ctx.name)
         self.rgw = rgw()
@@ -75,13 +81,30 @@ class Fleet:
             "http": {"addr": reg.host, "secret": SECRET},
             "database": {"dsn": self.pg.dsn(self.db), "poolsize": 4},
         }
+        reg.debug_url = "http://127.0.0.1:%d" % harness.free_port()  # /metrics and /debug/health of this front
+        cfg["http"]["debug"] = {"addr": reg.debug_url[len("http://"):], "prometheus": {"enabled": True}}
+        for section, values in self.extra.items():
+            cfg.setdefault(section, {}).update(values)
         with open(reg.config_path, "w") as f:
             f.write(to_yaml(cfg) + "\n")
         return reg
 
     def start(self):
-        for f in self.fronts:
-            f.start(tries=300)
+        # The fronts start at once (each waits for its own /v2/); the first failure is raised.
+        errors = []
+
+        def start_one(f):
+            try:
+                f.start(tries=300)
+            except BaseException as exc:  # re-raised below, in the test's thread
+                errors.append(exc)
+        threads = [threading.Thread(target=start_one, args=(f,)) for f in self.fronts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        if errors:
+            raise errors[0]
         if shutil.which("haproxy") is None:
             raise TestFailure("haproxy not found (tests/run installs Debian's haproxy package)")
         cfg = self.ctx.path("haproxy.cfg")
@@ -103,6 +126,53 @@ class Fleet:
     def req(self, method, path, headers=None, body=None, timeout=60):
         """A request through haproxy."""
         return request(method, self.url + path, headers, body, timeout=timeout)
+
+    def metrics(self, i):
+        """{sample name with labels: value} of front `i`'s /metrics."""
+        r = request("GET", self.fronts[i].debug_url + "/metrics", timeout=10)
+        check(r.status == 200, "/metrics of %s: %r" % (self.fronts[i].name, r))
+        out = {}
+        for line in r.body.decode(errors="replace").splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+    def log_lines(self, i, pattern):
+        """Lines of front `i`'s log matching the regular expression `pattern`."""
+        try:
+            with open(self.ctx.path(self.fronts[i].name + ".log"), errors="replace") as log:
+                return [line for line in log if re.search(pattern, line)]
+        except FileNotFoundError:
+            return []
+
+    def hold_maintenance_lock(self):
+        """A psql session holding the fronts' maintenance lock (session advisory lock kMaintenanceLock of
+        cache/pg/pg_schema.hpp) on this fleet's database, idle like a front's lock connection during a run;
+        returns once it holds it. Killing the process releases it (the server sees the connection close)."""
+        import postgres
+        import subprocess
+        psql = os.path.join(self.pg.bin, "psql")
+        conninfo = "host=%s port=%d user=%s dbname=%s application_name=e2e-lock-holder" % (
+            self.pg.dir, self.pg.port, postgres.USER, self.db)
+        with open(self.ctx.path("lock-holder.log"), "ab") as log:
+            proc = subprocess.Popen([psql, "-X", "-q", "-d", conninfo], stdin=subprocess.PIPE, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        harness._LIVE[proc.pid] = proc
+        proc.stdin.write(b"SELECT pg_advisory_lock(%d);\n" % MAINTENANCE_LOCK)
+        proc.stdin.flush()  # stdin stays open: psql waits for more, the session idles holding the lock
+
+        def held():
+            if proc.poll() is not None:
+                raise TestFailure("the psql holding the maintenance lock exited with %s" % proc.returncode)
+            return self.pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                                "WHERE a.application_name = 'e2e-lock-holder' AND l.locktype = 'advisory' "
+                                "AND l.granted", db=self.db).stdout.strip() == "1"
+        harness.wait_for(held, "psql to hold the maintenance lock", tries=300, interval=0.1)
+        return proc
 
     def requests(self, pattern=""):
         """[(front index, method, target, status)] from every front's access log, targets containing `pattern`."""

@@ -7,11 +7,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cache/fs/fs_store.hpp"
+#include "cache/gc.hpp"
+#include "cache/index_lmdb.hpp"
 #include "cache/pg/pg_admin.hpp"
 #include "cache/pg/pg_dsn.hpp"
 #include "cache/pg/pg_index.hpp"
@@ -99,6 +103,13 @@ struct LiveSchema {
     if (base.starts_with("postgres"))
       return base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + name;
     return base + " options='-csearch_path=" + name + "'";
+  }
+  // dsn() with `setting` ("name=value", no spaces) also set for every session.
+  std::string dsn_with(const std::string& setting) const {
+    if (base.starts_with("postgres"))
+      return base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + name +
+             "%20-c" + setting.substr(0, setting.find('=')) + "%3D" + setting.substr(setting.find('=') + 1);
+    return base + " options='-csearch_path=" + name + " -c" + setting + "'";
   }
 };
 
@@ -190,4 +201,103 @@ TEST_CASE("database.* configuration keys") {
     REQUIRE_FALSE(cfg);
     CHECK(cfg.error().str().find("database.dsn") != std::string::npos);
   }
+}
+
+TEST_CASE("PgIndex::try_maintenance_lock: one holder among the fronts of a database" * doctest::skip(!live())) {
+  LiveSchema s("maint");
+  auto a = PgIndex::open(s.dsn(), 2);
+  auto b = PgIndex::open(s.dsn(), 2);
+  REQUIRE(a);
+  REQUIRE(b);
+  auto held = (*a)->try_maintenance_lock();
+  REQUIRE_MESSAGE(held.has_value(), (held ? "" : held.error()));
+  REQUIRE(*held != nullptr);
+  SUBCASE("another front is refused while it is held, and gets it once released") {
+    auto other = (*b)->try_maintenance_lock();
+    REQUIRE(other.has_value());
+    CHECK(*other == nullptr);
+    auto self = (*a)->try_maintenance_lock();  // a second run on the same front too: it is the fleet's one lock
+    REQUIRE(self.has_value());
+    CHECK(*self == nullptr);
+    held->reset();
+    auto after = (*b)->try_maintenance_lock();
+    REQUIRE(after.has_value());
+    CHECK(*after != nullptr);
+  }
+  SUBCASE("the pool keeps serving while the lock is held (its connection is not a pooled one)") {
+    auto c = PgIndex::open(s.dsn(), 1, std::chrono::milliseconds(2000));
+    REQUIRE(c);
+    auto lock = (*c)->try_maintenance_lock();
+    REQUIRE(lock.has_value());
+    CHECK(*lock == nullptr);
+    CHECK((*c)->put_upload("u", UploadRecord{"r", 1}).has_value());
+  }
+}
+
+TEST_CASE("PgIndex::expire_claims and collect remove only old claims" * doctest::skip(!live())) {
+  LiveSchema s("claims");
+  auto idx = PgIndex::open(s.dsn(), 2);
+  REQUIRE(idx);
+  REQUIRE((*idx)->claim("old", "front-a", std::chrono::seconds(30)));
+  REQUIRE((*idx)->claim("new", "front-b", std::chrono::seconds(30)));
+  REQUIRE(pg::run_script(s.dsn(), "UPDATE claims SET at = at - interval '2 days' WHERE key = 'old'"));
+  SUBCASE("expire_claims") {
+    auto n = (*idx)->expire_claims(std::chrono::hours(24));
+    REQUIRE(n.has_value());
+    CHECK(*n == 1);
+  }
+  SUBCASE("a garbage collection run does it too") {
+    std::string tmpl = "/tmp/wharf-pgc-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    auto store = FsBlobStore::open(tmpl);
+    REQUIRE(store);
+    auto r = collect(**idx, *store, GcOptions{});
+    std::filesystem::remove_all(tmpl);
+    REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error()));
+    CHECK(r->claims_deleted == 1);
+  }
+  auto left = pg::query_row(s.dsn(), "SELECT string_agg(key, ',') FROM claims");
+  REQUIRE(left.has_value());
+  CHECK(*left == "new");
+}
+
+TEST_CASE("PgIndex::update sees every writer committed before it got the writer lock" * doctest::skip(!live())) {
+  // Even where the server's default isolation is SERIALIZABLE (a snapshot from the first statement, which
+  // is the lock wait), a sweep's re-mark must see a manifest committed while it waited.
+  LiveSchema s("isolation");
+  auto writer = PgIndex::open(s.dsn(), 2);
+  auto sweeper = PgIndex::open(s.dsn_with("default_transaction_isolation=serializable"), 2);
+  REQUIRE(writer);
+  REQUIRE(sweeper);
+  std::atomic<bool> locked{false};
+  std::thread w([&] {
+    auto done = (*writer)->update("test", [&](Index::Update& u) {
+      locked = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the sweeper is waiting on the lock now
+      u.add_manifest("r", "sha256:" + std::string(64, 'a'), ManifestRecord{}, std::string_view("t"));
+    });
+    CHECK(done.has_value());
+  });
+  for (int i = 0; i < 500 && !locked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::vector<TagEntry> seen;
+  auto done = (*sweeper)->update("test sweep", [&](Index::Update& u) { seen = (*sweeper)->all_tags(u.txn()); });
+  w.join();
+  REQUIRE_MESSAGE(done.has_value(), (done ? "" : done.error()));
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].tag == "t");
+}
+
+TEST_CASE("Index::try_maintenance_lock: an index of one process always grants it") {
+  std::string tmpl = "/tmp/wharf-lmaint-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+  {
+    auto idx = LmdbIndex::open(std::filesystem::path(tmpl) / "index", size_t(1) << 26);
+    REQUIRE(idx);
+    auto a = (*idx)->try_maintenance_lock();
+    auto b = (*idx)->try_maintenance_lock();
+    REQUIRE((a && b));
+    CHECK((*a != nullptr && *b != nullptr));
+    CHECK((*idx)->expire_claims(std::chrono::seconds(0)) == size_t(0));
+  }
+  std::filesystem::remove_all(tmpl);
 }

@@ -270,7 +270,7 @@ proxy: {exec: {command: helper}}
     const Config c = load_ok(kVersion + R"(storage:
   delete: {enabled: true}
   cache: {blobdescriptor: inmemory, blobdescriptorsize: 10000, maxsize: 50GiB}
-  gc: {interval: 6h}
+  gc: {interval: 6h, grace: 90s}
   maintenance:
     uploadpurging: {enabled: false, age: 48h, interval: 1h, dryrun: true}
     readonly: {enabled: true}
@@ -278,6 +278,9 @@ proxy: {exec: {command: helper}}
     CHECK(c.delete_enabled);
     CHECK(c.cache_max_size == 50ull << 30);
     CHECK(c.gc_interval == 6h);
+    CHECK(c.gc_grace == 90s);
+    CHECK(load_ok(kVersion + "storage: {gc: {interval: 1h}}\n", warnings).gc_grace == 1h);
+    CHECK(load_error(kVersion + "storage: {gc: {grace: 0s}}\n").key == "storage.gc.grace");
     CHECK_FALSE(c.upload_purging);
     CHECK(c.upload_purge_age == 48h);
     CHECK(c.upload_purge_interval == 1h);
