@@ -45,6 +45,8 @@ class PgIndex final : public Index {
   // One upsert on the claims table, timed by the database's clock (the same for every front).
   std::expected<bool, std::string> claim(std::string_view key, std::string_view owner,
                                          std::chrono::milliseconds window) override;
+  // One SELECT on the claims table.
+  std::expected<std::optional<std::string>, std::string> claim_holder(std::string_view key) const override;
 
   bool repo_exists(const ReadTxn&, std::string_view repo) const override;
   std::optional<BlobRecord> blob(const ReadTxn&, std::string_view digest) const override;

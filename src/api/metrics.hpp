@@ -10,6 +10,8 @@
 
 namespace wharf::api {
 
+struct FleetStats;
+
 // A fixed-bucket histogram of seconds.
 class Histogram {
  public:
@@ -61,5 +63,8 @@ class Metrics {
   uint64_t gc_runs_ = 0, gc_freed_ = 0, evictions_ = 0, evicted_bytes_ = 0;
   GaugeSource gauges_;
 };
+
+// Adds the fleet's single-flight samples of one front (wharf_fleet_*) to `g`: `s` and the leases held now.
+void add_fleet_samples(std::map<std::string, Metrics::Sample>& g, const FleetStats& s, size_t leases);
 
 }  // namespace wharf::api

@@ -280,7 +280,7 @@ void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decis
   }
   // Fronts sharing a database: one of them fetches a cold blob for the fleet.
   if (ctx_.index.blocks() && !fetches_->in_flight(*digest) && !fleet_held_.count(dstr))
-    return fleet_fetch_blob(ex, d, *digest, cred, std::chrono::steady_clock::now() + std::chrono::minutes(10));
+    return fleet_fetch_blob(ex, d, *digest, cred, FleetWait{std::chrono::steady_clock::now() + std::chrono::minutes(10), 0, nullptr});
   ++stats_.misses;
   auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest, proxy::FetchPriority::Client,
                                       std::nullopt, cred);
