@@ -101,6 +101,6 @@ TEST_CASE("TagCache drops what a notification names") {
 TEST_CASE("TagCache stays bounded") {
   TagCache c;
   c.set_enabled(true);
-  for (size_t i = 0; i <= TagCache::kMaxEntries; ++i) c.put(c.generation(), "r", "t" + std::to_string(i), entry("d"));
+  for (size_t i = 0; i <= TagCache::kMaxEntries; ++i) c.put(c.generation(), "r", std::string("t").append(std::to_string(i)), entry("d"));
   CHECK(c.size() <= TagCache::kMaxEntries);
 }
