@@ -171,6 +171,12 @@ class Mirror {
                    const proxy::Credential& cred, FleetWait wait);
   // Whether a waiting client's GET may be relayed (http.secret set, no Range); logs once why not.
   bool relay_possible(const http::ExchangePtr& ex);
+  // On a worker, with a shared index: claims the fleet's lease on each blob of `list` not marked in `skip`
+  // (recorded), and marks those whose lease another front holds (or that the index could not claim).
+  static void fleet_prefetch_claims(cache::Index& index, const std::string& owner,
+                                    const std::vector<oci::Descriptor>& list, std::vector<bool>& skip);
+  // How often a held lease is renewed while its download runs.
+  static constexpr std::chrono::milliseconds kFleetRenewEvery{5000};
   // Renews the lease on `dig` every few seconds while its download runs here.
   void fleet_renew(const oci::Digest& dig);
   // Runs `f` on the loop after `delay` (never, if this Mirror is destroyed first).

@@ -29,7 +29,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kLease = std::chrono::milliseconds(15000);  // a dead holder's lease lapses after this
-constexpr auto kRenewEvery = std::chrono::milliseconds(5000);
+
 constexpr auto kPoll = std::chrono::milliseconds(250);
 constexpr int kRelayTries = 8;  // relays tried per waiting client (the holder may not have started yet)
 
@@ -89,7 +89,7 @@ void Mirror::fleet_fetch_blob(const http::ExchangePtr& ex, const proxy::Decision
           fleet_held_[ds] = true;
           fetch_unlinked_blob(ex, d, dig, cred);
           if (!fetches_->in_flight(dig)) fleet_held_.erase(ds);  // it failed to start
-          else after(kRenewEvery, [this, dig] { fleet_renew(dig); });
+          else after(kFleetRenewEvery, [this, dig] { fleet_renew(dig); });
           return;
         }
         if (Clock::now() > wait.deadline)
@@ -169,6 +169,16 @@ void Mirror::fleet_recheck(const http::ExchangePtr& ex, const proxy::Decision& d
       dig.str());
 }
 
+void Mirror::fleet_prefetch_claims(cache::Index& index, const std::string& owner,
+                                   const std::vector<oci::Descriptor>& list, std::vector<bool>& skip) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (skip[i]) continue;  // recorded: stored already
+    auto mine = index.claim(lease_key(list[i].digest.str()), owner, kLease);
+    // Not ours: another front downloads it. An index failure: no prefetch (a client's GET still fetches).
+    if (!mine || !*mine) skip[i] = true;
+  }
+}
+
 void Mirror::fleet_renew(const oci::Digest& dig) {
   const std::string ds = dig.str();
   if (!fetches_->in_flight(dig)) {  // done (published or failed): the lease lapses by itself
@@ -181,7 +191,7 @@ void Mirror::fleet_renew(const oci::Digest& dig) {
       [this, dig](std::expected<bool, std::string> mine, const std::string& key) {
         if (!mine) spdlog::warn("renewing the fleet lease {}: {}", key, mine.error());
         else if (!*mine) spdlog::warn("the fleet lease {} was taken over by another front", key);
-        after(kRenewEvery, [this, dig] { fleet_renew(dig); });
+        after(kFleetRenewEvery, [this, dig] { fleet_renew(dig); });
       },
       lease_key(ds));
 }

@@ -166,15 +166,15 @@ class MirrorFleet(Fleet):
 
 
 def get_blob(url, repo, digest, out, key, tries=1):
-    """GET a blob from `url` into out[key] as (status, digest of the body, or why not); a cut body is
-    retried up to `tries` times, as clients do."""
+    """GET a blob from `url` into out[key] as (status, digest of the body, or why not); a cut body or a 5xx
+    is retried up to `tries` times, as clients do."""
     for _ in range(tries):
         try:
             r = request("GET", url + "/v2/%s/blobs/%s" % (repo, digest), timeout=180)
             out[key] = (r.status, "sha256:" + hashlib.sha256(r.body).hexdigest() if not r.incomplete else "incomplete")
         except Exception as exc:  # noqa: BLE001 - recorded, checked by the caller
             out[key] = (None, repr(exc))
-        if out[key][0] is not None and out[key][1] != "incomplete":
+        if out[key][0] is not None and out[key][0] < 500 and out[key][1] != "incomplete":
             return
 
 
