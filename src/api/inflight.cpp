@@ -101,6 +101,7 @@ std::string owner_address(std::string_view owner) {
 }
 
 std::string internal_address(const config::Config& cfg) {
+  if (!cfg.http_internal_addr.empty()) return cfg.http_internal_addr;
   const std::string& a = cfg.http_addr;
   const size_t colon = a.rfind(':');
   if (colon == std::string::npos) return {};

@@ -22,8 +22,8 @@ inline constexpr const char* kInflightTokenHeader = "X-Wharf-Inflight-Token";
 // [IPv6] and a port in 1..65535; empty when there is none or it is malformed.
 std::string owner_address(std::string_view owner);
 
-// The "host:port" other fronts reach this one at: http.addr, or this machine's host name with its port
-// when http.addr listens on every address; empty if neither gives a usable address.
+// The "host:port" other fronts reach this one at: http.internaladdr, else http.addr, or this machine's
+// host name with its port when http.addr listens on every address; empty if none gives a usable address.
 std::string internal_address(const config::Config& cfg);
 
 // Serves GET /internal/inflight/<digest> from `fetches` (null: no mirror). 404 UNSUPPORTED without

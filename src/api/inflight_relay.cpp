@@ -25,6 +25,7 @@ struct Relay {
   std::function<void(RelayEnd)> done;
   uint64_t total = 0, got = 0;
   bool refused = false;  // the owner's answer was no stream of the blob
+  int status = 0;         // the owner's status
   bool started = false;  // the client's head went out
   bool over = false;
 
@@ -34,6 +35,7 @@ struct Relay {
     ex->on_close(nullptr);
   }
   void head(const proxy::HttpHead& h) {
+    status = h.status;
     const auto length = util::parse_u64_trimmed(h.header("content-length"));
     if (h.status != 200 || !length || h.header("docker-content-digest") != digest.str()) {
       refused = true;
@@ -64,7 +66,7 @@ struct Relay {
     if (over) return;
     detach();
     auto cb = std::move(done);
-    if (!started) return cb(RelayEnd::NotStarted);
+    if (!started) return cb(status == 401 ? RelayEnd::Unauthorized : RelayEnd::NotStarted);
     if (ok && got == total && hasher->finish() == digest) {
       ex->end_stream();
       return cb(RelayEnd::Completed);

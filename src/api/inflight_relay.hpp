@@ -18,8 +18,9 @@ namespace wharf::api {
 
 // How a relay ended: the whole verified body sent; the client's connection cut after its head (owner
 // failed, hung up, or the bytes did not match); or nothing sent to the client (the owner refused or was
-// unreachable: the caller falls back to waiting for the publication).
-enum class RelayEnd { Completed, Cut, NotStarted };
+// unreachable: the caller falls back to waiting for the publication); Unauthorized is NotStarted because
+// the owner refused the token (the fronts' http.secret differ).
+enum class RelayEnd { Completed, Cut, NotStarted, Unauthorized };
 
 // Where to read and with what: the owner's "host:port", whether it speaks TLS, the token for the digest.
 struct RelaySource {

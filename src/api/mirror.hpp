@@ -196,6 +196,7 @@ class Mirror {
   std::string self_addr_;                      // the internal address in owner_ (may be empty)
   std::shared_ptr<FleetStats> fleet_ = std::make_shared<FleetStats>();
   bool told_no_relay_ = false;                 // the reason relays are off was logged
+  bool told_bad_secret_ = false;               // a front refusing our in-flight token was logged
   std::unordered_map<std::string, bool> fleet_held_;  // digests whose lease this front holds
   proxy::RoutingTable table_;
   std::map<std::string, std::unique_ptr<proxy::Upstream>> upstreams_;

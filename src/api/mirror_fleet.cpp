@@ -140,10 +140,17 @@ void Mirror::fleet_relay(const http::ExchangePtr& ex, const proxy::Decision& d, 
         if (addr.empty() || addr == self_addr_) return poll();
         const auto expires = static_cast<int64_t>(std::time(nullptr)) + kInflightTokenLife;
         RelaySource src{addr, !ctx_.cfg.tls_certificate.empty(), inflight_token(ctx_.cfg.http_secret, dig.str(), expires)};
-        relay_inflight(client_, src, ex, dig, &fleet_->relayed_bytes, [f = fleet_, poll](RelayEnd end) {
-          if (end == RelayEnd::Completed) ++f->relays;
-          else if (end == RelayEnd::Cut) ++f->relays_cut;  // the client retries
-          else poll();
+        relay_inflight(client_, src, ex, dig, &fleet_->relayed_bytes, [this, addr, poll](RelayEnd end) {
+          if (end == RelayEnd::Completed) return void(++fleet_->relays);
+          if (end == RelayEnd::Cut) return void(++fleet_->relays_cut);  // the client retries
+          if (end == RelayEnd::Unauthorized && !told_bad_secret_) {
+            told_bad_secret_ = true;
+            spdlog::warn("the front at {} refused this front's in-flight token: give every front the same "
+                         "http.secret (until then, clients waiting on another front's download get the blob "
+                         "once it is published)",
+                         addr);
+          }
+          poll();
         });
       },
       lease_key(dig.str()));

@@ -2,6 +2,10 @@
 
 #include "src/api/inflight.hpp"
 #include "src/api/inflight_token.hpp"
+#include "src/config/config.hpp"
+
+#include <map>
+#include <vector>
 
 using namespace wharf::api;
 
@@ -55,4 +59,39 @@ TEST_CASE("inflight_owner_address") {
   CHECK(owner_address("x@ho st:80") == "");                  // not a host name
   CHECK(owner_address("x@host/evil:80") == "");
   CHECK(owner_address("x@wharf-2.internal:5000") == "wharf-2.internal:5000");
+}
+
+TEST_CASE("internal_address and http.internaladdr") {
+  using Env = std::map<std::string, std::string>;
+  auto load = [](const std::string& yaml, const Env& env = {}) {
+    std::vector<std::string> warnings;
+    return wharf::config::load_from_string("version: 0.1\n" + yaml, env, warnings);
+  };
+  SUBCASE("derived from http.addr") {
+    auto c = load("http: {addr: '127.0.0.7:5123'}\n");
+    REQUIRE(c);
+    CHECK(internal_address(*c) == "127.0.0.7:5123");
+  }
+  SUBCASE("a wildcard listener names this machine") {
+    auto c = load("http: {addr: ':5123'}\n");
+    REQUIRE(c);
+    const std::string a = internal_address(*c);
+    CHECK(a.ends_with(":5123"));
+    CHECK(a.size() > 5);
+  }
+  SUBCASE("http.internaladdr wins, also from the environment") {
+    auto c = load("http: {addr: ':5000', internaladdr: 'wharf-2.internal:5000'}\n");
+    REQUIRE(c);
+    CHECK(internal_address(*c) == "wharf-2.internal:5000");
+    auto e = load("http: {addr: ':5000'}\n", Env{{"REGISTRY_HTTP_INTERNALADDR", "10.0.0.5:5001"}});
+    REQUIRE(e);
+    CHECK(internal_address(*e) == "10.0.0.5:5001");
+  }
+  SUBCASE("bad values name the key") {
+    for (const char* bad : {"5000", ":5000", "0.0.0.0:5000", "[::]:5000", "h:0", "a b:80"}) {
+      auto c = load(std::string("http: {internaladdr: '") + bad + "'}\n");
+      REQUIRE_MESSAGE(!c, bad);
+      CHECK(c.error().key == "http.internaladdr");
+    }
+  }
 }
