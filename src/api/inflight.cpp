@@ -4,7 +4,6 @@
 
 #include <unistd.h>
 
-#include <cctype>
 #include <ctime>
 #include <memory>
 
@@ -19,10 +18,6 @@ namespace {
 
 constexpr size_t kPiece = 1 << 20;
 
-bool host_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_';
-}
 
 // Streams one download to one reading front.
 struct InflightSender : std::enable_shared_from_this<InflightSender> {
@@ -79,26 +74,6 @@ struct InflightSender : std::enable_shared_from_this<InflightSender> {
 };
 
 }  // namespace
-
-std::string owner_address(std::string_view owner) {
-  const size_t at = owner.rfind('@');
-  if (at == std::string_view::npos) return {};
-  const std::string_view addr = owner.substr(at + 1);
-  const size_t colon = addr.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return {};
-  std::string_view host = addr.substr(0, colon);
-  const auto port = util::parse_u64(addr.substr(colon + 1), 65535);
-  if (!port || *port == 0) return {};
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return {};
-    for (char c : host.substr(1, host.size() - 2))
-      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) return {};
-  } else {
-    for (char c : host)
-      if (!host_char(c)) return {};
-  }
-  return std::string(addr);
-}
 
 std::string internal_address(const config::Config& cfg) {
   if (!cfg.http_internal_addr.empty()) return cfg.http_internal_addr;

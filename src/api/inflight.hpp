@@ -18,10 +18,6 @@ namespace wharf::api {
 inline constexpr std::string_view kInflightPath = "/internal/inflight/";
 inline constexpr const char* kInflightTokenHeader = "X-Wharf-Inflight-Token";
 
-// The "host:port" a fleet lease owner string ("<id>@<host:port>") names, checked to be a plain host or
-// [IPv6] and a port in 1..65535; empty when there is none or it is malformed.
-std::string owner_address(std::string_view owner);
-
 // The "host:port" other fronts reach this one at: http.internaladdr, else http.addr, or this machine's
 // host name with its port when http.addr listens on every address; empty if none gives a usable address.
 std::string internal_address(const config::Config& cfg);

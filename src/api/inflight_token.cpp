@@ -1,5 +1,7 @@
 #include "src/api/inflight_token.hpp"
 
+#include <cctype>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -28,7 +30,32 @@ std::string mac_hex(std::string_view secret, std::string_view digest, std::strin
   return hex;
 }
 
+bool host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_';
+}
+
 }  // namespace
+
+std::string owner_address(std::string_view owner) {
+  const size_t at = owner.rfind('@');
+  if (at == std::string_view::npos) return {};
+  const std::string_view addr = owner.substr(at + 1);
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return {};
+  std::string_view host = addr.substr(0, colon);
+  const auto port = util::parse_u64(addr.substr(colon + 1), 65535);
+  if (!port || *port == 0) return {};
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return {};
+    for (char c : host.substr(1, host.size() - 2))
+      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) return {};
+  } else {
+    for (char c : host)
+      if (!host_char(c)) return {};
+  }
+  return std::string(addr);
+}
 
 std::string inflight_token(std::string_view secret, std::string_view digest, int64_t expires) {
   if (secret.empty() || expires < 0) return {};

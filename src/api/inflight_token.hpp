@@ -1,6 +1,7 @@
 #pragma once
-// The credential one front shows another to read an in-flight download (GET /internal/inflight/<digest>):
-// "<expiry>.<hex HMAC-SHA256 of digest + '\n' + expiry under http.secret>". Pure: no I/O, no clock.
+// What fronts of a fleet know of each other: the credential one front shows another to read an in-flight
+// download (GET /internal/inflight/<digest>), "<expiry>.<hex HMAC-SHA256 of digest + '\n' + expiry under
+// http.secret>", and the address a lease owner string names. Pure: no I/O, no clock.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,5 +23,9 @@ enum class InflightTokenCheck { Valid, Expired, Invalid };
 // its expiry has passed.
 InflightTokenCheck check_inflight_token(std::string_view secret, std::string_view digest, std::string_view token,
                                         int64_t now);
+
+// The "host:port" a fleet lease owner string ("<id>@<host:port>") names, checked to be a plain host or
+// [IPv6] and a port in 1..65535; empty when there is none or it is malformed.
+std::string owner_address(std::string_view owner);
 
 }  // namespace wharf::api

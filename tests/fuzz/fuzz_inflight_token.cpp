@@ -1,13 +1,12 @@
-// libFuzzer: the in-flight token check between fronts (src/api/inflight_token.hpp) and the lease owner's
-// address reader (src/api/inflight.hpp). Invariants: a forged token (the input) is never Valid unless it
-// is byte for byte the token wharf would make for that expiry; a token wharf made is Valid; an address
-// found is a suffix of the owner string.
+// libFuzzer: the in-flight token check between fronts and the lease owner's address reader
+// (src/api/inflight_token.hpp). Invariants: a forged token (the input) is never Valid unless it is byte
+// for byte the token wharf would make for that expiry; a token wharf made is Valid; an address found is
+// a suffix of the owner string.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "src/api/inflight.hpp"
 #include "src/api/inflight_token.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
