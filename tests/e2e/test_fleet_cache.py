@@ -256,6 +256,33 @@ def test_fleet_cache_cold_pulls_through_the_balancer(ctx):
     check_eq(fleet.total("wharf_fleet_remote_waits"), 0, "no client waits any more")
     check_eq(fleet.total("wharf_fleet_relays_total{result=\"cut\"}"), 0, "no relay was cut")
 
+    # Backpressure: a client that stops reading holds its relay back (the holder serves from its staged
+    # file; nothing piles up in the waiting front) while the holder's own client gets the whole blob.
+    huge = ctx.image(name="huge", layers=1, size=32 << 20, seed=75)
+    hub.push(huge, "library/fleetslow", "v1")
+    slow_layer = huge["layers"][0]
+    slow_size = os.path.getsize(harness.blob_path(huge["dir"], slow_layer))
+    hub.throttle(16 << 20)
+    relayed_before = metric(waiter, "wharf_fleet_relayed_bytes_total")
+    owner_pull = threading.Thread(target=get_blob, args=(fleet.fronts[0].url, "library/fleetslow", slow_layer, first,
+                                                         "slow owner"))
+    owner_pull.start()
+    wait_for(lambda: hub.log.cdn_gets(slow_layer) == 1, "front0 to start the upstream download", tries=200,
+             interval=0.05)
+    conn = http.client.HTTPConnection(waiter.host, timeout=120)
+    conn.request("GET", "/v2/library/fleetslow/blobs/%s" % slow_layer)
+    resp = conn.getresponse()
+    check_eq(resp.status, 200, "the waiting front's answer to the slow client")
+    piece = resp.read1(65536)
+    owner_pull.join(120)
+    check_eq(first.get("slow owner"), (200, slow_layer), "front0's own client of the big layer")
+    relayed = metric(waiter, "wharf_fleet_relayed_bytes_total") - relayed_before
+    check(relayed < slow_size // 2, "a client that stopped reading held its relay back: %d of %d bytes relayed" % (
+        relayed, slow_size))
+    body = piece + resp.read()
+    conn.close()
+    check_eq("sha256:" + hashlib.sha256(body).hexdigest(), slow_layer, "the slow client's bytes")
+
     # 30 pulls of the cached tag across the fronts: one revalidation per freshness window for the fleet.
     hub.log.reset()
     for i in range(30):
