@@ -11,10 +11,13 @@ download (/internal/inflight/<digest>) before it is published; 30 pulls of the c
 one revalidation per freshness window; kill -9 of the front that holds a lease mid-download: the pulls
 through the other fronts complete with the right bytes after at most one more upstream download."""
 import hashlib
+import hmac
 import http.client
+import json
 import os
 import re
 import threading
+import time
 
 import harness
 import postgres
@@ -282,6 +285,24 @@ def test_fleet_cache_cold_pulls_through_the_balancer(ctx):
     body = piece + resp.read()
     conn.close()
     check_eq("sha256:" + hashlib.sha256(body).hexdigest(), slow_layer, "the slow client's bytes")
+
+    # The internal endpoint answers only a front's token (HMAC of digest and expiry under http.secret).
+    def inflight(dg, token=None, method="GET"):
+        r = request(method, fleet.fronts[2].url + "/internal/inflight/" + dg,
+                    {"X-Wharf-Inflight-Token": token} if token is not None else {}, timeout=10)
+        return r.status, json.loads(r.body or b"{}").get("errors", [{}])[0].get("code")
+
+    def token(dg, expires, secret=SECRET):
+        mac = hmac.new(secret.encode(), ("%s\n%d" % (dg, expires)).encode(), hashlib.sha256).hexdigest()
+        return "%d.%s" % (expires, mac)
+    now = int(time.time())
+    check_eq(inflight(layer), (401, "UNAUTHORIZED"), "no token")
+    check_eq(inflight(layer, "garbage"), (401, "UNAUTHORIZED"), "a garbage token")
+    check_eq(inflight(layer, token(layer, now + 30, "other")), (401, "UNAUTHORIZED"), "a token under another secret")
+    check_eq(inflight(layer, token(layer, now - 1)), (401, "UNAUTHORIZED"), "an expired token")
+    check_eq(inflight(layer, token(blobs[0], now + 30)), (401, "UNAUTHORIZED"), "another digest's token")
+    check_eq(inflight(layer, token(layer, now + 30)), (404, "BLOB_UNKNOWN"), "a digest no download of which runs")
+    check_eq(inflight(layer, token(layer, now + 30), "DELETE"), (405, "UNSUPPORTED"), "DELETE")
 
     # 30 pulls of the cached tag across the fronts: one revalidation per freshness window for the fleet.
     hub.log.reset()
