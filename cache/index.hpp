@@ -130,6 +130,11 @@ class Index {
                                                  std::chrono::milliseconds /*window*/) {
     return true;
   }
+  // Who made the last claim on `key` (its owner string), nullopt when nobody did; an index of one
+  // process has no fleet: always nullopt. Fails if the index does.
+  virtual std::expected<std::optional<std::string>, std::string> claim_holder(std::string_view /*key*/) const {
+    return std::nullopt;
+  }
 
   // A fleet-wide maintenance lock taken by try_maintenance_lock(); released when destroyed (and by the
   // database itself if the process holding it dies).

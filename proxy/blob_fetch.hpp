@@ -143,6 +143,11 @@ class FetchTable {
   static constexpr size_t kMaxUnpublished = 4 * kMaxGroup;
   size_t in_flight() const { return fetches_.size(); }
   bool in_flight(const oci::Digest& d) const { return fetches_.count(d.str()) > 0; }
+  // The download of `d` in progress or queued (not started by this call), or null.
+  std::shared_ptr<BlobFetch> find(const oci::Digest& d) const {
+    auto it = fetches_.find(d.str());
+    return it == fetches_.end() ? nullptr : it->second;
+  }
   // Downloads holding a slot, in total.
   size_t running() const { return running_; }
   // Downloads waiting for a slot.

@@ -359,6 +359,7 @@ std::map<std::string, api::Metrics::Sample> gauges(Runtime& rt) {
                                                double(rt.mirror->fetches().bytes_fetched())};
     g["wharf_prefetched_blobs_total"] = {"Blob downloads started by a manifest fetch, before a client asked (proxy.prefetch).",
                                          "counter", double(rt.mirror->stats().prefetched)};
+    if (rt.ctx->index.blocks()) api::add_fleet_samples(g, rt.mirror->fleet_stats(), rt.mirror->fleet_leases());
     for (const auto& [name, remaining] : rt.mirror->rate_limits()) {
       if (remaining < 0) continue;
       g["wharf_upstream_ratelimit_remaining{upstream=\"" + name + "\"}"] = {

@@ -76,6 +76,17 @@ std::expected<bool, std::string> PgIndex::claim(std::string_view key, std::strin
   }
 }
 
+std::expected<std::optional<std::string>, std::string> PgIndex::claim_holder(std::string_view key) const {
+  try {
+    auto lease = pool_->acquire();
+    auto r = pg::exec(lease.get(), "SELECT owner FROM claims WHERE key = $1::text", {key});
+    if (r.rows() == 0) return std::nullopt;
+    return std::optional<std::string>(std::string(r.text(0, 0)));
+  } catch (const pg::PgError& e) {
+    return std::unexpected(std::string("index claim holder: ").append(e.what()));
+  }
+}
+
 Index::ReadTxn PgIndex::read() const {
   // The snapshot is taken by the first statement, so one runs now: later commits stay invisible.
   return ReadTxn(this, begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1").release());

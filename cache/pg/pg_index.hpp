@@ -45,6 +45,8 @@ class PgIndex final : public Index {
   // One upsert on the claims table, timed by the database's clock (the same for every front).
   std::expected<bool, std::string> claim(std::string_view key, std::string_view owner,
                                          std::chrono::milliseconds window) override;
+  // One SELECT on the claims table.
+  std::expected<std::optional<std::string>, std::string> claim_holder(std::string_view key) const override;
 
   // pg_try_advisory_lock(kMaintenanceLock) on a connection of its own (not a pooled one, which would
   // keep the lock when handed back): closing it releases the lock, also when this process dies.

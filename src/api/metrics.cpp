@@ -1,5 +1,7 @@
 #include "src/api/metrics.hpp"
 
+#include "src/api/mirror.hpp"
+
 #include <cstdio>
 
 namespace wharf::api {
@@ -142,6 +144,29 @@ std::string Metrics::render() const {
     }
   }
   return out;
+}
+
+void add_fleet_samples(std::map<std::string, Metrics::Sample>& g, const FleetStats& s, size_t leases) {
+  const auto d = [](uint64_t v) { return static_cast<double>(v); };
+  g["wharf_fleet_leases_held"] = {"Fleet leases on cold blobs this front holds (it downloads them for the fleet).",
+                                  "gauge", d(leases)};
+  g["wharf_fleet_lease_takeovers_total"] = {"Leases taken over after the holding front's lapsed.", "counter",
+                                            d(s.takeovers)};
+  g["wharf_fleet_remote_waits"] = {"Clients waiting now on another front's download.", "gauge", d(s.remote_waits_now)};
+  g["wharf_fleet_remote_waits_total"] = {"Clients that waited on another front's download.", "counter",
+                                         d(s.remote_waits)};
+  g["wharf_fleet_relayed_bytes_total"] = {"In-flight blob bytes relayed to clients from other fronts.", "counter",
+                                          d(s.relayed_bytes)};
+  g["wharf_fleet_relays_total{result=\"completed\"}"] = {
+      "Relays of another front's download, by how they ended.", "counter", d(s.relays)};
+  g["wharf_fleet_relays_total{result=\"cut\"}"] = {"Relays of another front's download, by how they ended.",
+                                                    "counter", d(s.relays_cut)};
+  g["wharf_fleet_poll_fallbacks_total"] = {
+      "Waits that fell back to polling for the publication (holder unknown, refused or unreachable).", "counter",
+      d(s.poll_fallbacks)};
+  g["wharf_fleet_served_after_publication_total"] = {
+      "Waiting clients served from the shared store once another front published the blob.", "counter",
+      d(s.served_published)};
 }
 
 }  // namespace wharf::api

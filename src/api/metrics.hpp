@@ -10,6 +10,8 @@
 
 namespace wharf::api {
 
+struct FleetStats;
+
 // A fixed-bucket histogram of seconds.
 class Histogram {
  public:
@@ -66,5 +68,8 @@ class Metrics {
   uint64_t gc_skipped_ = 0, evict_skipped_ = 0;
   GaugeSource gauges_;
 };
+
+// Adds the fleet's single-flight samples of one front (wharf_fleet_*) to `g`: `s` and the leases held now.
+void add_fleet_samples(std::map<std::string, Metrics::Sample>& g, const FleetStats& s, size_t leases);
 
 }  // namespace wharf::api

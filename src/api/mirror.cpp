@@ -12,6 +12,7 @@
 #include "src/api/context.hpp"
 #include "src/util/json.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/inflight.hpp"
 #include "src/api/index_call.hpp"
 #include "src/api/respond.hpp"
 #include "src/auth/htpasswd.hpp"
@@ -44,7 +45,7 @@ bool declares_media_type(const std::string& body) {
 
 }  // namespace
 
-Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& tokens) : ctx_(ctx) {
+Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& tokens) : ctx_(ctx), client_(client) {
   for (const auto& u : ctx.cfg.upstreams) {
     if (upstreams_.count(u.name)) continue;
     proxy::UpstreamTimeouts timeouts;
@@ -54,7 +55,8 @@ Mirror::Mirror(Context& ctx, proxy::HttpClient& client, proxy::TokenCache& token
     upstreams_.emplace(u.name, std::make_unique<proxy::Upstream>(client, tokens, u, timeouts));
     table_.upstreams.push_back(u.name);
   }
-  owner_ = fleet_owner_id();
+  self_addr_ = internal_address(ctx.cfg);
+  owner_ = fleet_owner_id() + "@" + self_addr_;
   table_.default_upstream = ctx.cfg.default_upstream;
   table_.local_namespaces = ctx.cfg.local_namespaces;
   auto* pool = &ctx.pool;

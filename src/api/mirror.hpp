@@ -30,6 +30,18 @@ struct MirrorStats {
   uint64_t hits = 0, misses = 0, stale = 0, revalidated = 0, upstream_errors = 0, prefetched = 0;
 };
 
+// The fleet's view from this front, for metrics (single flight of cold blobs across fronts).
+struct FleetStats {
+  uint64_t takeovers = 0;          // leases taken after waiting on another front's (its holder died)
+  uint64_t remote_waits_now = 0;   // clients waiting now on another front's download
+  uint64_t remote_waits = 0;       // ... in total
+  uint64_t relayed_bytes = 0;      // in-flight bytes relayed from other fronts to clients
+  uint64_t relays = 0;             // relays completed with verified bytes
+  uint64_t relays_cut = 0;         // relays cut after their head (owner failed, or the bytes did not match)
+  uint64_t poll_fallbacks = 0;     // waits that fell back to polling for the publication
+  uint64_t served_published = 0;   // waiting clients served from the shared store after publication
+};
+
 // A manifest as fetched from an upstream (or the failure to get one).
 struct FetchedManifest {
   int status = 0;            // upstream status, or 502/503/504 when unreachable
@@ -64,6 +76,10 @@ class Mirror {
   // False if `ns` names no upstream (the caller serves the local catalog).
   bool catalog(const http::ExchangePtr& ex, const std::string& ns, std::function<bool(std::string_view)> may_pull);
   const MirrorStats& stats() const { return stats_; }
+  // Counters of the fleet's single flight on this front.
+  const FleetStats& fleet_stats() const { return *fleet_; }
+  // Leases on cold blobs this front holds now.
+  size_t fleet_leases() const { return fleet_held_.size(); }
   // Reports every upstream response (upstream name, status, seconds) to `observer`.
   void observe_upstreams(std::function<void(const std::string&, int, double)> observer);
   // The last ratelimit-remaining per upstream (-1 when none was seen).
@@ -137,11 +153,30 @@ class Mirror {
   // Takes the fleet's lease on a cold blob (Index::claim) before fetching it: the holder fetches (and
   // renews the lease while the download runs); the others wait for the blob to be published, and take
   // over when the lease expires (its holder died). 503 UNAVAILABLE once `deadline` passes.
+  // A client's wait for another front's download: its deadline, how many more relays it may try, and
+  // its place in FleetStats::remote_waits_now (released when the last copy of the wait goes).
+  struct FleetWait {
+    std::chrono::steady_clock::time_point deadline;
+    int relays_left = 0;
+    std::shared_ptr<void> mark;
+  };
   void fleet_fetch_blob(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
-                        const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
+                        const proxy::Credential& cred, FleetWait wait);
   // After a short pause: serves the blob if another front published it, else asks for the lease again.
   void fleet_recheck(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
-                     const proxy::Credential& cred, std::chrono::steady_clock::time_point deadline);
+                     const proxy::Credential& cred, FleetWait wait);
+  // Streams the blob to the client from the lease holder's in-flight download (inflight_relay.hpp);
+  // polls (fleet_recheck) when the holder names no address, refuses, or cannot be reached.
+  void fleet_relay(const http::ExchangePtr& ex, const proxy::Decision& d, const oci::Digest& dig,
+                   const proxy::Credential& cred, FleetWait wait);
+  // Whether a waiting client's GET may be relayed (http.secret set, no Range); logs once why not.
+  bool relay_possible(const http::ExchangePtr& ex);
+  // On a worker, with a shared index: claims the fleet's lease on each blob of `list` not marked in `skip`
+  // (recorded), and marks those whose lease another front holds (or that the index could not claim).
+  static void fleet_prefetch_claims(cache::Index& index, const std::string& owner,
+                                    const std::vector<oci::Descriptor>& list, std::vector<bool>& skip);
+  // How often a held lease is renewed while its download runs.
+  static constexpr std::chrono::milliseconds kFleetRenewEvery{5000};
   // Renews the lease on `dig` every few seconds while its download runs here.
   void fleet_renew(const oci::Digest& dig);
   // Runs `f` on the loop after `delay` (never, if this Mirror is destroyed first).
@@ -156,7 +191,12 @@ class Mirror {
   static std::string fleet_owner_id();
 
   Context& ctx_;
-  std::string owner_;                          // this front in the fleet's claims
+  proxy::HttpClient& client_;
+  std::string owner_;                          // this front in the fleet's claims: "<id>@<internal host:port>"
+  std::string self_addr_;                      // the internal address in owner_ (may be empty)
+  std::shared_ptr<FleetStats> fleet_ = std::make_shared<FleetStats>();
+  bool told_no_relay_ = false;                 // the reason relays are off was logged
+  bool told_bad_secret_ = false;               // a front refusing our in-flight token was logged
   std::unordered_map<std::string, bool> fleet_held_;  // digests whose lease this front holds
   proxy::RoutingTable table_;
   std::map<std::string, std::unique_ptr<proxy::Upstream>> upstreams_;

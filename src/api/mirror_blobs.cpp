@@ -280,7 +280,7 @@ void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decis
   }
   // Fronts sharing a database: one of them fetches a cold blob for the fleet.
   if (ctx_.index.blocks() && !fetches_->in_flight(*digest) && !fleet_held_.count(dstr))
-    return fleet_fetch_blob(ex, d, *digest, cred, std::chrono::steady_clock::now() + std::chrono::minutes(10));
+    return fleet_fetch_blob(ex, d, *digest, cred, FleetWait{std::chrono::steady_clock::now() + std::chrono::minutes(10), 0, nullptr});
   ++stats_.misses;
   auto fetch = fetches_->get_or_start(*up, d.remote_repo, d.cache_repo, *digest, proxy::FetchPriority::Client,
                                       std::nullopt, cred);
@@ -312,12 +312,17 @@ void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decis
 void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred) {
   auto* up = upstream(d.upstream);
   if (!up || up->backing_off() || blobs.empty()) return;
-  // Which blobs have a record (stored for some repository): read where the index may block.
-  auto recorded = [](const cache::Index& index, const std::vector<oci::Descriptor>& list, const proxy::Decision&,
-                     const proxy::Credential&) {
+  // Which blobs have a record (stored for some repository): read where the index may block. With a
+  // shared index, a blob without one is prefetched only by the front that takes the fleet's lease on it
+  // (fleet_prefetch_claims); the others' clients wait on that front's download.
+  auto recorded = [owner = owner_](cache::Index& index, const std::vector<oci::Descriptor>& list,
+                                   const proxy::Decision&, const proxy::Credential&) {
     std::vector<bool> out;
-    auto txn = index.read();
-    for (const auto& b : list) out.push_back(index.blob(txn, b.digest.str()).has_value());
+    {
+      auto txn = index.read();
+      for (const auto& b : list) out.push_back(index.blob(txn, b.digest.str()).has_value());
+    }
+    if (index.blocks()) fleet_prefetch_claims(index, owner, list, out);
     return out;
   };
   run_index(
@@ -328,14 +333,21 @@ void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descripto
         auto* up = upstream(dec.upstream);
         if (!up) return;
         size_t started = 0;
+        const bool fleet = ctx_.index.blocks();
         for (size_t i = 0; i < list.size(); ++i) {
           const auto& b = list[i];
           if (fetches_->in_flight(b.digest) || fetches_->known_bad(b.digest)) continue;
-          if ((*known)[i] && ctx_.store.stat(b.digest)) continue;  // stored (for any repo)
+          if ((*known)[i] && (fleet || ctx_.store.stat(b.digest))) continue;  // stored, or another front's lease
+          // Held here: downloaded by this front just now (published after the record was read), or failing.
+          if (fleet && fleet_held_.count(b.digest.str())) continue;
           ++stats_.prefetched;
           ++started;
           (void)fetches_->get_or_start(*up, dec.remote_repo, dec.cache_repo, b.digest, proxy::FetchPriority::Prefetch,
                                        static_cast<uint64_t>(b.size), who);
+          if (fleet) {
+            fleet_held_[b.digest.str()] = true;
+            after(kFleetRenewEvery, [this, dig = b.digest] { fleet_renew(dig); });
+          }
         }
         if (started) spdlog::debug("prefetching {} blob(s) of {}", started, dec.cache_repo);
       },

@@ -2,6 +2,7 @@
 
 #include "src/api/handlers.hpp"
 #include "src/api/index_call.hpp"
+#include "src/api/inflight.hpp"
 #include "src/api/mirror.hpp"
 #include "src/api/respond.hpp"
 #include "src/api/route.hpp"
@@ -19,6 +20,9 @@ void method_not_allowed(const http::ExchangePtr& ex) {
 void Registry::handle(const http::ExchangePtr& ex) {
   const auto& path = ex->req().path;
   if (path == "/auth/token") return auth_.token_endpoint(ex);
+  // Between fronts of a fleet: authenticated by its own token (http.secret), not by the registry's auth.
+  if (path.starts_with(kInflightPath))
+    return serve_inflight(ctx_.cfg, ctx_.mirror ? &ctx_.mirror->fetches() : nullptr, ex);
   if (!path.starts_with("/v2")) return fail(ex, oci::ErrorCode::Unsupported, "no such endpoint", {}, 404);
   if (ex->req().method == "OPTIONS") {
     // A browser's CORS preflight carries no credentials: 204 with http.headers (added to every response), nothing else.

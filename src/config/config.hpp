@@ -96,6 +96,7 @@ struct Config {
   std::string http_addr = "127.0.0.1:5000";  // http.addr  (host:port, ":5000" means all addresses)
   std::string http_host;                     // http.host (external URL, for Location headers; may be empty)
   std::string http_secret;                   // http.secret
+  std::string http_internal_addr;            // http.internaladdr (host:port other fronts reach this one at; empty: derived)
   std::string tls_certificate;               // http.tls.certificate
   std::string tls_key;                       // http.tls.key
   std::string tls_min_version = "tls1.2";    // http.tls.minimumtls ("tls1.2" or "tls1.3")

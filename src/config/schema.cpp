@@ -49,6 +49,15 @@ std::optional<std::string> postgres_dsn(const std::string& s) {
   return std::string("must be a PostgreSQL connection string: postgresql://user@host:5432/db or \"host=... dbname=...\"");
 }
 std::optional<std::string> empty_or_http_url(const std::string& s) { return s.empty() ? std::nullopt : http_url(s); }
+// Where other fronts of a fleet reach this one: empty, or host:port with a host (not a wildcard).
+std::optional<std::string> internal_addr(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  if (auto bad = check_listen_addr(s)) return bad;
+  const std::string host = s.substr(0, s.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]")
+    return std::string("must name this front's host, e.g. \"10.0.0.5:5000\" or \"wharf-1.internal:5000\"");
+  return std::nullopt;
+}
 std::optional<std::string> absolute_path(const std::string& s) {
   return s.starts_with('/') ? std::nullopt : std::optional<std::string>("must start with /");
 }
@@ -405,6 +414,7 @@ const Field kFields[] = {
     used("http.prefix", KeyType::String, check_prefix),
     used("http.host", KeyType::String, store_checked<&Config::http_host, empty_or_http_url>),
     used("http.secret", KeyType::String, store<&Config::http_secret>),
+    used("http.internaladdr", KeyType::String, store_checked<&Config::http_internal_addr, internal_addr>),
     used("http.relativeurls", KeyType::Bool, warn_relative_urls),
     used("http.draintimeout", KeyType::Duration, store<&Config::drain_timeout>),
     section("http.tls"),

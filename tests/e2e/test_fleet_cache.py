@@ -1,13 +1,20 @@
-"""Several wharf fronts sharing one PostgreSQL index (tests/e2e/postgres.py) and one storage directory
-(the fronts run on this machine; in a real fleet the blobs are in S3): each front's manifest lookup
-cache is kept fresh by LISTEN/NOTIFY (a tag moved through one front is served through another once the
-notification arrives, and a lost LISTEN connection empties the cache); a mirrored tag is revalidated
-with the upstream by one front per freshness window for the whole fleet; 8 concurrent cold pulls over
-3 fronts make one upstream GET per blob (a lease row in PostgreSQL); kill -9 of the front that holds
-the lease mid-download: the pulls waiting on the other fronts complete after one more download.
+"""The fleet's shared caches and single flight.
 
-Three fronts are started side by side without a load balancer; the tests hit them in turn."""
+Each front's manifest lookup cache is kept fresh by LISTEN/NOTIFY (a tag moved through one front is
+served through another once the notification arrives, and a lost LISTEN connection empties the cache):
+three fronts on one PostgreSQL index and one storage directory, hit in turn.
+
+Mirroring through tests/e2e/fleet.py's Fleet (PostgreSQL + RGW + 3 fronts + haproxy round-robin, one
+http.secret): 8 concurrent cold pulls of one image make one upstream GET per blob (a lease row in
+PostgreSQL), the clients of the fronts without the lease stream the blob from the holder's in-flight
+download (/internal/inflight/<digest>) before it is published; 30 pulls of the cached tag make at most
+one revalidation per freshness window; kill -9 of the front that holds a lease mid-download: the pulls
+through the other fronts complete with the right bytes after at most one more upstream download."""
 import hashlib
+import hmac
+import http.client
+import json
+import os
 import re
 import threading
 import time
@@ -15,9 +22,10 @@ import time
 import harness
 import postgres
 from fakehub import FakeHub
+from fleet import SECRET, Fleet
 from harness import check, check_eq, free_port, wait_for, wharf_only
 from http_util import request
-from registry import MANIFEST_ACCEPT
+from registry import MANIFEST_ACCEPT, to_yaml
 
 FLEET_TIMEOUT = 300
 
@@ -118,105 +126,222 @@ def test_fleet_cache_tag_move_reaches_other_fronts_by_notify(ctx):
     check_cached(b, repo, "v1", d4)
 
 
-@wharf_only("wharf's PostgreSQL index")
-@harness.timeout(FLEET_TIMEOUT)
-def test_fleet_cache_one_revalidation_per_window_for_the_fleet(ctx):
-    pg = pg_server()
-    db = pg.create_database(ctx.name)
-    hub = FakeHub(ctx).start()
-    img = ctx.image(layers=1, size=4096, seed=71)
-    repo = "library/fleetwin"
-    hub.push(img, repo, "v1")
-    proxy = {"remoteurl": hub.url, "tagfreshness": "600s", "upstreams": [{"name": "docker.io", "url": hub.url}]}
-    fronts = start_fleet(ctx, pg, db, extra={"proxy": proxy})
-    # The first pull fetches; the fronts share the index once it is written (a cold tag fetched by two
-    # fronts at once is not merged across fronts yet).
-    check_eq(tag_digest(fronts[0], repo, "v1"), (200, img["manifest_digest"]), "first pull through front0")
-    wait_for(lambda: pg.psql("SELECT count(*) FROM tags", db=db).stdout.strip() == "1",
-             "front0 to record the fetched tag", tries=200, interval=0.05)
-    for i in range(30):  # a window of 600 s holds the whole loop
-        front = fronts[i % len(fronts)]
-        check_eq(tag_digest(front, repo, "v1"), (200, img["manifest_digest"]),
-                 "pull %d of %s:v1 through %s" % (i, repo, front.name))
-    heads = hub.log.count("HEAD", "manifest-tag", repo=repo, status=200)
-    gets = hub.log.count("GET", "manifest-tag", repo=repo, status=200)
-    check_eq(gets, 1, "upstream GETs of the tag for 30 pulls over 3 fronts (%s)" % hub.log.summary())
-    check(heads <= 1, "at most one upstream revalidation in the window for the fleet, saw %d (%s)" % (
-        heads, hub.log.summary()))
-    check_eq(hub.violations, [], "CDN violations")
+class MirrorFleet(Fleet):
+    """fleet.py's Fleet whose fronts mirror `hub` (tag freshness 600 s) and serve /metrics on a debug port."""
+
+    def __init__(self, ctx, hub):
+        self.hub = hub
+        super().__init__(ctx)
+
+    def _front(self, i, chunksize):
+        debug_port = free_port()
+        reg = self.ctx.registry(name="front%d" % i)
+        cfg = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": False}},
+            "storage": {"s3": {"region": self.rgw.region, "bucket": self.bucket, "accesskey": self.rgw.access_key,
+                               "secretkey": self.rgw.secret_key, "regionendpoint": self.rgw.endpoint,
+                               "secure": False, "rootdirectory": "/registry", "chunksize": chunksize},
+                        "delete": {"enabled": True},
+                        "redirect": {"disable": True}},
+            "http": {"addr": reg.host, "secret": SECRET,
+                     "debug": {"addr": "127.0.0.1:%d" % debug_port, "prometheus": {"enabled": True, "path": "/metrics"}}},
+            "database": {"dsn": self.pg.dsn(self.db), "poolsize": 4},
+            "proxy": {"remoteurl": self.hub.url, "tagfreshness": "600s",
+                      "upstreams": [{"name": "docker.io", "url": self.hub.url}]},
+        }
+        with open(reg.config_path, "w") as f:
+            f.write(to_yaml(cfg) + "\n")
+        reg.metrics_url = "http://127.0.0.1:%d/metrics" % debug_port
+        return reg
+
+    def holder(self, digest):
+        """The front whose address the lease on `digest` names (None when no lease row)."""
+        owner = self.pg.psql("SELECT owner FROM claims WHERE key = 'blob' || chr(9) || '%s'" % digest,
+                             db=self.db).stdout.strip()
+        for f in self.fronts:
+            if owner.endswith("@" + f.host):
+                return f
+        return None
+
+    def total(self, name):
+        return sum(metric(f, name) or 0 for f in self.fronts if f.proc.poll() is None)
 
 
-def mirror_fleet(ctx, pg, db, hub):
-    proxy = {"remoteurl": hub.url, "tagfreshness": "600s", "upstreams": [{"name": "docker.io", "url": hub.url}]}
-    return start_fleet(ctx, pg, db, extra={"proxy": proxy})
+def get_blob(url, repo, digest, out, key, tries=1):
+    """GET a blob from `url` into out[key] as (status, digest of the body, or why not); a cut body or a 5xx
+    is retried up to `tries` times, as clients do."""
+    for _ in range(tries):
+        try:
+            r = request("GET", url + "/v2/%s/blobs/%s" % (repo, digest), timeout=180)
+            out[key] = (r.status, "sha256:" + hashlib.sha256(r.body).hexdigest() if not r.incomplete else "incomplete")
+        except Exception as exc:  # noqa: BLE001 - recorded, checked by the caller
+            out[key] = (None, repr(exc))
+        if out[key][0] is not None and out[key][0] < 500 and out[key][1] != "incomplete":
+            return
 
 
-def get_blob(front, repo, digest, out, key):
-    """GET a blob through `front` into out[key] as (status, sha256 of the body or an error)."""
+def pull_image(url, repo, tag, blobs, out, key):
+    """A client's pull: the manifest by tag, then each blob; out[(key, what)] as get_blob records it."""
     try:
-        r = request("GET", front.url + "/v2/%s/blobs/%s" % (repo, digest), timeout=180)
-        out[key] = (r.status, "sha256:" + hashlib.sha256(r.body).hexdigest() if not r.incomplete else "incomplete")
+        r = request("GET", url + "/v2/%s/manifests/%s" % (repo, tag), {"Accept": MANIFEST_ACCEPT}, timeout=180)
+        out[(key, "manifest")] = (r.status, "sha256:" + hashlib.sha256(r.body).hexdigest())
     except Exception as exc:  # noqa: BLE001 - recorded, checked by the caller
-        out[key] = (None, repr(exc))
+        out[(key, "manifest")] = (None, repr(exc))
+    for dg in blobs:
+        get_blob(url, repo, dg, out, (key, dg))
+
+
+def mirror_fleet(ctx):
+    hub = FakeHub(ctx).start()
+    return hub, MirrorFleet(ctx, hub).start()
 
 
 @wharf_only("wharf's PostgreSQL index")
 @harness.timeout(FLEET_TIMEOUT)
-def test_fleet_cache_eight_cold_pulls_one_upstream_get_per_blob(ctx):
-    pg = pg_server()
-    db = pg.create_database(ctx.name)
-    hub = FakeHub(ctx).start()
-    img = ctx.image(layers=2, size=512 << 10, seed=72)
+def test_fleet_cache_cold_pulls_through_the_balancer(ctx):
+    hub, fleet = mirror_fleet(ctx)
+    img = ctx.image(layers=3, size=512 << 10, seed=72)
     repo = "library/fleetcold"
     hub.push(img, repo, "v1")
-    hub.throttle(1 << 20)  # about a second per layer: the pulls overlap
-    fronts = mirror_fleet(ctx, pg, db, hub)
+    hub.throttle(1 << 20)  # about half a second per layer: the pulls overlap
     blobs = [img["config_digest"]] + list(img["layers"])
     out = {}
-
-    def pull(i):
-        front = fronts[i % len(fronts)]
-        for dg in blobs:
-            get_blob(front, repo, dg, out, (i, dg))
-    threads = [threading.Thread(target=pull, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=pull_image, args=(fleet.url, repo, "v1", blobs, out, i)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(240)
     for i in range(8):
+        check_eq(out.get((i, "manifest")), (200, img["manifest_digest"]), "pull %d's manifest" % i)
         for dg in blobs:
-            check_eq(out.get((i, dg)), (200, dg), "pull %d of %s through %s" % (i, dg[:19], fronts[i % 3].name))
+            check_eq(out.get((i, dg)), (200, dg), "pull %d of %s through haproxy" % (i, dg[:19]))
     for dg in blobs:
         check_eq(hub.log.cdn_gets(dg), 1, "upstream GETs of %s for 8 pulls over 3 fronts (%s)" % (
             dg[:19], hub.log.summary()))
+    served = {i for i, method, target, status in fleet.requests("/blobs/sha256:") if status == 200}
+    check(len(served) >= 2, "haproxy spread the blob GETs over the fronts (%r)" % served)
+
+    # A client of a front without the lease gets the bytes as they arrive, before the holder's upstream
+    # download has finished: its first piece comes while the holder has fetched only part of the layer.
+    big = ctx.image(name="big", layers=1, size=3 << 19, seed=74)
+    hub.push(big, "library/fleetstream", "v1")
+    layer = big["layers"][0]
+    size = os.path.getsize(harness.blob_path(big["dir"], layer))
+    hub.throttle(512 << 10)  # about 3 s for the layer
+    first = {}
+    fetched_before = metric(fleet.fronts[0], "wharf_upstream_fetched_bytes_total")
+    owner_pull = threading.Thread(target=get_blob, args=(fleet.fronts[0].url, "library/fleetstream", layer, first,
+                                                         "owner"))
+    owner_pull.start()
+    wait_for(lambda: hub.log.cdn_gets(layer) == 1, "front0 to start the upstream download", tries=200, interval=0.05)
+    holder = wait_for(lambda: fleet.holder(layer), "the lease row of the layer", tries=100, interval=0.05)
+    check(holder is fleet.fronts[0], "front0 holds the lease (%r)" % holder.name)
+    waiter = fleet.fronts[1]
+    conn = http.client.HTTPConnection(waiter.host, timeout=60)
+    conn.request("GET", "/v2/library/fleetstream/blobs/%s" % layer)
+    resp = conn.getresponse()
+    check_eq(resp.status, 200, "the waiting front's answer")
+    check_eq(int(resp.getheader("Content-Length")), size, "Content-Length of the relayed blob")
+    piece = resp.read1(65536)
+    fetched = metric(holder, "wharf_upstream_fetched_bytes_total") - fetched_before
+    check(piece, "a first piece of the relayed body")
+    check(fetched < size, "the first relayed piece arrived while front0 had fetched %r of %d bytes" % (
+        fetched, size))
+    body = piece + resp.read()
+    conn.close()
+    check_eq("sha256:" + hashlib.sha256(body).hexdigest(), layer, "the relayed bytes")
+    owner_pull.join(60)
+    check_eq(first.get("owner"), (200, layer), "front0's own client")
+    check_eq(hub.log.cdn_gets(layer), 1, "one upstream GET of the streamed layer")
+    check(metric(waiter, "wharf_fleet_relayed_bytes_total") >= size, "front1 counted the relayed bytes")
+    check(fleet.total("wharf_fleet_remote_waits_total") >= 1, "remote waits are counted")
+    check_eq(fleet.total("wharf_fleet_remote_waits"), 0, "no client waits any more")
+    check_eq(fleet.total("wharf_fleet_relays_total{result=\"cut\"}"), 0, "no relay was cut")
+
+    # Backpressure: a client that stops reading holds its relay back (the holder serves from its staged
+    # file; nothing piles up in the waiting front) while the holder's own client gets the whole blob.
+    huge = ctx.image(name="huge", layers=1, size=32 << 20, seed=75)
+    hub.push(huge, "library/fleetslow", "v1")
+    slow_layer = huge["layers"][0]
+    slow_size = os.path.getsize(harness.blob_path(huge["dir"], slow_layer))
+    hub.throttle(16 << 20)
+    relayed_before = metric(waiter, "wharf_fleet_relayed_bytes_total")
+    owner_pull = threading.Thread(target=get_blob, args=(fleet.fronts[0].url, "library/fleetslow", slow_layer, first,
+                                                         "slow owner"))
+    owner_pull.start()
+    wait_for(lambda: hub.log.cdn_gets(slow_layer) == 1, "front0 to start the upstream download", tries=200,
+             interval=0.05)
+    conn = http.client.HTTPConnection(waiter.host, timeout=120)
+    conn.request("GET", "/v2/library/fleetslow/blobs/%s" % slow_layer)
+    resp = conn.getresponse()
+    check_eq(resp.status, 200, "the waiting front's answer to the slow client")
+    piece = resp.read1(65536)
+    owner_pull.join(120)
+    check_eq(first.get("slow owner"), (200, slow_layer), "front0's own client of the big layer")
+    relayed = metric(waiter, "wharf_fleet_relayed_bytes_total") - relayed_before
+    check(relayed < slow_size // 2, "a client that stopped reading held its relay back: %d of %d bytes relayed" % (
+        relayed, slow_size))
+    body = piece + resp.read()
+    conn.close()
+    check_eq("sha256:" + hashlib.sha256(body).hexdigest(), slow_layer, "the slow client's bytes")
+
+    # The internal endpoint answers only a front's token (HMAC of digest and expiry under http.secret).
+    def inflight(dg, token=None, method="GET"):
+        r = request(method, fleet.fronts[2].url + "/internal/inflight/" + dg,
+                    {"X-Wharf-Inflight-Token": token} if token is not None else {}, timeout=10)
+        return r.status, json.loads(r.body or b"{}").get("errors", [{}])[0].get("code")
+
+    def token(dg, expires, secret=SECRET):
+        mac = hmac.new(secret.encode(), ("%s\n%d" % (dg, expires)).encode(), hashlib.sha256).hexdigest()
+        return "%d.%s" % (expires, mac)
+    now = int(time.time())
+    check_eq(inflight(layer), (401, "UNAUTHORIZED"), "no token")
+    check_eq(inflight(layer, "garbage"), (401, "UNAUTHORIZED"), "a garbage token")
+    check_eq(inflight(layer, token(layer, now + 30, "other")), (401, "UNAUTHORIZED"), "a token under another secret")
+    check_eq(inflight(layer, token(layer, now - 1)), (401, "UNAUTHORIZED"), "an expired token")
+    check_eq(inflight(layer, token(blobs[0], now + 30)), (401, "UNAUTHORIZED"), "another digest's token")
+    check_eq(inflight(layer, token(layer, now + 30)), (404, "BLOB_UNKNOWN"), "a digest no download of which runs")
+    check_eq(inflight(layer, token(layer, now + 30), "DELETE"), (405, "UNSUPPORTED"), "DELETE")
+
+    # 30 pulls of the cached tag across the fronts: one revalidation per freshness window for the fleet.
+    hub.log.reset()
+    for i in range(30):
+        check_eq(fleet.req("GET", "/v2/%s/manifests/v1" % repo, {"Accept": MANIFEST_ACCEPT}).status, 200,
+                 "pull %d of %s:v1 through haproxy" % (i, repo))
+    check_eq(hub.log.manifest_gets(repo), 0, "upstream GETs of the cached tag (%s)" % hub.log.summary())
+    check(hub.log.count("HEAD", "manifest-tag", repo=repo) <= 1,
+          "at most one upstream revalidation in the window for the fleet (%s)" % hub.log.summary())
+    check_eq(hub.violations, [], "CDN violations")
 
 
 @wharf_only("wharf's PostgreSQL index")
 @harness.timeout(FLEET_TIMEOUT)
 def test_fleet_cache_kill9_of_the_fetching_front(ctx):
-    pg = pg_server()
-    db = pg.create_database(ctx.name)
-    hub = FakeHub(ctx).start()
+    hub, fleet = mirror_fleet(ctx)
     img = ctx.image(layers=1, size=4 << 20, seed=73)
     repo = "library/fleetkill"
     hub.push(img, repo, "v1")
     layer = img["layers"][0]
     hub.throttle(512 << 10)  # about 8 s for the layer: time to kill its fetcher mid-way
-    owner, b, c = mirror_fleet(ctx, pg, db, hub)
+    owner, b, c = fleet.fronts
     out = {}
-    first = threading.Thread(target=get_blob, args=(owner, repo, layer, out, "owner"))
+    first = threading.Thread(target=get_blob, args=(owner.url, repo, layer, out, "owner"))
     first.start()
     wait_for(lambda: hub.log.cdn_gets(layer) == 1, "front0 to start the upstream download", tries=200, interval=0.05)
-    waiters = [threading.Thread(target=get_blob, args=(f, repo, layer, out, f.name)) for f in (b, c)]
+    waiters = [threading.Thread(target=get_blob, args=(fleet.url, repo, layer, out, i, 3)) for i in range(4)]
     for t in waiters:
         t.start()
-    time.sleep(1.0)  # the waiters reach front1 and front2 and park behind front0's lease
+    # The waiters park behind front0's lease: front1 and front2 relay its download.
+    wait_for(lambda: metric(b, "wharf_fleet_remote_waits") + metric(c, "wharf_fleet_remote_waits") >= 2,
+             "the pulls to wait on front0's download", tries=200, interval=0.05)
     owner.kill9()
     first.join(30)
     for t in waiters:
         t.join(240)
-    for f in (b, c):
-        check_eq(out.get(f.name), (200, layer), "the pull through %s after front0 was killed" % f.name)
+    for i in range(4):
+        check_eq(out.get(i), (200, layer), "pull %d through haproxy after front0 was killed" % i)
     check(out.get("owner", (None,))[0] != 200 or out["owner"][1] == layer,
           "front0's own client got a clean error or the right bytes: %r" % (out.get("owner"),))
     check(hub.log.cdn_gets(layer) <= 2, "at most one more upstream download after the kill (%s)" % hub.log.summary())
+    check(fleet.total("wharf_fleet_lease_takeovers_total") >= 1, "a surviving front took the lease over")
