@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "proxy/blob_fetch.hpp"
+#include "src/api/fetch_follower.hpp"
 #include "src/api/inflight_token.hpp"
 #include "src/api/respond.hpp"
 #include "src/util/number.hpp"
@@ -20,21 +21,11 @@ constexpr size_t kPiece = 1 << 20;
 
 
 // Streams one download to one reading front.
-struct InflightSender : std::enable_shared_from_this<InflightSender> {
-  http::ExchangePtr ex;
-  std::shared_ptr<proxy::BlobFetch> fetch;
-  uint64_t listener = 0;
+struct InflightSender : FetchFollower, std::enable_shared_from_this<InflightSender> {
   uint64_t pos = 0;
   bool started = false;
-  bool done = false;
 
-  void detach() {
-    if (done) return;
-    done = true;
-    fetch->remove_listener(listener);
-    ex->on_drain(nullptr);
-    ex->on_close(nullptr);
-  }
+  void drained() { progress(); }
   void progress() {
     if (done) return;
     if (!ex->alive()) return detach();
@@ -63,7 +54,7 @@ struct InflightSender : std::enable_shared_from_this<InflightSender> {
       ex->end_stream();
     }
   }
-  void fail() {
+  void fail(int, const std::string&, const std::string&) {
     if (done) return;
     auto keep = shared_from_this();
     detach();
@@ -113,21 +104,7 @@ void serve_inflight(const config::Config& cfg, proxy::FetchTable* fetches, const
   auto s = std::make_shared<InflightSender>();
   s->ex = ex;
   s->fetch = fetch;
-  std::weak_ptr<InflightSender> weak = s;
-  proxy::FetchListener l;
-  l.on_head = [weak] {
-    if (auto p = weak.lock()) p->progress();
-  };
-  l.on_progress = l.on_head;
-  l.on_fail = [weak](int, const std::string&, const std::string&) {
-    if (auto p = weak.lock()) p->fail();
-  };
-  s->listener = fetch->add_listener(std::move(l));
-  ex->on_drain([weak] {
-    if (auto p = weak.lock()) p->progress();
-  });
-  ex->on_close([s] { s->detach(); });  // keeps the sender alive while the connection is
-  s->progress();
+  follow_fetch(s);
 }
 
 }  // namespace wharf::api

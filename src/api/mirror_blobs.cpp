@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "src/api/context.hpp"
+#include "src/api/fetch_follower.hpp"
 #include "src/api/handlers.hpp"
 #include "src/api/index_call.hpp"
 #include "src/api/mirror.hpp"
@@ -34,22 +35,12 @@ oci::Detail unreachable_detail(const std::string& digest, const std::string& ups
 }
 
 // One client waiting on a shared blob download: sends the bytes as they become available.
-struct BlobWaiter : std::enable_shared_from_this<BlobWaiter> {
-  http::ExchangePtr ex;
-  std::shared_ptr<proxy::BlobFetch> fetch;
+struct BlobWaiter : FetchFollower, std::enable_shared_from_this<BlobWaiter> {
   proxy::Decision decision;
-  uint64_t listener = 0;
   uint64_t pos = 0, end = 0;
   bool started = false;
-  bool done = false;
 
-  void detach() {
-    if (done) return;
-    done = true;
-    fetch->remove_listener(listener);
-    ex->on_drain(nullptr);
-    ex->on_close(nullptr);
-  }
+  void drained() { pump(); }
   // Sends the head once enough is in (see kHeadHold), then the bytes.
   void progress() {
     if (done) return;
@@ -292,21 +283,7 @@ void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decis
     w->done = true;
     return fail(ex, oci::ErrorCode::Unavailable, "cannot start the upstream download: " + fetch->failure(), {}, 503);
   }
-  proxy::FetchListener l;
-  std::weak_ptr<BlobWaiter> weak = w;
-  l.on_head = [w] { w->progress(); };
-  l.on_progress = [weak] {
-    if (auto s = weak.lock()) s->progress();
-  };
-  l.on_fail = [weak](int status, const std::string& body, const std::string& type) {
-    if (auto s = weak.lock()) s->fail(status, body, type);
-  };
-  w->listener = fetch->add_listener(std::move(l));
-  ex->on_drain([weak] {
-    if (auto s = weak.lock()) s->pump();
-  });
-  ex->on_close([w] { w->detach(); });
-  w->progress();
+  follow_fetch(w);
 }
 
 void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred) {

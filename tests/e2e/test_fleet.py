@@ -44,16 +44,21 @@ def _location(resp):
     return loc
 
 
+def _open_session(fleet, repo, seed, size):
+    """`size` random bytes (from `seed`), their digest, and an upload session opened through haproxy:
+    (data, digest, Location, session id)."""
+    data = random.Random(seed).randbytes(size)
+    r = fleet.req("POST", "/v2/%s/blobs/uploads/" % repo)
+    check_eq(r.status, 202, "POST through haproxy (%r)" % r)
+    loc = _location(r)
+    return data, "sha256:" + hashlib.sha256(data).hexdigest(), loc, loc.rsplit("/", 1)[1]
+
+
 @wharf_only(FLEET)
 @timeout(420)
 def test_fleet_chunked_push_moves_between_fronts(ctx):
     fleet = Fleet(ctx).start()
-    data = random.Random(111).randbytes(12 * MiB + 12345)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = fleet.req("POST", "/v2/e2e/chunks/blobs/uploads/")
-    check_eq(r.status, 202, "POST through haproxy (%r)" % r)
-    loc = _location(r)
-    sid = loc.rsplit("/", 1)[1]
+    data, digest, loc, sid = _open_session(fleet, "e2e/chunks", 111, 12 * MiB + 12345)
     step = 1536 * 1024 + 7  # 8 PATCHes, not aligned with the 5 MiB parts: parts and tails continue on other fronts
     offset = 0
     while offset < len(data):
@@ -201,12 +206,7 @@ def _kill_during(fleet, victim, loc, chunk, start):
 @timeout(420)
 def test_fleet_kill9_front_during_push_loses_nothing_acknowledged(ctx):
     fleet = Fleet(ctx).start()
-    data = random.Random(113).randbytes(9 * MiB + 999)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = fleet.req("POST", "/v2/e2e/killed/blobs/uploads/")
-    check_eq(r.status, 202, "POST (%r)" % r)
-    loc = _location(r)
-    sid = loc.rsplit("/", 1)[1]
+    data, digest, loc, sid = _open_session(fleet, "e2e/killed", 113, 9 * MiB + 999)
     # Chunks of 1.5 MiB: the cut request ends before the first 5 MiB part, so the front dies holding bytes
     # only in memory (a front that dies between its claim and its part upload holds the session up for
     # 120 s: docs/fleet.md).

@@ -25,7 +25,7 @@ from fakehub import FakeHub
 from fleet import SECRET, Fleet
 from harness import check, check_eq, free_port, wait_for, wharf_only
 from http_util import request
-from registry import MANIFEST_ACCEPT, to_yaml
+from registry import MANIFEST_ACCEPT
 
 FLEET_TIMEOUT = 300
 
@@ -131,28 +131,12 @@ class MirrorFleet(Fleet):
 
     def __init__(self, ctx, hub):
         self.hub = hub
-        super().__init__(ctx)
+        super().__init__(ctx, extra={"proxy": {"remoteurl": hub.url, "tagfreshness": "600s",
+                                               "upstreams": [{"name": "docker.io", "url": hub.url}]}})
 
     def _front(self, i, chunksize):
-        debug_port = free_port()
-        reg = self.ctx.registry(name="front%d" % i)
-        cfg = {
-            "version": 0.1,
-            "log": {"level": "info", "accesslog": {"disabled": False}},
-            "storage": {"s3": {"region": self.rgw.region, "bucket": self.bucket, "accesskey": self.rgw.access_key,
-                               "secretkey": self.rgw.secret_key, "regionendpoint": self.rgw.endpoint,
-                               "secure": False, "rootdirectory": "/registry", "chunksize": chunksize},
-                        "delete": {"enabled": True},
-                        "redirect": {"disable": True}},
-            "http": {"addr": reg.host, "secret": SECRET,
-                     "debug": {"addr": "127.0.0.1:%d" % debug_port, "prometheus": {"enabled": True, "path": "/metrics"}}},
-            "database": {"dsn": self.pg.dsn(self.db), "poolsize": 4},
-            "proxy": {"remoteurl": self.hub.url, "tagfreshness": "600s",
-                      "upstreams": [{"name": "docker.io", "url": self.hub.url}]},
-        }
-        with open(reg.config_path, "w") as f:
-            f.write(to_yaml(cfg) + "\n")
-        reg.metrics_url = "http://127.0.0.1:%d/metrics" % debug_port
+        reg = super()._front(i, chunksize)
+        reg.metrics_url = reg.debug_url + "/metrics"
         return reg
 
     def holder(self, digest):
