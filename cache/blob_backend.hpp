@@ -107,6 +107,15 @@ using ReadPlan = std::variant<LocalRange, Redirect, std::unique_ptr<ByteStream>>
 // Whether a read may answer with a redirect (storage.redirect.disable: false) or must carry the bytes.
 enum class RedirectPolicy { Allow, Never };
 
+// What the index records of a blob or manifest, as a handler has it after its lookup: the size and, for a
+// blob, the backend its record names (a manifest record names none).
+struct Recorded {
+  uint64_t size = 0;
+  std::optional<Backend> backend;
+  static Recorded of(const BlobRecord& r) { return {.size = r.size, .backend = r.backend}; }
+  static Recorded of(const ManifestRecord& r) { return {.size = r.size, .backend = std::nullopt}; }
+};
+
 // One stored blob, as listed for GC and fsck.
 struct StoredBlob {
   oci::Digest digest;
@@ -159,14 +168,25 @@ class BlobBackend {
   // ---- reads ----
   // True if read_small() and intact() do network I/O: callers on the event loop run them on the work pool.
   virtual bool reads_block() const { return false; }
-  // Size of a stored blob, nullopt if absent.
+  // Size of a stored blob, nullopt if absent. Blocking for a network store (off the event loop).
   virtual std::optional<uint64_t> stat(const oci::Digest&) const = 0;
+  // Size of a blob the index has just recorded (`recorded`: the record's size and, for a blob, the backend
+  // it names; a manifest record names none), nullopt if the store does not hold it. Never blocks: what a
+  // handler on the event loop asks after its index lookup. The filesystem looks at its file; a store whose
+  // records are authoritative (S3: objects are written before their record and removed after it) answers
+  // from the record, so a networked index is never asked again on the loop.
+  virtual std::optional<uint64_t> stat_recorded(const oci::Digest& d, const Recorded& recorded) const {
+    (void)recorded;
+    return stat(d);
+  }
   // Size of a stored blob, nullopt if absent, a message if the store cannot tell now (a network store
   // that fails): what the offline verbs use, so an outage never reads as missing blobs. Blocking.
   virtual std::expected<std::optional<uint64_t>, std::string> stat_checked(const oci::Digest& d) const { return stat(d); }
-  // How to serve bytes [first, first+length) of a stored blob; nullopt if absent, a message if the
-  // store fails. Quick enough for the event loop (an open or a URL signature).
-  virtual std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,
+  // How to serve bytes [first, first+length) of a blob the index recorded as `recorded`; nullopt if the
+  // store does not hold it (as far as it can tell without a round trip: see stat_recorded), a message if
+  // the store fails. Quick enough for the event loop (an open or a URL signature).
+  virtual std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, const Recorded& recorded,
+                                                                   uint64_t first, uint64_t length,
                                                                    RedirectPolicy) const = 0;
   // The whole content of a stored blob of at most `max` bytes; nullopt if absent, larger or unreadable. Blocking.
   virtual std::optional<std::string> read_small(const oci::Digest&, uint64_t max) const = 0;

@@ -428,7 +428,7 @@ int serve(const config::Config& cfg) {
   }
   rt.index = std::move(*index);
   if (cfg.storage_driver == config::StorageDriver::S3) {  // staging stays local, blobs go to the bucket
-    auto s3 = cache::open_s3_store(cfg, base.base, *store, *rt.index);
+    auto s3 = cache::open_s3_store(cfg, base.base, *store);
     if (!s3) {
       spdlog::critical("{}", s3.error());
       return 1;
@@ -619,7 +619,9 @@ int serve(const config::Config& cfg) {
                cfg.delete_enabled ? "enabled" : "disabled");
   spdlog::default_logger()->flush();
   sd_notify(0, "READY=1");
+  util::mark_event_loop_thread(true);
   event_base_dispatch(base.base);
+  util::mark_event_loop_thread(false);
   rt.server.reset();
   rt.debug_server.reset();
   if (rt.mirror) rt.mirror->fetches().flush();  // verified downloads still waiting for their group

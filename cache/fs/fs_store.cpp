@@ -75,8 +75,9 @@ std::optional<uint64_t> FsBlobStore::stat(const oci::Digest& d) const {
 
 int FsBlobStore::open_local(const oci::Digest& d) const { return open_retry(blob_path(d), O_RDONLY | O_CLOEXEC); }
 
-std::expected<std::optional<ReadPlan>, std::string> FsBlobStore::read(const oci::Digest& d, uint64_t first,
-                                                                      uint64_t length, RedirectPolicy) const {
+std::expected<std::optional<ReadPlan>, std::string> FsBlobStore::read(const oci::Digest& d, const Recorded&,
+                                                                      uint64_t first, uint64_t length,
+                                                                      RedirectPolicy) const {
   int fd = open_local(d);
   if (fd < 0) {
     if (errno == ENOENT) return std::nullopt;

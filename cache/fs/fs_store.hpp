@@ -40,7 +40,7 @@ class FsBlobStore final : public BlobBackend {
   std::vector<std::string> prepare(const std::vector<Placement>&) const override;
   std::vector<std::string> place(const std::vector<Placement>&) const override;
   std::optional<uint64_t> stat(const oci::Digest&) const override;
-  std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,
+  std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, const Recorded&, uint64_t first, uint64_t length,
                                                            RedirectPolicy) const override;
   std::optional<std::string> read_small(const oci::Digest&, uint64_t max) const override;
   int open_local(const oci::Digest& d) const override;

@@ -18,7 +18,7 @@ std::string S3Env::probe_bucket() const {
 }
 
 std::expected<std::unique_ptr<S3Env>, std::string> open_s3_store(const config::Config& cfg, event_base* base,
-                                                                 FsBlobStore local, const Index& index) {
+                                                                 FsBlobStore local) {
   auto env = std::make_unique<S3Env>();
   const auto mode = base ? S3Bridge::Mode::Shared : S3Bridge::Mode::Private;
   if (!base) {
@@ -41,7 +41,7 @@ std::expected<std::unique_ptr<S3Env>, std::string> open_s3_store(const config::C
   opts.chunk_size = cfg.s3.chunk_size;
   opts.copy_chunk_size = cfg.s3.multipart_copy_chunk_size;
   opts.copy_threshold = cfg.s3.multipart_copy_threshold;
-  env->store = std::make_unique<S3BlobStore>(std::move(local), *env->bridge, index, opts);
+  env->store = std::make_unique<S3BlobStore>(std::move(local), *env->bridge, opts);
   return env;
 }
 

@@ -32,9 +32,9 @@ struct S3Env {
 };
 
 // Builds the S3 store of `cfg` on `base` (Shared: the server's loop, on this thread) or, with a null
-// `base`, on a private loop the blocking calls run themselves (offline verbs). `local` stages writes;
-// `index` outlives the result. Fails with a message naming the config key.
+// `base`, on a private loop the blocking calls run themselves (offline verbs). `local` stages writes.
+// Fails with a message naming the config key.
 std::expected<std::unique_ptr<S3Env>, std::string> open_s3_store(const config::Config& cfg, event_base* base,
-                                                                 FsBlobStore local, const Index& index);
+                                                                 FsBlobStore local);
 
 }  // namespace wharf::cache

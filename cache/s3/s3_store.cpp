@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <ctime>
+
+#include <spdlog/spdlog.h>
 
 #include "cache/s3/s3_stream.hpp"
 #include "src/util/number.hpp"
@@ -55,8 +58,8 @@ std::optional<oci::Digest> S3BlobStore::digest_of_key(std::string_view key) {
   return d;
 }
 
-S3BlobStore::S3BlobStore(FsBlobStore local, const S3Bridge& bridge, const Index& index, Options opts)
-    : local_(std::move(local)), bridge_(bridge), index_(index), opts_(opts),
+S3BlobStore::S3BlobStore(FsBlobStore local, const S3Bridge& bridge, Options opts)
+    : local_(std::move(local)), bridge_(bridge), opts_(opts),
       uploads_(bridge, std::max(opts.chunk_size, kMinPart)) {
   opts_.chunk_size = std::max(opts_.chunk_size, kMinPart);
   opts_.copy_chunk_size = std::max(opts_.copy_chunk_size, kMinPart);
@@ -147,10 +150,9 @@ std::expected<std::optional<uint64_t>, std::string> S3BlobStore::stat_checked(co
 }
 
 std::optional<uint64_t> S3BlobStore::stat(const oci::Digest& d) const {
-  if (bridge_.on_loop_thread()) {  // the index is authoritative for S3 (see s3_store.hpp)
-    auto txn = index_.read();
-    if (auto rec = index_.blob(txn, d.str()); rec && rec->backend == Backend::S3) return rec->size;
-    if (auto rec = index_.manifest(txn, d.str())) return rec->size;
+  if (bridge_.on_loop_thread()) {  // a HEAD would block every client: the loop asks stat_recorded()
+    assert(!"S3BlobStore::stat on the event loop");
+    spdlog::error("internal error: a blocking S3 stat of {} on the event loop", d.str());
     return std::nullopt;
   }
   auto r = head(blob_key(d));
@@ -158,9 +160,17 @@ std::optional<uint64_t> S3BlobStore::stat(const oci::Digest& d) const {
   return *r;
 }
 
-std::expected<std::optional<ReadPlan>, std::string> S3BlobStore::read(const oci::Digest& d, uint64_t first,
-                                                                      uint64_t length, RedirectPolicy policy) const {
-  if (!stat(d)) return std::optional<ReadPlan>();  // on the loop: the index; elsewhere a HEAD
+std::optional<uint64_t> S3BlobStore::stat_recorded(const oci::Digest&, const Recorded& recorded) const {
+  // A blob recorded in another backend (a store switched to S3 without moving its blobs) is not here.
+  if (recorded.backend && *recorded.backend != Backend::S3) return std::nullopt;
+  return recorded.size;
+}
+
+std::expected<std::optional<ReadPlan>, std::string> S3BlobStore::read(const oci::Digest& d, const Recorded& recorded,
+                                                                      uint64_t first, uint64_t length,
+                                                                      RedirectPolicy policy) const {
+  // The caller just read the blob's record: no round trip to ask the bucket (or the index) again.
+  if (!stat_recorded(d, recorded)) return std::optional<ReadPlan>();
   const std::string key = blob_key(d);
   if (policy == RedirectPolicy::Allow)
     return std::optional<ReadPlan>(Redirect{bridge_.client().presign_get(key, opts_.presign_expiry)});

@@ -21,8 +21,9 @@
 //   An object without an index record is an invisible stray that GC sweeps after its grace.
 // - Reads: with redirects allowed, a presigned GET (20 minutes); otherwise an ObjectStream (s3_stream.hpp):
 //   one GetObject for the range, paused while the client is not taking bytes.
-//   stat() on the loop thread answers from the index (authoritative for S3: objects are written before
-//   their record and deleted only after it is gone); elsewhere it HEADs the object.
+//   The index is authoritative for S3 (objects are written before their record and deleted only after
+//   it is gone): stat_recorded() answers from the record a handler just read, with no round trip, so
+//   nothing on the loop thread asks the bucket or a networked index; stat() HEADs the object (workers).
 // - Blocking calls go through S3Bridge (worker waits for the loop); never on the loop thread.
 #include <chrono>
 #include <map>
@@ -45,8 +46,8 @@ class S3BlobStore final : public BlobBackend {
     uint64_t copy_threshold = 32ull << 20;   // storage.s3.multipartcopythresholdsize: larger copies go by parts
     std::chrono::seconds presign_expiry{1200};
   };
-  // `local` stages writes; `bridge` (and its client) and `index` outlive the store.
-  S3BlobStore(FsBlobStore local, const S3Bridge& bridge, const Index& index, Options opts);
+  // `local` stages writes; `bridge` (and its client) outlives the store.
+  S3BlobStore(FsBlobStore local, const S3Bridge& bridge, Options opts);
 
   // The object key (relative to storage.s3.rootdirectory) of blob `d`.
   static std::string blob_key(const oci::Digest& d);
@@ -78,8 +79,9 @@ class S3BlobStore final : public BlobBackend {
   size_t abort_stale_under(const std::string& prefix, int64_t older_than) const;
   std::vector<std::string> place(const std::vector<Placement>&) const override;
   std::optional<uint64_t> stat(const oci::Digest&) const override;
+  std::optional<uint64_t> stat_recorded(const oci::Digest& d, const Recorded& recorded) const override;
   std::expected<std::optional<uint64_t>, std::string> stat_checked(const oci::Digest& d) const override;
-  std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, uint64_t first, uint64_t length,
+  std::expected<std::optional<ReadPlan>, std::string> read(const oci::Digest&, const Recorded&, uint64_t first, uint64_t length,
                                                            RedirectPolicy) const override;
   std::optional<std::string> read_small(const oci::Digest&, uint64_t max) const override;
   int open_local(const oci::Digest&) const override { return -1; }
@@ -115,7 +117,6 @@ class S3BlobStore final : public BlobBackend {
 
   FsBlobStore local_;
   const S3Bridge& bridge_;
-  const Index& index_;
   Options opts_;
   S3Uploads uploads_;
   mutable std::mutex temp_mu_;

@@ -79,39 +79,39 @@ void serve_plan(const http::ExchangePtr& ex, http::Response res, cache::ReadPlan
 
 namespace {
 void answer_blob(Context& ctx, const http::ExchangePtr& ex, const oci::Digest& digest, const std::string& dstr,
-                 uint64_t size, const char* cache_status);
+                 const cache::Recorded& recorded, const char* cache_status);
 }  // namespace
 
 void get_blob(Context& ctx, const http::ExchangePtr& ex, const Route& r, const char* cache_status) {
   auto digest = oci::parse_digest(r.ref);
   if (!digest) return fail(ex, oci::ErrorCode::DigestInvalid, "invalid digest '" + r.ref + "'");
   auto lookup = [](const cache::Index& index, const std::string& repo, const std::string& dstr, const oci::Digest&) {
-    std::optional<uint64_t> size;
+    std::optional<cache::Recorded> found;
     auto txn = index.read();
     if (index.blob_linked(txn, repo, dstr)) {
-      if (auto rec = index.blob(txn, dstr)) size = rec->size;
+      if (auto rec = index.blob(txn, dstr)) found = cache::Recorded::of(*rec);
     } else if (index.manifest_in_repo(txn, repo, dstr)) {
-      if (auto rec = index.manifest(txn, dstr)) size = rec->size;
+      if (auto rec = index.manifest(txn, dstr)) found = cache::Recorded::of(*rec);
     }
-    return size;
+    return found;
   };
   index_call(
       ctx.index, ctx.pool, ex, lookup,
-      [&ctx, ex, cache_status](std::optional<uint64_t> size, const std::string&, const std::string& dstr,
+      [&ctx, ex, cache_status](std::optional<cache::Recorded> found, const std::string&, const std::string& dstr,
                                const oci::Digest& d) {
-        if (!size) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}});
-        answer_blob(ctx, ex, d, dstr, *size, cache_status);
+        if (!found) return fail(ex, oci::ErrorCode::BlobUnknown, {}, oci::Detail{{"digest", dstr}});
+        answer_blob(ctx, ex, d, dstr, *found, cache_status);
       },
       r.name, digest->str(), *digest);
 }
 
 namespace {
 
-// Answers a blob GET/HEAD once the index gave its size.
+// Answers a blob GET/HEAD once the index gave its record.
 void answer_blob(Context& ctx, const http::ExchangePtr& ex, const oci::Digest& dg, const std::string& dstr,
-                 uint64_t blob_size, const char* cache_status) {
+                 const cache::Recorded& recorded, const char* cache_status) {
   const auto* digest = &dg;
-  const std::optional<uint64_t> size = blob_size;
+  const std::optional<uint64_t> size = recorded.size;
   const auto& req = ex->req();
   const bool head = req.method == "HEAD";
   http::Response res(200);
@@ -143,13 +143,15 @@ void answer_blob(Context& ctx, const http::ExchangePtr& ex, const oci::Digest& d
   auto cached = *size <= SmallCache::kMaxItem ? ctx.small.get(dstr) : nullptr;
   if (!cached && *size > SmallCache::kMaxItem) {
     const auto policy = ctx.cfg.redirect_disabled ? cache::RedirectPolicy::Never : cache::RedirectPolicy::Allow;
-    auto plan = ctx.store.read(*digest, first, length, policy);
+    auto plan = ctx.store.read(*digest, recorded, first, length, policy);
     if (!plan) return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr + ": " + plan.error());
     if (!*plan) return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
     if (std::holds_alternative<std::unique_ptr<cache::ByteStream>>(**plan)) res.content_length = length;
     return serve_plan(ex, std::move(res), std::move(**plan), dstr);
   }
   if (!cached && ctx.store.reads_block()) {  // an object store: fetch on a worker, then answer from memory
+    if (!ctx.store.stat_recorded(*digest, recorded))
+      return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
     auto bytes = std::make_shared<std::optional<std::string>>();
     auto shared_res = std::make_shared<http::Response>(std::move(res));
     return ctx.pool.submit([&ctx, d = *digest, bytes] { *bytes = ctx.store.read_small(d, SmallCache::kMaxItem); },
@@ -164,7 +166,7 @@ void answer_blob(Context& ctx, const http::ExchangePtr& ex, const oci::Digest& d
   if (!cached) {
     auto bytes = ctx.store.read_small(*digest, SmallCache::kMaxItem);
     if (!bytes) {
-      if (!ctx.store.stat(*digest))
+      if (!ctx.store.stat_recorded(*digest, recorded))
         return fail(ex, oci::ErrorCode::BlobUnknown, "blob data missing from the store", oci::Detail{{"digest", dstr}});
       return fail(ex, oci::ErrorCode::Unavailable, "cannot read blob " + dstr);
     }

@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "cache/index.hpp"
 #include "src/api/respond.hpp"
 #include "src/http/server.hpp"
@@ -96,7 +98,12 @@ void index_call(cache::Index& index, util::WorkPool& pool, const http::ExchangeP
       [ex, done](auto r, const Args&... a) mutable {
         if (!ex->alive() || ex->responded()) return;  // the client went away (or was answered) meanwhile
         if (!r) return fail_index(ex, r.error());
-        done(std::move(*r), a...);
+        try {  // as the request handler's own call: a failure that escapes `done` is this request's 503
+          done(std::move(*r), a...);
+        } catch (const std::exception& e) {
+          spdlog::error("{} {}: {}", ex->req().method, ex->req().path, e.what());
+          if (ex->alive() && !ex->responded()) fail_index(ex, "the index is unavailable, retry later");
+        }
       },
       args...);
 }

@@ -251,7 +251,7 @@ void answer_manifest(Context& ctx, const http::ExchangePtr& ex, const Route& r, 
     res.body = *cached;
     return ex->respond(std::move(res));
   }
-  if (!ctx.store.stat(*d))
+  if (!ctx.store.stat_recorded(*d, cache::Recorded::of(*rec)))
     return fail(ex, oci::ErrorCode::ManifestUnknown, "manifest data missing from the store", digest_detail(dstr));
   auto answer = [&ctx, ex, dstr, d = *d](http::Response res, std::optional<std::string> bytes) {
     if (!bytes) return fail(ex, oci::ErrorCode::Unavailable, "cannot read manifest " + dstr);

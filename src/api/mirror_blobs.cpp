@@ -204,7 +204,7 @@ void Mirror::get_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decisio
                        const std::string& ds, const proxy::Credential& who) {
         // Stored for another repository: link it here too and serve it. Not for a HEAD on a name that may
         // be a push target (see above): linking would make the name an upstream's and refuse the push.
-        if (rec && (!head || dec.explicit_upstream) && ctx_.store.stat(dg)) {
+        if (rec && (!head || dec.explicit_upstream) && ctx_.store.stat_recorded(dg, cache::Recorded::of(*rec))) {
           std::string repo = dec.cache_repo;
           uint64_t size = rec->size;
           auto* index = &ctx_.index;
@@ -289,15 +289,18 @@ void Mirror::fetch_unlinked_blob(const http::ExchangePtr& ex, const proxy::Decis
 void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descriptor>& blobs, const proxy::Credential& cred) {
   auto* up = upstream(d.upstream);
   if (!up || up->backing_off() || blobs.empty()) return;
-  // Which blobs have a record (stored for some repository): read where the index may block. With a
-  // shared index, a blob without one is prefetched only by the front that takes the fleet's lease on it
-  // (fleet_prefetch_claims); the others' clients wait on that front's download.
-  auto recorded = [owner = owner_](cache::Index& index, const std::vector<oci::Descriptor>& list,
-                                   const proxy::Decision&, const proxy::Credential&) {
+  // Which blobs are stored (recorded for some repository, and in the store): read where the index may
+  // block. With a shared index, a blob without one is prefetched only by the front that takes the fleet's
+  // lease on it (fleet_prefetch_claims); the others' clients wait on that front's download.
+  auto recorded = [owner = owner_, store = &ctx_.store](cache::Index& index, const std::vector<oci::Descriptor>& list,
+                                                       const proxy::Decision&, const proxy::Credential&) {
     std::vector<bool> out;
     {
       auto txn = index.read();
-      for (const auto& b : list) out.push_back(index.blob(txn, b.digest.str()).has_value());
+      for (const auto& b : list) {
+        auto rec = index.blob(txn, b.digest.str());
+        out.push_back(rec && store->stat_recorded(b.digest, cache::Recorded::of(*rec)));
+      }
     }
     if (index.blocks()) fleet_prefetch_claims(index, owner, list, out);
     return out;
@@ -314,7 +317,7 @@ void Mirror::prefetch(const proxy::Decision& d, const std::vector<oci::Descripto
         for (size_t i = 0; i < list.size(); ++i) {
           const auto& b = list[i];
           if (fetches_->in_flight(b.digest) || fetches_->known_bad(b.digest)) continue;
-          if ((*known)[i] && (fleet || ctx_.store.stat(b.digest))) continue;  // stored, or another front's lease
+          if ((*known)[i]) continue;  // stored, or another front's lease
           // Held here: downloaded by this front just now (published after the record was read), or failing.
           if (fleet && fleet_held_.count(b.digest.str())) continue;
           ++stats_.prefetched;

@@ -161,13 +161,13 @@ void Mirror::fleet_recheck(const http::ExchangePtr& ex, const proxy::Decision& d
   if (!ex->alive() || ex->responded()) return;
   auto lookup = [](const cache::Index& index, const std::string& ds) {
     auto txn = index.read();
-    return index.blob(txn, ds).has_value();
+    return index.blob(txn, ds);
   };
   index_call(
       ctx_.index, ctx_.pool, ex, lookup,
-      [this, ex, d, dig, cred, wait](bool published, const std::string&) {
+      [this, ex, d, dig, cred, wait](std::optional<cache::BlobRecord> published, const std::string&) {
         // Published by the holder: serve it from the store (get_unlinked_blob links it to this repository).
-        if (published && ctx_.store.stat(dig)) {
+        if (published && ctx_.store.stat_recorded(dig, cache::Recorded::of(*published))) {
           if (wait.mark) ++fleet_->served_published;
           return get_unlinked_blob(ex, d, dig, cred);
         }

@@ -333,7 +333,7 @@ namespace {
 // repository): links it on a worker and answers 201, or opens a normal upload session (202).
 void mount_blob(Context& ctx, const http::ExchangePtr& ex, const std::string& repo, const oci::Digest& digest,
                 const std::string& dstr, const std::optional<cache::BlobRecord>& rec) {
-  if (!rec || !ctx.store.stat(digest)) return open_session(ctx, ex, repo);
+  if (!rec || !ctx.store.stat_recorded(digest, cache::Recorded::of(*rec))) return open_session(ctx, ex, repo);
   auto err = std::make_shared<std::string>();
   uint64_t size = rec->size;
   auto origin = rec->origin;

@@ -31,7 +31,7 @@ struct Stores {
 // names the bucket or the config key.
 inline std::expected<void, std::string> attach_s3(const config::Config& cfg, Stores& stores) {
   if (cfg.storage_driver != config::StorageDriver::S3) return {};
-  auto env = cache::open_s3_store(cfg, nullptr, *stores.store, *stores.index);
+  auto env = cache::open_s3_store(cfg, nullptr, *stores.store);
   if (!env) return std::unexpected(env.error());
   if (auto why = (*env)->probe_bucket(); !why.empty()) return std::unexpected("storage.s3: " + why);
   stores.s3 = std::move(*env);

@@ -3,7 +3,20 @@
 #include <event2/event.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <exception>
+#include <thread>
+
 namespace wharf::util {
+
+namespace {
+std::atomic<std::thread::id> g_loop_thread{};
+}  // namespace
+
+void mark_event_loop_thread(bool running) {
+  g_loop_thread.store(running ? std::this_thread::get_id() : std::thread::id());
+}
+bool on_event_loop_thread() { return g_loop_thread.load() == std::this_thread::get_id(); }
 
 WorkPool::WorkPool(event_base* base, unsigned threads, size_t max_queued) : max_queued_(max_queued) {
   notify_ = event_new(base, -1, 0, &WorkPool::on_notify, this);
@@ -77,7 +90,18 @@ void WorkPool::drain_completions() {
     std::lock_guard lock(mu_);
     ready.swap(completions_);
   }
-  for (auto& f : ready) f();
+  for (auto& f : ready) {
+    // A completion runs on the loop under libevent's C callback: an exception leaving it would end the
+    // process (every client's). Handlers answer their own failures; one that escapes is a bug: logged, and
+    // the loop goes on.
+    try {
+      f();
+    } catch (const std::exception& e) {
+      spdlog::error("internal error: a work completion threw on the event loop: {}", e.what());
+    } catch (...) {
+      spdlog::error("internal error: a work completion threw on the event loop");
+    }
+  }
 }
 
 }  // namespace wharf::util

@@ -13,6 +13,11 @@ struct event;
 
 namespace wharf::util {
 
+// The thread that runs the server's event loop, where nothing may block: serve() marks it while the loop
+// runs, and blocking backends (a networked index) check that they are not called on it.
+void mark_event_loop_thread(bool running);
+bool on_event_loop_thread();
+
 class WorkPool {
  public:
   // Starts `threads` workers; completions are delivered on `base` (libevent must be thread-enabled).
@@ -22,7 +27,8 @@ class WorkPool {
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
 
-  // Runs `work` on a worker, then `done` on the loop thread. Never throws; exceptions in `work` are logged.
+  // Runs `work` on a worker, then `done` on the loop thread. Never throws; exceptions in `work`
+  // or `done` are logged (and do not reach the loop).
   void submit(std::function<void()> work, std::function<void()> done);
   // As submit, but refuses (returns false, runs nothing) when `max_queued` jobs already wait or after shutdown.
   bool try_submit(std::function<void()> work, std::function<void()> done);

@@ -244,6 +244,7 @@ class Context:
         self.name = name
         self.dir = directory
         self.procs = []
+        self.servers = []  # (proc, log name) of each wharf this test started: checked when it ends
         self.cleanups = []  # callables run (last first) before processes are stopped
         self.final_cleanups = []  # callables run (last first) after processes are stopped
 
@@ -280,16 +281,39 @@ class Context:
             log.close()
         _LIVE[proc.pid] = proc
         self.procs.append(proc)
+        if SERVER_KIND == "wharf" and cmd[0] == SERVER_BIN:
+            self.servers.append((proc, log_name))
         return proc
 
+    def server_faults(self):
+        """What went wrong inside the wharf servers of this test whatever the test checked: one that died of
+        a signal nobody sent it (a crash: SIGKILL is a test's own kill -9), or a log line naming an internal
+        error (a bug wharf caught itself). Call before the processes are stopped."""
+        faults = []
+        sent = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        for proc, log_name in self.servers:
+            rc = proc.poll()
+            if rc is not None and rc < 0 and -rc not in sent:
+                faults.append("%s died of %s during the test" % (log_name, signal.Signals(-rc).name))
+            try:
+                with open(self.path(log_name + ".log"), errors="replace") as f:
+                    bad = [line.strip() for line in f if "internal error:" in line]
+            except FileNotFoundError:
+                bad = []
+            if bad:
+                faults.append("%s logged %d internal error(s), first: %s" % (log_name, len(bad), bad[0][:300]))
+        return faults
+
     def close(self):
-        """Runs cleanups, then stops every process this test started, newest first."""
+        """Runs cleanups, then stops every process this test started, newest first; fails (after stopping
+        everything) if a wharf server crashed or logged an internal error meanwhile."""
         errors = []
         for fn in reversed(self.cleanups):
             try:
                 fn()
             except Exception as exc:  # noqa: BLE001 - keep cleaning up
                 errors.append(exc)
+        faults = self.server_faults()
         for proc in reversed(self.procs):
             try:
                 stop_process(proc)
@@ -300,6 +324,8 @@ class Context:
                 fn()
             except Exception as exc:  # noqa: BLE001 - keep cleaning up
                 errors.append(exc)
+        if faults:
+            raise TestFailure("; ".join(faults))
         if errors:
             raise errors[0]
 

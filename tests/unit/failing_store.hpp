@@ -39,9 +39,13 @@ class FailingStore final : public cache::BlobBackend {
     if (down) return std::unexpected(std::string("HeadObject: connection refused"));
     return real_.stat_checked(d);
   }
-  std::expected<std::optional<cache::ReadPlan>, std::string> read(const oci::Digest& d, uint64_t first, uint64_t length,
+  std::optional<uint64_t> stat_recorded(const oci::Digest& d, const cache::Recorded& r) const override {
+    return down ? std::nullopt : real_.stat_recorded(d, r);
+  }
+  std::expected<std::optional<cache::ReadPlan>, std::string> read(const oci::Digest& d, const cache::Recorded& r,
+                                                                   uint64_t first, uint64_t length,
                                                                    cache::RedirectPolicy p) const override {
-    return real_.read(d, first, length, p);
+    return real_.read(d, r, first, length, p);
   }
   std::optional<std::string> read_small(const oci::Digest& d, uint64_t max) const override {
     return real_.read_small(d, max);

@@ -17,7 +17,6 @@
 
 #include "cache/blob_backend.hpp"
 #include "cache/fs/fs_store.hpp"
-#include "cache/index_lmdb.hpp"
 #include "cache/s3/s3_env.hpp"
 #include "src/oci/digest.hpp"
 
@@ -61,12 +60,11 @@ std::string env_or_empty(const char* name) {
 }
 
 // The S3 store against a live bucket (tests/e2e/test_s3.py runs this file with WHARF_TEST_S3_* set), on a
-// private event loop, each fixture under a fresh key prefix; staging and the index in a scratch directory.
+// private event loop, each fixture under a fresh key prefix; staging in a scratch directory.
 std::unique_ptr<Fixture> make_s3() {
   auto f = make_fs();
   auto* fs = dynamic_cast<FsBlobStore*>(f->backend.get());
   REQUIRE(fs != nullptr);
-  const std::filesystem::path dir = fs->root();
   wharf::config::Config cfg;
   cfg.storage_driver = wharf::config::StorageDriver::S3;
   cfg.s3.region = "us-east-1";
@@ -75,15 +73,11 @@ std::unique_ptr<Fixture> make_s3() {
   cfg.s3.secret_key = env_or_empty("WHARF_TEST_S3_SECRET_KEY");
   cfg.s3.region_endpoint = env_or_empty("WHARF_TEST_S3_ENDPOINT");
   cfg.s3.root_directory = "/contract-" + std::to_string(std::random_device{}());
-  auto index = LmdbIndex::open(dir / "index");
-  REQUIRE(index.has_value());
   struct S3Fixture : Fixture {
-    std::unique_ptr<Index> index;
     std::unique_ptr<S3Env> env;
   };
   auto s = std::make_unique<S3Fixture>();
-  s->index = std::move(*index);
-  auto env = open_s3_store(cfg, nullptr, *fs, *s->index);
+  auto env = open_s3_store(cfg, nullptr, *fs);
   REQUIRE_MESSAGE(env.has_value(), env.error());
   s->env = std::move(*env);
   s->backend = std::move(s->env->store);  // destroyed after the env (base Fixture member): it holds no handle
@@ -254,14 +248,40 @@ TEST_CASE("BlobBackend: ranged reads serve exactly the bytes asked for") {
     const Digest d = digest_of(kContent);
     REQUIRE(publish(b, write_staged(b, kContent), d) == "");
     for (auto [first, length] : {std::pair<uint64_t, uint64_t>{0, kContent.size()}, {4, 5}, {kContent.size() - 1, 1}}) {
-      auto plan = b.read(d, first, length, RedirectPolicy::Never);
+      auto plan = b.read(d, Recorded{.size = kContent.size(), .backend = b.kind()}, first, length, RedirectPolicy::Never);
       REQUIRE(plan.has_value());
       REQUIRE(plan->has_value());
       CHECK(drain(f, std::move(**plan)) == kContent.substr(size_t(first), size_t(length)));
     }
-    auto absent = b.read(digest_of("absent"), 0, 1, RedirectPolicy::Never);
+    // Not held: an absent file (the filesystem looks), or a record naming another backend (S3 trusts
+    // its records and asks nothing).
+    const Backend other = b.kind() == Backend::S3 ? Backend::Filesystem : Backend::S3;
+    auto absent = b.read(digest_of("absent"), Recorded{.size = 1, .backend = other}, 0, 1, RedirectPolicy::Never);
     REQUIRE(absent.has_value());
     CHECK_FALSE(absent->has_value());
+  });
+}
+
+TEST_CASE("BlobBackend: stat_recorded answers without asking a networked index or the bucket") {
+  for_each_backend([](Fixture& f) {
+    auto& b = *f.backend;
+    const Digest d = digest_of(kContent);
+    REQUIRE(publish(b, write_staged(b, kContent), d) == "");
+    CHECK(b.stat_recorded(d, Recorded{.size = kContent.size(), .backend = b.kind()}) == kContent.size());
+    CHECK(b.stat_recorded(d, Recorded::of(ManifestRecord{.media_type = "m", .size = kContent.size(), .blobs = {},
+                                                              .children = {}, .subject = {}, .artifact_type = {},
+                                                              .annotations_json = {}, .origin = {}, .created = 0})) ==
+          kContent.size());
+    const Backend other = b.kind() == Backend::S3 ? Backend::Filesystem : Backend::S3;
+    if (b.kind() == Backend::S3) {
+      // The record decides: another backend's record is not here, this one's is (no HEAD was made).
+      CHECK_FALSE(b.stat_recorded(d, Recorded{.size = kContent.size(), .backend = other}));
+      CHECK(b.stat_recorded(digest_of("never written"), Recorded{.size = 7, .backend = Backend::S3}) == 7u);
+    } else {
+      // The file decides.
+      CHECK(b.stat_recorded(d, Recorded{.size = 1, .backend = other}) == kContent.size());
+      CHECK_FALSE(b.stat_recorded(digest_of("never written"), Recorded{.size = 7, .backend = Backend::Filesystem}));
+    }
   });
 }
 
