@@ -226,13 +226,17 @@ void measure_store(Runtime& r) {
   r.pool->submit(
       [rp] {
         uint64_t proxied = 0, in_bucket = 0, blobs = 0;
-        {
+        try {
           auto txn = rp->index->read();
           for (const auto& [digest, rec] : rp->index->all_blobs(txn)) {
             ++blobs;
             if (rec.origin == cache::Origin::Proxied) proxied += rec.size;
             if (rec.backend == cache::Backend::S3) in_bucket += rec.size;
           }
+        } catch (const std::exception& e) {  // the database is away: keep the last figures, measure next time
+          spdlog::warn("store size not measured: {}", e.what());
+          rp->measuring = false;
+          return;
         }
         rp->store_bytes = rp->s3 ? in_bucket : disk_usage(rp->local->root() / "blobs");
         rp->cache_bytes = proxied;
