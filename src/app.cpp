@@ -29,6 +29,7 @@
 #include "src/api/context.hpp"
 #include "src/preflight.hpp"
 #include "src/api/handlers.hpp"
+#include "src/api/index_call.hpp"
 #include "src/api/metrics.hpp"
 #include "src/ui/ui.hpp"
 #include "src/api/respond.hpp"
@@ -535,8 +536,7 @@ int serve(const config::Config& cfg) {
           if (rtp->ui && rtp->ui->owns(ex->req().path)) return rtp->ui->handle(ex);
           registry->handle(ex);
         } catch (const std::exception& e) {  // an index that cannot answer (database.dsn: server gone) throws
-          spdlog::error("{} {}: {}", ex->req().method, ex->req().path, e.what());
-          if (!ex->responded()) api::fail(ex, oci::ErrorCode::Unavailable, "the index is unavailable, retry later");
+          api::fail_escaped(ex, e);
         }
       },
       [access_log, rtp](const http::Request& req, int status, uint64_t bytes, double secs, const std::string& cache) {

@@ -1,11 +1,7 @@
 // libpq owners, the statement runner and the connection pool of the PostgreSQL index.
 #include "cache/pg/pg_conn.hpp"
 
-#include <atomic>
-#include <cassert>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "src/util/number.hpp"
 #include "src/util/work_pool.hpp"
@@ -124,11 +120,7 @@ void Pool::give_back(Conn c) noexcept {
 Pool::Lease Pool::acquire(std::optional<std::chrono::milliseconds> wait) {
   // Every statement waits on the network: on the event loop it would stall every client (and an outage's
   // error would surface where nothing answers it). Handlers reach the index through index_call.
-  if (util::on_event_loop_thread()) {
-    static std::atomic<int> reported{0};
-    if (reported.fetch_add(1) < 10) spdlog::error("internal error: a PostgreSQL call on the event loop");
-    assert(!"a PostgreSQL call on the event loop");
-  }
+  (void)util::blocking_on_event_loop("PostgreSQL call");
   const auto patience = wait.value_or(wait_);
   std::unique_lock lk(mu_);
   const auto deadline = std::chrono::steady_clock::now() + patience;

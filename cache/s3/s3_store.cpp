@@ -6,13 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cassert>
 #include <ctime>
-
-#include <spdlog/spdlog.h>
 
 #include "cache/s3/s3_stream.hpp"
 #include "src/util/number.hpp"
+#include "src/util/work_pool.hpp"
 
 namespace wharf::cache {
 namespace {
@@ -150,11 +148,8 @@ std::expected<std::optional<uint64_t>, std::string> S3BlobStore::stat_checked(co
 }
 
 std::optional<uint64_t> S3BlobStore::stat(const oci::Digest& d) const {
-  if (bridge_.on_loop_thread()) {  // a HEAD would block every client: the loop asks stat_recorded()
-    assert(!"S3BlobStore::stat on the event loop");
-    spdlog::error("internal error: a blocking S3 stat of {} on the event loop", d.str());
-    return std::nullopt;
-  }
+  // A HEAD would block every client: the loop asks stat_recorded().
+  if (util::blocking_on_event_loop("S3 stat")) return std::nullopt;
   auto r = head(blob_key(d));
   if (!r) return std::nullopt;
   return *r;

@@ -83,6 +83,13 @@ inline void fail_index(const http::ExchangePtr& ex, const std::string& error) {
   fail(ex, oci::ErrorCode::Unavailable, error);
 }
 
+// Logs `e`, which escaped a handler of `ex` (an index that cannot answer throws), and answers 503 if nothing
+// was answered yet.
+inline void fail_escaped(const http::ExchangePtr& ex, const std::exception& e) {
+  spdlog::error("{} {}: {}", ex->req().method, ex->req().path, e.what());
+  if (ex->alive() && !ex->responded()) fail_index(ex, "the index is unavailable, retry later");
+}
+
 // run_index for a request: `done(U, args...)` runs on the loop only while `ex`'s client is still there
 // and unanswered; an index failure answers 503 UNAVAILABLE on `ex` instead of calling `done`.
 template <class Read, class Done, class... Args>
@@ -101,8 +108,7 @@ void index_call(cache::Index& index, util::WorkPool& pool, const http::ExchangeP
         try {  // as the request handler's own call: a failure that escapes `done` is this request's 503
           done(std::move(*r), a...);
         } catch (const std::exception& e) {
-          spdlog::error("{} {}: {}", ex->req().method, ex->req().path, e.what());
-          if (ex->alive() && !ex->responded()) fail_index(ex, "the index is unavailable, retry later");
+          fail_escaped(ex, e);
         }
       },
       args...);

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cassert>
 #include <exception>
 #include <thread>
 
@@ -17,6 +18,14 @@ void mark_event_loop_thread(bool running) {
   g_loop_thread.store(running ? std::this_thread::get_id() : std::thread::id());
 }
 bool on_event_loop_thread() { return g_loop_thread.load() == std::this_thread::get_id(); }
+
+bool blocking_on_event_loop(const char* what) {
+  if (!on_event_loop_thread()) return false;
+  static std::atomic<int> reported{0};  // a bug repeats per request: the first few say it
+  if (reported.fetch_add(1) < 10) spdlog::error("internal error: a blocking {} on the event loop", what);
+  assert(!"a blocking call on the event loop");
+  return true;
+}
 
 WorkPool::WorkPool(event_base* base, unsigned threads, size_t max_queued) : max_queued_(max_queued) {
   notify_ = event_new(base, -1, 0, &WorkPool::on_notify, this);

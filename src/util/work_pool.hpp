@@ -17,6 +17,9 @@ namespace wharf::util {
 // runs, and blocking backends (a networked index) check that they are not called on it.
 void mark_event_loop_thread(bool running);
 bool on_event_loop_thread();
+// True (after reporting an internal error naming `what`: logged, an assertion in debug builds) when called
+// on the event loop thread; for blocking calls to refuse or flag there.
+bool blocking_on_event_loop(const char* what);
 
 class WorkPool {
  public:
